@@ -1,0 +1,179 @@
+"""kmatrix's command line: `kmatrix SUBCOMMAND ...` (also `python -m harness`).
+
+Exit statuses: 0 all passed, 1 the kernel failed (a combination's verdict), 2 bad input
+(matrix, arguments, a log that cannot be judged), 3 infrastructure (Docker, disk, timeouts),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .verdict import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, InputError, KmatrixError,
+                      exit_status_for)
+
+DEFAULT_MATRIX = Path("matrix.yaml")
+DEFAULT_RESULTS = Path("results")
+
+
+def _matrix_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("matrix", nargs="?", type=Path, default=DEFAULT_MATRIX,
+                   help="the matrix file (default: ./matrix.yaml)")
+    p.add_argument("--kernel", help="kernel source to use instead of the matrix's kernel.source: "
+                   "a tree (e.g. a git checkout), a tarball, or `debian`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kmatrix", description="Kernel-config build matrix: prove requested CONFIG_ values "
+        "survive Kconfig, the kernel builds, the expected kernel/module/ objects link, and the "
+        "dups code boots and behaves.",
+        epilog="exit status: 0 pass, 1 kernel failure, 2 bad input, 3 infrastructure problem, "
+        "130 interrupted")
+    parser.add_argument("--version", action="version", version=f"kmatrix {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the matrix: config, build, link check (and boots)")
+    _matrix_arg(run)
+    run.add_argument("--only", action="append", default=[], metavar="ID",
+                     help="run only this combination (repeatable)")
+    run.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                     help="results directory (default: ./results)")
+    run.add_argument("--workers", type=int, help="combinations built in parallel")
+    run.add_argument("--jobs", type=int, help="make -j for each combination")
+    run.add_argument("--oversubscribe", action="store_true",
+                     help="allow workers x jobs to exceed the cores")
+    run.add_argument("--pristine", action="store_true",
+                     help="build every combination from scratch (no warm trees, no ccache)")
+    run.add_argument("--no-ccache", dest="ccache", action="store_false",
+                     help="do not use the shared compiler cache")
+    run.add_argument("--no-boot", dest="boot", action="store_false",
+                     help="skip the QEMU boots of combinations that ask for one")
+    run.add_argument("pytest_args", nargs="*", default=[],
+                     help="after --: extra pytest arguments (e.g. -- -k dups)")
+
+    val = sub.add_parser("validate", help="check the matrix against the kernel tree, build nothing")
+    _matrix_arg(val)
+    lst = sub.add_parser("list", help="list the matrix's combinations and their values")
+    _matrix_arg(lst)
+
+    exp = sub.add_parser("expect-map", help="print an `expect:` map generated from a tree's "
+                         "Kbuild Makefile")
+    exp.add_argument("--kernel", default="debian", help="kernel tree, tarball or `debian`")
+    exp.add_argument("--dir", default="kernel/module/", help="directory (default kernel/module/)")
+
+    sub.add_parser("image", help="build the builder image (once; reused afterwards)")
+
+    summ = sub.add_parser("summary", help="print the summary table of a run")
+    summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    try:
+        return COMMANDS[args.command](args)
+    except KmatrixError as exc:
+        print(f"kmatrix: error: {exc.message}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("kmatrix: interrupted: finished records are kept; rerun to complete", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import pytest
+
+    from . import session
+
+    opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
+                           only=tuple(args.only), workers=args.workers, jobs=args.jobs,
+                           pristine=args.pristine, ccache=args.ccache, boot=args.boot,
+                           oversubscribe=args.oversubscribe)
+    settings, matrix = session.prepare_run(opts)
+    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+                   "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
+                   "--rootdir", str(matrix.path.parent), "-c", os.devnull]
+    if settings.workers > 1:
+        pytest_argv += ["-n", str(settings.workers), "--dist", "load"]
+    pytest_argv += args.pytest_args
+    code = pytest.main(pytest_argv)
+    records = session.finish_run(settings)
+    from .results import summary_text
+
+    print()
+    print(summary_text(records))
+    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    if code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if not records:
+        raise InputError("no combination ran: check --only and the -k expression")
+    return exit_status_for([r.verdict_enum for r in records])
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import session
+
+    matrix, tree, _ = session.load_checked(session.Options(matrix=args.matrix,
+                                                           results=DEFAULT_RESULTS,
+                                                           kernel=args.kernel))
+    print(f"{matrix.path}: valid: {len(matrix.combinations)} combinations against Linux "
+          f"{tree.version} ({tree.origin})")
+    return EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import matrix as matrixmod
+
+    matrix = matrixmod.load_matrix(args.matrix)
+    for combo in matrix.combinations:
+        values = " ".join(f"{s}={v}" for s, v in combo.values)
+        boot = f"  [boot{': ' + combo.boot.cmdline if combo.boot and combo.boot.cmdline else ''}]" \
+            if combo.boot else ""
+        print(f"{combo.id}  {values}{boot}")
+    return EXIT_OK
+
+
+def cmd_expect_map(args: argparse.Namespace) -> int:
+    from . import makefile, source
+
+    tree = source.resolve(args.kernel)
+    directory = args.dir if args.dir.endswith("/") else args.dir + "/"
+    mk = tree.path / directory / "Makefile"
+    if not mk.is_file():
+        raise InputError(f"{mk} does not exist: pass --dir with a directory that has a Makefile")
+    rules = makefile.parse_object_rules(mk.read_text())
+    print(f"# generated by `kmatrix expect-map` from {mk} (Linux {tree.version})")
+    print(makefile.render_expect_yaml(directory, makefile.expect_map(rules)), end="")
+    return EXIT_OK
+
+
+def cmd_image(args: argparse.Namespace) -> int:
+    from . import image, source
+    from .container import connect
+
+    tag = image.ensure_image(connect(), image.read_spec(), source.cache_root())
+    print(tag)
+    return EXIT_OK
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    from . import results
+
+    records = results.read_records(args.run_dir)
+    if not records:
+        raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
+    print(results.summary_text(records))
+    return exit_status_for([r.verdict_enum for r in records])
+
+
+COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
+            "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary}

@@ -1,0 +1,224 @@
+"""Run one build or boot step in the builder container, through the Docker SDK.
+
+This is the narrow interface between kmatrix's logic and the outside world: the rest of the
+code describes a ``Step`` (an argument list, mounts, limits) and gets a ``StepResult``. Unit tests
+use a fake runner; ``DockerRunner`` is the real one. Nothing here builds a shell string.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from .verdict import InfraError
+
+LABEL = "org.kmatrix.step"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory visible in the container at the same path (so logged commands rerun)."""
+
+    path: Path
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class Step:
+    """One command in the builder container: what a human would rerun by hand."""
+
+    name: str
+    argv: tuple[str, ...]
+    mounts: tuple[Mount, ...]
+    workdir: str = "/"
+    env: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 3600.0
+    cpus: float = 1.0
+    mem_bytes: int = 4 << 30
+    devices: tuple[str, ...] = ()  # e.g. ("/dev/kvm",) for a boot that passed the KVM probe
+
+
+@dataclass
+class StepResult:
+    name: str
+    argv: tuple[str, ...]
+    exit_code: int | None  # None when the step was killed at its timeout
+    duration_s: float
+    timed_out: bool = False
+    tail: list[str] = field(default_factory=list)  # last lines of output, for reports
+    command: str = ""  # the rerunnable command line, as logged
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+class Runner(Protocol):
+    """What the pipeline needs from a container engine."""
+
+    def run(self, step: Step, log: IO[str]) -> StepResult: ...
+
+    def reproducer(self, step: Step) -> str: ...
+
+    def image_id(self) -> str: ...
+
+
+def user_spec() -> str:
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def docker_run_line(image: str, step: Step) -> str:
+    """The equivalent `docker run` command line, for logs and reproducers (display only)."""
+    args = ["docker", "run", "--rm", "--network", "none", "--user", user_spec(),
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+            "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes)]
+    for m in step.mounts:
+        args += ["-v", f"{m.path}:{m.path}:{'ro' if m.read_only else 'rw'}"]
+    for dev in step.devices:
+        args += ["--device", dev]
+    for k, v in step.env:
+        args += ["-e", f"{k}={v}"]
+    args += ["-w", step.workdir, image, *step.argv]
+    return shlex.join(args)
+
+
+class TailBuffer:
+    def __init__(self, keep: int = 40) -> None:
+        self.keep = keep
+        self.lines: list[str] = []
+        self._partial = ""
+
+    def feed(self, text: str) -> None:
+        text = self._partial + text
+        *complete, self._partial = text.split("\n")
+        self.lines.extend(complete)
+        del self.lines[: -self.keep]
+
+    def result(self) -> list[str]:
+        return (self.lines + ([self._partial] if self._partial else []))[-self.keep:]
+
+
+def write_log(log: IO[str], text: str) -> None:
+    try:
+        log.write(text)
+        log.flush()
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise InfraError(f"disk full while writing {getattr(log, 'name', 'a log')}: "
+                             "free some space and rerun") from exc
+        raise
+
+
+class DockerRunner:
+    """Runs steps in throwaway containers of the builder image: no network, no capabilities,
+    the invoking uid:gid, CPU/memory limits, a wall-clock timeout, output streamed to the log."""
+
+    def __init__(self, image: str, client: object | None = None) -> None:
+        self.image = image
+        self._client = client if client is not None else connect()
+
+    def image_id(self) -> str:
+        return self._client.images.get(self.image).id  # type: ignore[attr-defined]
+
+    def reproducer(self, step: Step) -> str:
+        return docker_run_line(self.image, step)
+
+    def run(self, step: Step, log: IO[str]) -> StepResult:
+        import docker.errors
+        import requests.exceptions
+
+        write_log(log, f"\n$ {self.reproducer(step)}\n")
+        start = time.monotonic()
+        try:
+            container = self._client.containers.run(  # type: ignore[attr-defined]
+                self.image, command=list(step.argv), detach=True,
+                user=user_spec(), network_mode="none", network_disabled=True,
+                cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                volumes={str(m.path): {"bind": str(m.path), "mode": "ro" if m.read_only else "rw"}
+                         for m in step.mounts},
+                devices=[f"{d}:{d}:rwm" for d in step.devices],
+                working_dir=step.workdir, environment=dict(step.env),
+                nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
+                labels={LABEL: step.name},
+            )
+        except docker.errors.ImageNotFound as exc:
+            raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "
+                             "to build it") from exc
+        except docker.errors.DockerException as exc:
+            raise InfraError(f"Docker could not start step {step.name}: {one_line(exc)}") from exc
+
+        tail = TailBuffer()
+        failure: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                for chunk in container.logs(stream=True, follow=True):
+                    text = chunk.decode("utf-8", errors="replace")
+                    tail.feed(text)
+                    write_log(log, text)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                failure.append(exc)
+
+        reader = threading.Thread(target=pump, daemon=True)
+        reader.start()
+        timed_out = False
+        exit_code: int | None = None
+        try:
+            status = container.wait(timeout=step.timeout_s)
+            exit_code = int(status.get("StatusCode", -1))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            timed_out = True
+            kill_quietly(container)
+        except BaseException:
+            kill_quietly(container)  # Ctrl-C: never leave a running container behind
+            raise
+        finally:
+            reader.join(timeout=10)
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass
+        if failure:
+            if isinstance(failure[0], InfraError):
+                raise failure[0]
+        duration = time.monotonic() - start
+        if timed_out:
+            write_log(log, f"\nkmatrix: step {step.name} killed after {step.timeout_s:g} s\n")
+        else:
+            write_log(log, f"\nkmatrix: step {step.name} exited {exit_code} after {duration:.1f} s\n")
+        return StepResult(step.name, step.argv, exit_code, duration, timed_out, tail.result(),
+                          self.reproducer(step))
+
+
+def kill_quietly(container: object) -> None:
+    try:
+        container.kill()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - already gone is fine
+        pass
+
+
+def one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def connect() -> object:
+    """A Docker client for a running engine, or one line that says how to start one."""
+    try:
+        import docker
+    except ImportError as exc:  # pragma: no cover - installed with kmatrix
+        raise InfraError("the Docker SDK for Python is missing: pip install docker") from exc
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+        return client
+    except Exception as exc:  # noqa: BLE001 - every failure means "no usable engine"
+        raise InfraError(
+            "no Docker engine is reachable ({}): start one with "
+            "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`".format(
+                one_line(exc)[:160])) from exc

@@ -1,0 +1,81 @@
+"""Kbuild steps as data: the exact `make` command lines for each stage, and reading their logs.
+
+Every step is an argument list run in the builder container with the tree mounted read-only at
+its own path and the output directory read-write at its own path, so a logged command can be
+rerun by hand as it stands.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .container import Mount, Step
+
+# Kbuild asks `whoami` and the clock; fixing them keeps builds quiet and reproducible.
+BUILD_ENV = (("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix"),
+             ("KBUILD_BUILD_TIMESTAMP", "1970-01-01"), ("HOME", "/tmp"))
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """How make is invoked for one tree and architecture."""
+
+    tree: Path
+    arch: str  # make's ARCH=, e.g. x86_64
+    jobs: int = 1
+    cpus: float = 1.0
+    mem_bytes: int = 4 << 30
+    ccache_dir: Path | None = None  # shared compiler cache, when enabled
+
+    def make_argv(self, out: Path, *targets: str, jobs: int | None = None) -> tuple[str, ...]:
+        argv = ["make", "-C", str(self.tree), f"O={out}", f"ARCH={self.arch}",
+                f"-j{jobs or self.jobs}"]
+        if self.ccache_dir is not None:
+            argv.append("CC=ccache gcc")
+        return (*argv, *targets)
+
+    def mounts(self, out: Path, *extra: Mount) -> tuple[Mount, ...]:
+        mounts = [Mount(self.tree, read_only=True), Mount(out, read_only=False), *extra]
+        if self.ccache_dir is not None:
+            mounts.append(Mount(self.ccache_dir, read_only=False))
+        return tuple(mounts)
+
+    def env(self) -> tuple[tuple[str, str], ...]:
+        env = BUILD_ENV
+        if self.ccache_dir is not None:
+            env += (("CCACHE_DIR", str(self.ccache_dir)), ("CCACHE_BASEDIR", "/"),
+                    ("CCACHE_NOHASHDIR", "1"))
+        return env
+
+    def make_step(self, name: str, out: Path, *targets: str, timeout_s: float,
+                  jobs: int | None = None) -> Step:
+        return Step(name=name, argv=self.make_argv(out, *targets, jobs=jobs),
+                    mounts=self.mounts(out), workdir=str(out), env=self.env(),
+                    timeout_s=timeout_s, cpus=self.cpus, mem_bytes=self.mem_bytes)
+
+
+_ERROR_RE = re.compile(r"(\berror:|\*\*\* |undefined reference|Error \d+|fatal error)")
+_NOISE_RE = re.compile(r"^make(\[\d+\])?: \*\*\* .*Error \d+")
+
+
+def first_errors(lines: list[str], limit: int = 5) -> list[str]:
+    """The compiler's first error lines, not make's echo of them further down."""
+    errors = [ln.strip() for ln in lines if _ERROR_RE.search(ln) and not _NOISE_RE.match(ln.strip())]
+    if not errors:
+        errors = [ln.strip() for ln in lines if _NOISE_RE.match(ln.strip())]
+    return errors[:limit]
+
+
+NO_SPACE_RE = re.compile(r"No space left on device")
+
+
+def infra_trouble(lines: list[str]) -> str | None:
+    """A build failure that is the machine's fault, not the kernel's."""
+    for line in lines:
+        if NO_SPACE_RE.search(line):
+            return "disk full during the build: free some space and rerun"
+        if "Killed signal terminated program" in line or "virtual memory exhausted" in line:
+            return "the compiler was killed (out of memory): lower --jobs or raise the memory limit"
+    return None

@@ -1,0 +1,373 @@
+"""matrix.yaml: load, validate and expand into combinations with stable ids.
+
+Loading checks the file's shape (no kernel tree needed); ``check_against_tree`` then checks every
+symbol and value against the tree's Kconfig. Nothing builds until both have passed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import kconfig, linkcheck, yamlsrc
+from .kconfig import Config, SymbolTable
+from .verdict import InputError
+
+TOP_KEYS = {"kernel", "base", "config", "fragments", "axes", "exclude", "include", "expect",
+            "build", "repair", "short_names"}
+KERNEL_KEYS = {"source", "arch"}
+INCLUDE_KEYS = {"id", "config", "boot", "repair"}
+BOOT_KEYS = {"cmdline"}
+BUILD_KEYS = {"targets", "timeout", "boot_timeout"}
+BASES = ("tinyconfig", "allnoconfig", "defconfig")
+ARCHES = {"x86_64": "x86"}  # kmatrix arch -> kernel SRCARCH; one small entry per architecture
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+NAME_RE = re.compile(r"^(CONFIG_)?[A-Z0-9][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class BootRequest:
+    cmdline: str = ""
+
+
+@dataclass(frozen=True)
+class Combination:
+    """One point of the matrix: its own requested values on top of the common ones."""
+
+    id: str
+    values: tuple[tuple[str, str], ...]  # (CONFIG_NAME, value as written in the matrix)
+    line: int
+    boot: BootRequest | None = None
+    repair: bool = False
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    targets: tuple[str, ...] = ("kernel/module/",)
+    timeout_s: float = 1800.0
+    boot_timeout_s: float = 300.0
+
+
+@dataclass
+class Matrix:
+    path: Path
+    source: str  # "debian" (Debian's linux-source package), a directory, or a tarball
+    arch: str
+    base: str  # tinyconfig | allnoconfig | defconfig | path to a config file
+    common: tuple[tuple[str, str, int], ...]  # inline common values with their lines
+    fragment_files: tuple[Path, ...]
+    combinations: list[Combination]
+    expect: dict[str, dict[str, str]] = field(default_factory=dict)
+    build: BuildSettings = field(default_factory=BuildSettings)
+    expect_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    @property
+    def srcarch(self) -> str:
+        return ARCHES[self.arch]
+
+    def combination(self, combo_id: str) -> Combination:
+        for combo in self.combinations:
+            if combo.id == combo_id:
+                return combo
+        known = ", ".join(c.id for c in self.combinations[:8])
+        raise InputError(f"{self.path}: no combination {combo_id!r}: known ids: {known}")
+
+
+def _fail(path: Path, line: int, message: str) -> InputError:
+    return InputError(f"{path}:{line}: {message}")
+
+
+def _symbol(path: Path, line: int, name: Any) -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise _fail(path, line, f"{name!r} is not a CONFIG_ symbol: write it like "
+                    "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS (upper case, digits, _)")
+    return "CONFIG_" + name.removeprefix("CONFIG_")
+
+
+def _value(path: Path, line: int, symbol: str, value: Any) -> str:
+    if isinstance(value, bool):
+        raise _fail(path, line, f"{symbol}: YAML read {value!r} as a boolean: write y or n")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value != "" and "\n" not in value:
+        return value
+    raise _fail(path, line, f"{symbol}: {value!r} is not a value: write y, m, n, a number or "
+                "a string")
+
+
+def _mapping(path: Path, node: Any, what: str, line: int) -> yamlsrc.LineDict:
+    if not isinstance(node, dict):
+        raise _fail(path, yamlsrc.line_of(node) or line, f"{what} must be a mapping")
+    return node  # type: ignore[return-value]
+
+
+def _list(path: Path, node: Any, what: str, line: int) -> yamlsrc.LineList:
+    if not isinstance(node, list):
+        raise _fail(path, yamlsrc.line_of(node) or line, f"{what} must be a list")
+    return node  # type: ignore[return-value]
+
+
+def _unknown_keys(path: Path, node: yamlsrc.LineDict, allowed: set[str], where: str) -> None:
+    for key in node:
+        if key not in allowed:
+            raise _fail(path, yamlsrc.line_of(node, key),
+                        f"unknown key {key!r} in {where}: expected one of "
+                        f"{', '.join(sorted(allowed))}")
+
+
+def _assignments(path: Path, node: Any, what: str, line: int) -> list[tuple[str, str, int]]:
+    mapping = _mapping(path, node, what, line)
+    out = []
+    for key, value in mapping.items():
+        at = yamlsrc.line_of(mapping, key)
+        sym = _symbol(path, at, key)
+        out.append((sym, _value(path, at, sym, value), at))
+    return out
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "empty"
+
+
+def make_id(values: list[tuple[str, str]], short_names: dict[str, str]) -> str:
+    parts = [f"{short_names.get(sym, slug(sym.removeprefix('CONFIG_')))}-{slug(val)}"
+             for sym, val in values]
+    return ".".join(parts) if parts else "base"
+
+
+def load_matrix(path: Path) -> Matrix:
+    """Load and check a matrix file's shape. Raises InputError naming file:line and the fix."""
+    path = path.resolve()
+    doc = yamlsrc.load(path)
+    if doc is None:
+        raise _fail(path, 1, "the matrix is empty: see the README for a minimal matrix.yaml")
+    top = _mapping(path, doc, "the matrix", 1)
+    _unknown_keys(path, top, TOP_KEYS, "the matrix")
+    here = path.parent
+
+    kernel = _mapping(path, top.get("kernel", yamlsrc.LineDict()), "kernel",
+                      yamlsrc.line_of(top, "kernel"))
+    if kernel:
+        _unknown_keys(path, kernel, KERNEL_KEYS, "kernel")
+    source = str(kernel.get("source", "debian"))
+    if source != "debian":
+        source = str((here / source).resolve()) if not Path(source).is_absolute() else source
+    arch = str(kernel.get("arch", "x86_64"))
+    if arch not in ARCHES:
+        raise _fail(path, yamlsrc.line_of(kernel, "arch"),
+                    f"arch {arch!r} is not supported yet: use one of {', '.join(ARCHES)}")
+
+    base = top.get("base", "tinyconfig")
+    if not isinstance(base, str):
+        raise _fail(path, yamlsrc.line_of(top, "base"), "base must be tinyconfig, allnoconfig, "
+                    "defconfig or a config file path")
+    if base not in BASES:
+        base_path = (here / base).resolve()
+        if not base_path.is_file():
+            raise _fail(path, yamlsrc.line_of(top, "base"),
+                        f"base {base!r} is neither {', '.join(BASES)} nor an existing file")
+        base = str(base_path)
+
+    common = tuple(_assignments(path, top["config"], "config", yamlsrc.line_of(top, "config"))
+                   ) if "config" in top else ()
+    fragment_files = []
+    if "fragments" in top:
+        frags = _list(path, top["fragments"], "fragments", yamlsrc.line_of(top, "fragments"))
+        for i, item in enumerate(frags):
+            at = frags.item_lines[i]
+            frag = (here / str(item)).resolve()
+            if not frag.is_file():
+                raise _fail(path, at, f"fragment {item!r} does not exist: fix the path "
+                            "(relative to the matrix file)")
+            fragment_files.append(frag)
+
+    short_names: dict[str, str] = {}
+    if "short_names" in top:
+        for sym, name, at in _assignments(path, top["short_names"], "short_names",
+                                          yamlsrc.line_of(top, "short_names")):
+            if not ID_RE.match(name):
+                raise _fail(path, at, f"short name {name!r} may only use letters, digits, _ . + -")
+            short_names[sym] = name
+
+    default_repair = top.get("repair", False)
+    if not isinstance(default_repair, bool):
+        raise _fail(path, yamlsrc.line_of(top, "repair"), "repair must be true or false")
+
+    combos = _expand_axes(path, top, short_names, default_repair)
+    combos += _includes(path, top, short_names, default_repair)
+    if not combos:
+        raise _fail(path, top.line, "the matrix expands to no combination: add axes or include "
+                    "entries, or loosen exclude")
+    seen: dict[str, int] = {}
+    for combo in combos:
+        if combo.id in seen:
+            raise _fail(path, combo.line, f"combination id {combo.id!r} is used twice (also line "
+                        f"{seen[combo.id]}): give one of them its own id")
+        seen[combo.id] = combo.line
+
+    expect, expect_lines = _expect(path, top)
+    build = _build(path, top)
+    return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
+                  expect_lines)
+
+
+def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
+                 repair: bool) -> list[Combination]:
+    if "axes" not in top:
+        return []
+    axes = _mapping(path, top["axes"], "axes", yamlsrc.line_of(top, "axes"))
+    names: list[str] = []
+    choices: list[list[str]] = []
+    for key, values in axes.items():
+        at = yamlsrc.line_of(axes, key)
+        sym = _symbol(path, at, key)
+        vals = values if isinstance(values, list) else None
+        if not vals:
+            raise _fail(path, at, f"axis {sym} needs a non-empty list of values, e.g. [y, n]")
+        names.append(sym)
+        choices.append([_value(path, at, sym, v) for v in vals])
+    excludes = []
+    if "exclude" in top:
+        rules = _list(path, top["exclude"], "exclude", yamlsrc.line_of(top, "exclude"))
+        for i, rule in enumerate(rules):
+            at = rules.item_lines[i]
+            rule_map = _mapping(path, rule, "an exclude rule", at)
+            parsed = {}
+            for key, value in rule_map.items():
+                sym = _symbol(path, at, key)
+                if sym not in names:
+                    raise _fail(path, yamlsrc.line_of(rule_map, key),
+                                f"exclude names {sym}, which is not an axis")
+                vals = value if isinstance(value, list) else [value]
+                parsed[sym] = {_value(path, at, sym, v) for v in vals}
+            excludes.append(parsed)
+    combos = []
+    for point in itertools.product(*choices):
+        values = list(zip(names, point))
+        lookup = dict(values)
+        if any(all(lookup[s] in vals for s, vals in rule.items()) for rule in excludes):
+            continue
+        combos.append(Combination(make_id(values, short_names), tuple(values),
+                                  yamlsrc.line_of(top, "axes"), None, repair))
+    return combos
+
+
+def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
+              default_repair: bool) -> list[Combination]:
+    if "include" not in top:
+        return []
+    entries = _list(path, top["include"], "include", yamlsrc.line_of(top, "include"))
+    combos = []
+    for i, entry in enumerate(entries):
+        at = entries.item_lines[i]
+        entry = _mapping(path, entry, "an include entry", at)
+        _unknown_keys(path, entry, INCLUDE_KEYS, "an include entry")
+        values = [(s, v) for s, v, _ in _assignments(
+            path, entry.get("config", yamlsrc.LineDict()), "include config", at)]
+        combo_id = entry.get("id", make_id(values, short_names))
+        if not isinstance(combo_id, str) or not ID_RE.match(combo_id):
+            raise _fail(path, yamlsrc.line_of(entry, "id"),
+                        f"id {combo_id!r} may only use letters, digits, _ . + -")
+        boot = None
+        if "boot" in entry:
+            raw = entry["boot"]
+            if raw is True:
+                boot = BootRequest()
+            elif isinstance(raw, dict):
+                _unknown_keys(path, raw, BOOT_KEYS, "boot")
+                cmdline = raw.get("cmdline", "")
+                if not isinstance(cmdline, str):
+                    raise _fail(path, yamlsrc.line_of(raw, "cmdline"), "cmdline must be a string")
+                boot = BootRequest(cmdline)
+            elif raw is not False:
+                raise _fail(path, yamlsrc.line_of(entry, "boot"),
+                            "boot must be true, false or {cmdline: ...}")
+        repair = entry.get("repair", default_repair)
+        if not isinstance(repair, bool):
+            raise _fail(path, yamlsrc.line_of(entry, "repair"), "repair must be true or false")
+        combos.append(Combination(combo_id, tuple(values), at, boot, repair))
+    return combos
+
+
+def _expect(path: Path, top: yamlsrc.LineDict
+            ) -> tuple[dict[str, dict[str, str]], dict[tuple[str, str], int]]:
+    lines: dict[tuple[str, str], int] = {}
+    if "expect" not in top:
+        return {}, lines
+    expect = _mapping(path, top["expect"], "expect", yamlsrc.line_of(top, "expect"))
+    result: dict[str, dict[str, str]] = {}
+    for directory, objects in expect.items():
+        at = yamlsrc.line_of(expect, directory)
+        if not isinstance(directory, str) or not directory.endswith("/"):
+            raise _fail(path, at, f"expect key {directory!r} must be a directory like kernel/module/")
+        objs = _mapping(path, objects, f"expect {directory}", at)
+        result[directory] = {}
+        for obj, cond in objs.items():
+            oat = yamlsrc.line_of(objs, obj)
+            if not isinstance(obj, str) or not obj.endswith(".o"):
+                raise _fail(path, oat, f"{obj!r} is not an object name like dups.o")
+            cond_text = {True: "y", False: "n"}.get(cond, cond) if isinstance(cond, bool) else cond
+            if not isinstance(cond_text, str):
+                raise _fail(path, oat, f"{obj}: condition must be y, n or an expression like "
+                            "MODULE_SIG && !FOO")
+            try:
+                linkcheck.evaluate(cond_text, {})
+            except linkcheck.ConditionError as exc:
+                raise _fail(path, oat, f"{obj}: {exc}") from exc
+            result[directory][obj] = cond_text
+            lines[(directory, obj)] = oat
+    return result, lines
+
+
+def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
+    if "build" not in top:
+        return BuildSettings()
+    build = _mapping(path, top["build"], "build", yamlsrc.line_of(top, "build"))
+    _unknown_keys(path, build, BUILD_KEYS, "build")
+    targets = build.get("targets", list(BuildSettings.targets))
+    if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
+        raise _fail(path, yamlsrc.line_of(build, "targets"), "targets must be a list of make targets")
+    for key in ("timeout", "boot_timeout"):
+        if key in build and (not isinstance(build[key], (int, float)) or build[key] <= 0):
+            raise _fail(path, yamlsrc.line_of(build, key), f"{key} must be a positive number of seconds")
+    return BuildSettings(tuple(targets), float(build.get("timeout", 1800)),
+                         float(build.get("boot_timeout", 300)))
+
+
+def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:
+    """Every symbol the matrix names must exist in the tree, with a value of the right type."""
+    def check(sym: str, value: str | None, line: int) -> None:
+        if sym not in symbols:
+            hint = symbols.close_matches(sym)
+            tip = f"did you mean {', '.join(hint)}?" if hint else "check the spelling"
+            raise _fail(matrix.path, line, f"{sym} is not defined by any Kconfig file in this "
+                        f"kernel tree: {tip}")
+        if value is not None and (problem := kconfig.check_value(symbols.type_of(sym), value)):
+            raise _fail(matrix.path, line, f"{sym}={value}: {problem}")
+
+    for sym, value, line in matrix.common:
+        check(sym, value, line)
+    for frag in matrix.fragment_files:
+        for sym, value in kconfig.parse_config(frag.read_text()).items():
+            if sym not in symbols:
+                raise InputError(f"{frag}: {sym} is not defined by any Kconfig file in this "
+                                 "kernel tree: fix or remove it")
+    for combo in matrix.combinations:
+        for sym, value in combo.values:
+            check(sym, value, combo.line)
+    for directory, objects in matrix.expect.items():
+        for obj, cond in objects.items():
+            for sym in linkcheck.condition_symbols(cond):
+                check(sym, None, matrix.expect_lines.get((directory, obj), 0))
+
+
+def requested_config(matrix: Matrix, combo: Combination, symbols: SymbolTable,
+                     extra: Config | None = None) -> Config:
+    """What the combination asks of Kconfig: fragments, then common values, then its own."""
+    fragments = [kconfig.parse_config(f.read_text()) for f in matrix.fragment_files]
+    common = {s: kconfig.config_value(symbols.type_of(s), v) for s, v, _ in matrix.common}
+    own = {s: kconfig.config_value(symbols.type_of(s), v) for s, v in combo.values}
+    return kconfig.merge({}, *fragments, common, extra or {}, own)

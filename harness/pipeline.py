@@ -1,0 +1,312 @@
+"""One combination, end to end: config -> olddefconfig -> config truth -> build -> link check.
+
+``run_combination`` is the whole chain for one combination; it talks to the outside world only
+through a ``Runner`` (containers) and the filesystem, and it always leaves a finished record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+from filelock import FileLock
+
+from . import kconfig, linkcheck, matrix as matrixmod, results
+from .container import Runner, StepResult
+from .kbuild import Toolchain, first_errors, infra_trouble
+from .kconfig import Config, SymbolTable
+from .matrix import Combination, Matrix
+from .verdict import InfraError, Outcome, Verdict
+
+BASE_CONFIG = ".kmatrix-base.config"  # the base config (tinyconfig, ...) kept in each output tree
+CONFIG_TIMEOUT_S = 600.0
+
+
+@dataclass
+class RunSettings:
+    """Everything a worker needs to run combinations; saved as run.json in the run directory."""
+
+    run_id: str
+    matrix_path: str
+    run_dir: str
+    cache: str
+    tree: str
+    kernel: dict[str, str | None]
+    image: str
+    image_id: str = ""
+    jobs: int = 1
+    workers: int = 1
+    cpus_per_build: float = 1.0
+    mem_bytes: int = 4 << 30
+    pristine: bool = False
+    ccache: bool = True
+    boot: bool = True
+    only: list[str] = field(default_factory=list)
+    seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
+    image_packages: dict[str, str] = field(default_factory=dict)
+
+    def save(self) -> None:
+        results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunSettings":
+        return cls(**json.loads((run_dir / "run.json").read_text()))
+
+    def toolchain(self, matrix: Matrix, jobs: int | None = None) -> Toolchain:
+        ccache = Path(self.cache) / "ccache" if self.ccache and not self.pristine else None
+        if ccache is not None:
+            ccache.mkdir(parents=True, exist_ok=True)
+        return Toolchain(Path(self.tree), matrix.arch, jobs or self.jobs,
+                         float(jobs or self.cpus_per_build), self.mem_bytes, ccache)
+
+    def work_dir(self) -> Path:
+        key = hashlib.sha256(f"{self.tree}|{self.image}".encode()).hexdigest()[:12]
+        return Path(self.cache) / "work" / key
+
+
+def reproducer_line(matrix: Matrix, combo: Combination) -> str:
+    return shlex.join(["kmatrix", "run", str(matrix.path), "--only", combo.id])
+
+
+class Log:
+    """The combination's build log: every command a human can rerun, then its output."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.commands: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.stream.write(text.rstrip("\n") + "\n")
+        self.stream.flush()
+
+    def command(self, line: str) -> None:
+        self.commands.append(line)
+
+
+def base_config_stage(tc: Toolchain, runner: Runner, matrix: Matrix, out: Path,
+                      log: IO[str]) -> tuple[Config | None, StepResult | None]:
+    """The base config kept in the output tree: tinyconfig & co come from the tree's make."""
+    saved = out / BASE_CONFIG
+    if saved.is_file():
+        return kconfig.parse_config(saved.read_text()), None
+    out.mkdir(parents=True, exist_ok=True)
+    if matrix.base in matrixmod.BASES:
+        step = tc.make_step("base-config", out, matrix.base, timeout_s=CONFIG_TIMEOUT_S, jobs=1)
+        result = runner.run(step, log)
+        if not result.ok:
+            return None, result
+        text = (out / ".config").read_text()
+    else:
+        text = Path(matrix.base).read_text()
+        result = None
+    results.atomic_write(saved, text)
+    return kconfig.parse_config(text), result
+
+
+def olddefconfig(tc: Toolchain, runner: Runner, out: Path, config: Config,
+                 log: IO[str]) -> tuple[Config | None, StepResult]:
+    """Write the merged config and let the tree's own Kconfig resolve it."""
+    results.atomic_write(out / ".config", kconfig.render_config(config))
+    step = tc.make_step("olddefconfig", out, "olddefconfig", timeout_s=CONFIG_TIMEOUT_S, jobs=1)
+    result = runner.run(step, log)
+    if not result.ok:
+        return None, result
+    return kconfig.parse_config((out / ".config").read_text()), result
+
+
+def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, runner: Runner,
+                log: IO[str], jobs: int) -> Path | None:
+    """A prepared output tree (base + common config, `make prepare` done) to copy from.
+
+    Built once per tree, image, base and common config, and kept in the cache. Kbuild's own
+    dependency tracking (fixdep) rebuilds whatever a combination's config changes.
+    """
+    if settings.pristine:
+        return None
+    common = matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
+    key = hashlib.sha256(json.dumps([settings.tree, settings.image, matrix.arch, matrix.base,
+                                     sorted(common.items()), settings.ccache]).encode()
+                         ).hexdigest()[:12]
+    seeds = Path(settings.cache) / "seeds"
+    seeds.mkdir(parents=True, exist_ok=True)
+    seed = seeds / key
+    with FileLock(str(seeds / f"{key}.lock")):
+        if (seed / ".kmatrix-seed-done").exists():
+            return seed
+        shutil.rmtree(seed, ignore_errors=True)
+        tc = settings.toolchain(matrix, jobs)
+        base, failed = base_config_stage(tc, runner, matrix, seed, log)
+        if base is None:
+            raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
+        resolved, result = olddefconfig(tc, runner, seed, kconfig.merge(base, common), log)
+        if resolved is None:
+            raise InfraError(f"olddefconfig failed in the seed tree: see {log.name}")
+        result = runner.run(tc.make_step("prepare", seed, "prepare",
+                                         timeout_s=matrix.build.timeout_s), log)
+        if not result.ok:
+            raise InfraError(f"`make prepare` failed in the seed tree ({' | '.join(result.tail[-2:])})"
+                             f": see {log.name}")
+        (seed / ".kmatrix-seed-done").write_text(results.now() + "\n")
+    return seed
+
+
+def output_dir(settings: RunSettings, combo: Combination) -> Path:
+    """The combination's own output tree: warm (kept from the last run, or copied from the seed)
+    unless --pristine, which always starts from an empty directory."""
+    if settings.pristine:
+        out = Path(settings.cache) / "pristine" / settings.run_id / combo.id
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        return out
+    out = settings.work_dir() / combo.id
+    if not out.is_dir() and settings.seed:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.parent / f".{combo.id}.copy"
+        shutil.rmtree(tmp, ignore_errors=True)
+        subprocess.run(["cp", "-a", "--reflink=auto", settings.seed, str(tmp)], check=True)
+        (tmp / ".kmatrix-seed-done").unlink(missing_ok=True)
+        tmp.rename(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+Hook = Callable[[results.Record, Path, Config, IO[str]], Outcome | None]
+
+
+def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
+                    symbols: SymbolTable, runner: Runner,
+                    extra_stages: list[Hook] | None = None) -> results.Record:
+    """Run one combination and return its finished record (also written to the run dir)."""
+    run_dir = Path(settings.run_dir)
+    requested = matrixmod.requested_config(matrix, combo, symbols)
+    record = results.Record(
+        combination=combo.id, run_id=settings.run_id, matrix=str(matrix.path),
+        values=dict(combo.values), requested=requested,
+        kernel=dict(settings.kernel), image={"tag": settings.image, "id": settings.image_id},
+        reproducer=reproducer_line(matrix, combo))
+    results.write_record(run_dir, record)  # early, so a killed run still shows what ran
+    start = time.monotonic()
+    combo_dir = run_dir / combo.id
+    try:
+        with open(combo_dir / "build.log", "w") as log:
+            log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
+                      f"# reproduce: {record.reproducer}\n")
+            outcome = _chain(settings, matrix, combo, symbols, runner, requested, record, log,
+                             extra_stages or [])
+    except InfraError as exc:
+        outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
+    except KeyboardInterrupt:
+        record.status, record.verdict = "interrupted", Verdict.INFRA_ERROR.value
+        record.reasons = ["interrupted (Ctrl-C) before this combination finished"]
+        record.duration_s = time.monotonic() - start
+        record.finished = results.now()
+        results.write_record(run_dir, record)
+        raise
+    record.verdict = outcome.verdict.value
+    record.reasons = outcome.reasons
+    record.status = "done"
+    record.duration_s = round(time.monotonic() - start, 1)
+    record.finished = results.now()
+    _write_reproducer(combo_dir, runner, record)
+    results.write_record(run_dir, record)
+    return record
+
+
+def _stage(record: results.Record, name: str, status: str, duration: float = 0.0,
+           command: str = "") -> None:
+    record.stages.append(results.StageRecord(name, status, round(duration, 1), command))
+
+
+def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: SymbolTable,
+           runner: Runner, requested: Config, record: results.Record, log: IO[str],
+           extra_stages: list[Hook]) -> Outcome:
+    tc = settings.toolchain(matrix)
+    out = output_dir(settings, combo)
+    record.output_dir = str(out)
+
+    base, failed = base_config_stage(tc, runner, matrix, out, log)
+    if failed is not None:
+        _stage(record, "base-config", "pass" if failed.ok else "error", failed.duration_s,
+               failed.command)
+    if base is None:
+        return Outcome(Verdict.INFRA_ERROR, [f"`make {matrix.base}` failed: "
+                                             + " | ".join(failed.tail[-3:] if failed else [])])
+
+    merged = kconfig.merge(base, requested)
+    results.atomic_write(Path(settings.run_dir) / combo.id / "input.config",
+                         kconfig.render_config(merged))
+    resolved, step = olddefconfig(tc, runner, out, merged, log)
+    _stage(record, "olddefconfig", "pass" if step.ok else "error", step.duration_s,
+           step.command)
+    if resolved is None:
+        return Outcome(Verdict.INFRA_ERROR if step.timed_out else Verdict.BUILD_ERROR,
+                       ["make olddefconfig failed: " + " | ".join(step.tail[-3:])])
+    shutil.copyfile(out / ".config", Path(settings.run_dir) / combo.id / "config")
+    record.resolved_config_hash = kconfig.config_hash(resolved)
+
+    mismatches = kconfig.config_truth(requested, resolved)
+    record.mismatches = [asdict(m) for m in mismatches]
+    _stage(record, "config-truth", "fail" if mismatches else "pass")
+    if mismatches:
+        return Outcome(Verdict.CONFIG_DROPPED, [m.describe() for m in mismatches])
+
+    step = runner.run(tc.make_step("build", out, *matrix.build.targets,
+                                   timeout_s=matrix.build.timeout_s), log)
+    _stage(record, "build", "pass" if step.ok else ("error" if step.timed_out else "fail"),
+           step.duration_s, step.command)
+    if step.timed_out:
+        return Outcome(Verdict.INFRA_ERROR, [f"build timed out after {matrix.build.timeout_s:g} s: "
+                                             "raise build.timeout or lower the load"])
+    if not step.ok:
+        log.flush()
+        lines = (Path(settings.run_dir) / combo.id / "build.log").read_text(
+            errors="replace").splitlines()
+        if trouble := infra_trouble(lines):
+            return Outcome(Verdict.INFRA_ERROR, [trouble])
+        errors = first_errors(lines) or step.tail[-3:]
+        return Outcome(Verdict.BUILD_ERROR, ["make failed: " + errors[0], *errors[1:]])
+
+    outcome = link_stage(matrix, out, resolved, record)
+    if outcome.verdict is not Verdict.PASS:
+        return outcome
+    for hook in extra_stages:
+        extra = hook(record, out, resolved, log)
+        if extra is not None and extra.verdict is not Verdict.PASS:
+            return extra
+    return Outcome.ok()
+
+
+def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Record) -> Outcome:
+    reasons: list[str] = []
+    for directory, expect in matrix.expect.items():
+        archive = out / directory / "built-in.a"
+        if not archive.is_file():
+            if any(t.rstrip("/") in (directory.rstrip("/"), "all", "vmlinux", "bzImage")
+                   for t in matrix.build.targets) or directory in matrix.build.targets:
+                reasons.append(f"{directory}built-in.a was not produced by the build")
+            continue
+        report = linkcheck.link_check(directory, expect, resolved,
+                                      linkcheck.archive_members(archive))
+        record.link[directory] = {"members": report.members, "expected": report.expected,
+                                  "missing": report.missing, "unexpected": report.unexpected}
+        reasons += report.describe()
+    _stage(record, "link-check", "fail" if reasons else "pass")
+    return Outcome(Verdict.LINK_MISMATCH, reasons) if reasons else Outcome.ok()
+
+
+def _write_reproducer(combo_dir: Path, runner: Runner, record: results.Record) -> None:
+    lines = ["#!/bin/sh", f"# Reproduce combination {record.combination} "
+             f"(verdict: {record.verdict}) step by step.", "set -e"]
+    out = record.output_dir
+    if out:
+        lines.append(shlex.join(["cp", str(combo_dir / "input.config"), f"{out}/.config"]))
+    lines += [f"# {s.name}\n{s.command}" for s in record.stages
+              if s.command and s.name != "base-config"]
+    results.atomic_write(combo_dir / "reproducer.sh", "\n".join(lines) + "\n")

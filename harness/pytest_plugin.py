@@ -1,0 +1,81 @@
+"""A pytest plugin that collects a matrix file: one test item per combination.
+
+`kmatrix run` prepares the run (results/<run-id>/run.json) and calls pytest with this plugin, so
+pytest-xdist spreads combinations over workers, and `-k`, `--lf` and node ids select them:
+    pytest -p harness.pytest_plugin --kmatrix-run-dir results/<run-id> matrix.yaml -n 2
+Each item runs the whole chain for its combination and writes its record; the item fails with
+the verdict's reasons when the kernel (or the infrastructure) failed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from . import matrix as matrixmod
+from .container import DockerRunner
+from .pipeline import RunSettings, run_combination
+from .session import load_symbols
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kmatrix")
+    group.addoption("--kmatrix-run-dir", default=None,
+                    help="a run directory made by `kmatrix run` (holds run.json)")
+
+
+class CombinationFailed(Exception):
+    def __init__(self, verdict: str, reasons: list[str], reproducer: str) -> None:
+        super().__init__(verdict)
+        self.verdict, self.reasons, self.reproducer = verdict, reasons, reproducer
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    run_dir = parent.config.getoption("--kmatrix-run-dir")
+    if not run_dir or file_path.suffix not in (".yaml", ".yml"):
+        return None
+    settings = RunSettings.load(Path(run_dir))
+    if file_path.resolve() != Path(settings.matrix_path):
+        return None
+    return MatrixFile.from_parent(parent, path=file_path)
+
+
+class MatrixFile(pytest.File):
+    def collect(self):
+        run_dir = Path(self.config.getoption("--kmatrix-run-dir"))
+        settings = RunSettings.load(run_dir)
+        matrix = matrixmod.load_matrix(self.path)
+        for combo in matrix.combinations:
+            if settings.only and combo.id not in settings.only:
+                continue
+            yield CombinationItem.from_parent(self, name=combo.id, combo=combo,
+                                              matrix=matrix, settings=settings)
+
+
+class CombinationItem(pytest.Item):
+    def __init__(self, *, combo, matrix, settings, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.combo, self.matrix, self.settings = combo, matrix, settings
+
+    def runtest(self) -> None:
+        from .boot_stage import boot_hook
+
+        symbols = load_symbols(Path(self.settings.run_dir))
+        runner = DockerRunner(self.settings.image)
+        hooks = [boot_hook(self.settings, self.matrix, self.combo, symbols, runner)]
+        record = run_combination(self.settings, self.matrix, self.combo, symbols, runner,
+                                 [h for h in hooks if h is not None])
+        self.user_properties.append(("verdict", record.verdict))
+        if record.verdict != "pass":
+            raise CombinationFailed(record.verdict, record.reasons, record.reproducer)
+
+    def repr_failure(self, excinfo, style=None):  # noqa: ANN001 - pytest's signature
+        if isinstance(excinfo.value, CombinationFailed):
+            exc = excinfo.value
+            return "\n".join([f"{self.combo.id}: {exc.verdict}", *[f"  {r}" for r in exc.reasons],
+                              f"  reproduce: {exc.reproducer}"])
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, self.combo.line - 1, f"combination {self.combo.id}"

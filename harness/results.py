@@ -1,0 +1,191 @@
+"""Results: one JSON record per combination, the single source of every report.
+
+results/<run-id>/
+  run.json                 the run: matrix, kernel, image (with its package pins), settings
+  <combination>/record.json  inputs, resolved config hash, verdict, reasons, stages, timings
+  <combination>/build.log    every command (as a rerunnable `docker run` line) and its output
+  <combination>/config       the resolved .config
+  <combination>/reproducer.sh
+  junit.xml, summary.md    written from the records, never re-derived
+results/latest -> <run-id>
+Every file is written atomically (temporary file + rename): an interrupted run never leaves a
+truncated record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from .verdict import InfraError, Verdict
+
+RECORD = "record.json"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise InfraError(f"disk full while writing {path}: free some space and rerun") from exc
+        raise
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StageRecord:
+    name: str  # config, olddefconfig, config-truth, build, link-check, boot
+    status: str  # pass, fail, error, skipped
+    duration_s: float = 0.0
+    command: str = ""  # the exact rerunnable command, where the stage ran one
+
+
+@dataclass
+class Record:
+    combination: str
+    run_id: str
+    matrix: str
+    values: dict[str, str]  # the combination's own values
+    requested: dict[str, str]  # everything asked of Kconfig (fragments, common, own)
+    status: str = "running"  # running, done, interrupted
+    verdict: str = ""
+    reasons: list[str] = field(default_factory=list)
+    stages: list[StageRecord] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    resolved_config_hash: str = ""
+    mismatches: list[dict[str, str]] = field(default_factory=list)
+    link: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    boot: dict[str, Any] | None = None
+    kernel: dict[str, Any] = field(default_factory=dict)
+    image: dict[str, str] = field(default_factory=dict)
+    started: str = field(default_factory=now)
+    finished: str = ""
+    duration_s: float = 0.0
+    reproducer: str = ""
+    output_dir: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Record":
+        data = dict(data)
+        data["stages"] = [StageRecord(**s) for s in data.get("stages", [])]
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def verdict_enum(self) -> Verdict:
+        try:
+            return Verdict(self.verdict)
+        except ValueError:
+            return Verdict.INFRA_ERROR  # a record that never finished is not a kernel verdict
+
+
+def write_record(run_dir: Path, record: Record) -> Path:
+    path = run_dir / record.combination / RECORD
+    atomic_write(path, record.to_json())
+    return path
+
+
+def read_records(run_dir: Path) -> list[Record]:
+    records = []
+    for path in sorted(run_dir.glob(f"*/{RECORD}")):
+        records.append(Record.from_dict(json.loads(path.read_text())))
+    return records
+
+
+def junit_xml(records: list[Record], suite: str = "kmatrix") -> str:
+    failures = sum(1 for r in records if r.verdict_enum.is_kernel_failure)
+    errors = sum(1 for r in records if r.verdict_enum is Verdict.INFRA_ERROR)
+    total = sum(r.duration_s for r in records)
+    out = ['<?xml version="1.0" encoding="utf-8"?>',
+           f'<testsuites><testsuite name={quoteattr(suite)} tests="{len(records)}" '
+           f'failures="{failures}" errors="{errors}" time="{total:.1f}">']
+    for r in records:
+        out.append(f'  <testcase classname={quoteattr(suite + "." + Path(r.matrix).name)} '
+                   f'name={quoteattr(r.combination)} time="{r.duration_s:.1f}">')
+        body = escape("\n".join(r.reasons + ([f"reproduce: {r.reproducer}"] if r.reproducer else [])))
+        message = quoteattr((r.reasons[0] if r.reasons else r.verdict)[:500])
+        if r.verdict_enum is Verdict.INFRA_ERROR:
+            out.append(f'    <error type="{r.verdict or "infra-error"}" message={message}>{body}</error>')
+        elif r.verdict_enum.is_kernel_failure:
+            out.append(f'    <failure type="{r.verdict}" message={message}>{body}</failure>')
+        out.append("  </testcase>")
+    out.append("</testsuite></testsuites>")
+    return "\n".join(out) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(records: list[Record], title: str) -> str:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r.verdict or "unfinished"] = counts.get(r.verdict or "unfinished", 0) + 1
+    lines = [f"# {title}", "",
+             ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), "",
+             "| combination | verdict | time | reason | reproduce |",
+             "| --- | --- | --- | --- | --- |"]
+    for r in records:
+        failed = r.verdict != "pass"
+        reason = _cell("; ".join(r.reasons[:3])) if failed else ""
+        if r.repaired:
+            reason = _cell("repaired: " + " ".join(r.repaired)) + ("; " + reason if reason else "")
+        repro = f"`{_cell(r.reproducer)}`" if failed and r.reproducer else ""
+        lines.append(f"| {r.combination} | {r.verdict or r.status} | {r.duration_s:.0f} s "
+                     f"| {reason} | {repro} |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_text(records: list[Record]) -> str:
+    """The table printed at the end of a run: fixed-width, one row per combination."""
+    width = max([len(r.combination) for r in records] + [11])
+    rows = [f"{'combination':<{width}}  {'verdict':<14} {'time':>6}  reason"]
+    for r in records:
+        reason = "; ".join(r.reasons[:2]) if r.verdict != "pass" else ""
+        rows.append(f"{r.combination:<{width}}  {r.verdict or r.status:<14} "
+                    f"{r.duration_s:5.0f}s  {reason}")
+        if r.verdict != "pass" and r.reproducer:
+            rows.append(f"{'':<{width}}  reproduce: {r.reproducer}")
+    return "\n".join(rows)
+
+
+def point_latest(results: Path, run_dir: Path) -> None:
+    link = results / "latest"
+    tmp = results / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(run_dir.name, tmp)
+    os.replace(tmp, link)
+
+
+def finish_run(run_dir: Path, title: str) -> list[Record]:
+    """Write junit.xml and summary.md from the records, and point results/latest here."""
+    records = read_records(run_dir)
+    atomic_write(run_dir / "junit.xml", junit_xml(records))
+    atomic_write(run_dir / "summary.md", summary_markdown(records, title))
+    point_latest(run_dir.parent, run_dir)
+    return records

@@ -1,0 +1,127 @@
+"""A matrix run: everything checked and prepared before any build, and the reports after.
+
+prepare_run: load and validate the matrix, resolve the kernel tree, check every symbol against
+it, connect to Docker, make sure the builder image exists, create results/<run-id>/ and the
+prepared seed tree. Any problem here is one line and no build starts.
+finish_run: JUnit, summary and results/latest from the records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import image as imagemod, kconfig, matrix as matrixmod, results, source
+from .container import DockerRunner, connect
+from .kconfig import SymbolTable
+from .matrix import Matrix
+from .pipeline import RunSettings, ensure_seed
+from .verdict import InfraError, InputError
+
+MIN_FREE_BYTES = 4 << 30
+
+
+@dataclass
+class Options:
+    matrix: Path
+    results: Path
+    kernel: str | None = None  # overrides the matrix's kernel.source
+    only: tuple[str, ...] = ()
+    workers: int | None = None
+    jobs: int | None = None
+    pristine: bool = False
+    ccache: bool = True
+    boot: bool = True
+    oversubscribe: bool = False
+
+
+def cpu_budget(cores: int, combos: int, workers: int | None, jobs: int | None,
+               oversubscribe: bool = False) -> tuple[int, int]:
+    """Split the cores between parallel combinations and make -j (workers x jobs <= cores)."""
+    if workers is None and jobs is None:
+        workers = max(1, min(cores, combos))
+        jobs = max(1, cores // workers)
+    elif workers is None:
+        workers = max(1, min(combos, cores // max(1, jobs or 1)))
+    elif jobs is None:
+        jobs = max(1, cores // workers)
+    assert workers is not None and jobs is not None
+    if workers * jobs > cores and not oversubscribe:
+        raise InputError(f"--workers {workers} x --jobs {jobs} is more than the {cores} cores "
+                         "here: lower one, or pass --oversubscribe")
+    return workers, jobs
+
+
+def load_checked(opts: Options) -> tuple[Matrix, source.KernelTree, SymbolTable]:
+    matrix = matrixmod.load_matrix(opts.matrix)
+    if opts.kernel:
+        matrix.source = opts.kernel
+    tree = source.resolve(matrix.source)
+    symbols = kconfig.scan_symbols(tree.path)
+    matrixmod.check_against_tree(matrix, symbols)
+    for combo_id in opts.only:
+        matrix.combination(combo_id)
+    return matrix, tree, symbols
+
+
+def check_disk(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise InfraError(f"only {free >> 20} MiB free under {path}: a matrix run needs "
+                         f"{MIN_FREE_BYTES >> 30} GiB; free some space and rerun")
+
+
+def new_run_id() -> str:
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
+    matrix, tree, symbols = load_checked(opts)
+    cache = source.cache_root()
+    check_disk(cache)
+    check_disk(opts.results)
+    client = connect()
+    spec = imagemod.read_spec()
+    tag = imagemod.ensure_image(client, spec, cache, log=say)
+    runner = DockerRunner(tag, client)
+    combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
+    workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos), opts.workers, opts.jobs,
+                               opts.oversubscribe)
+    run_id = new_run_id()
+    run_dir = (opts.results / run_id).resolve()
+    run_dir.mkdir(parents=True)
+    settings = RunSettings(
+        run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
+        tree=str(tree.path),
+        kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
+                "path": str(tree.path)},
+        image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
+        cpus_per_build=float(jobs), pristine=opts.pristine, ccache=opts.ccache,
+        boot=opts.boot, only=list(opts.only),
+        image_packages=imagemod.installed_packages(tag, client))
+    settings.save()
+    results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
+    say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
+        f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}")
+    with open(run_dir / "seed.log", "w") as log:
+        seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
+    settings.seed = str(seed) if seed else ""
+    settings.save()
+    return settings, matrix
+
+
+def load_symbols(run_dir: Path) -> SymbolTable:
+    return SymbolTable(json.loads((run_dir / "symbols.json").read_text()))
+
+
+def finish_run(settings: RunSettings) -> list[results.Record]:
+    return results.finish_run(Path(settings.run_dir),
+                              f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
+                              f"on Linux {settings.kernel.get('version')}")

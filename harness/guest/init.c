@@ -1,0 +1,265 @@
+/*
+ * kmatrix guest /init: drives the kernel's module auto-loader on purpose and reports what
+ * happened on the console, in lines the judge (harness/judge.py) parses.
+ *
+ * Every marker goes through /dev/kmsg, so it is one printk record and never interleaves
+ * mid-line with kernel messages on the serial console. Markers (one per line):
+ *
+ *   KMATRIX-BEGIN version=1 n=N modprobe=PATH
+ *   KMATRIX-PHASE begin phase=NAME trigger=mount|open name=REQUEST n=K
+ *   KMATRIX-MODPROBE name=REQUEST pid=P                        (from the fake /sbin/modprobe)
+ *   KMATRIX-RESULT phase=NAME calls=K returned=R errno=ENODEV:K modprobe=REQ:1,REQ2:1 ms=T
+ *   KMATRIX-END phases=3 tainted=T
+ *
+ * Phases: concurrent-fs (N mounts of an unknown fs type at once -> fs-kmatrixfs),
+ * repeat-fs (one more mount while the first request's entry is still cached),
+ * concurrent-char (N opens of a char node with an unregistered major -> char-major-120-1,
+ * then char-major-120 because the fake modprobe fails).
+ *
+ * Kernel command line words without a dot reach init as environment variables:
+ *   KMATRIX_N=K        concurrency (default 8, at most 40: __request_module allows 50)
+ *   KMATRIX_BREAK=hang run the phases, never print the end marker, never exit (a broken boot)
+ *   KMATRIX_BREAK=exit return from init after the first phase (the kernel panics)
+ * After the end marker init reboots; with QEMU -no-reboot that ends QEMU.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MODPROBE_LOG "/kmatrix/modprobe.log"
+#define FS_TYPE "kmatrixfs"
+#define CHAR_NODE "/dev/kmatrix-char"
+#define CHAR_MAJOR 120 /* "local/experimental use", outside the dynamic range 234..254 */
+#define CHAR_MINOR 1
+#define MAX_N 40
+#define PHASE_LIMIT_S 60 /* a caller stuck this long is reported, not waited for forever */
+
+static int kmsg_fd = -1;
+
+static void say(const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		return;
+	if (len > (int)sizeof(buf) - 2)
+		len = sizeof(buf) - 2;
+	buf[len++] = '\n';
+	if (kmsg_fd < 0 || write(kmsg_fd, buf, len) < 0)
+		(void)!write(1, buf, len);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static const char *errno_name(int err)
+{
+	static char other[16];
+	const char *name;
+
+	if (err == 0)
+		return "OK";
+	name = strerrorname_np(err);
+	if (name)
+		return name;
+	snprintf(other, sizeof(other), "E%d", err);
+	return other;
+}
+
+static off_t file_size(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* "name:count,name:count" for the modprobe calls logged since offset `from`, in first-seen order. */
+static void modprobe_summary(off_t from, char *out, size_t outlen)
+{
+	char names[64][64];
+	int counts[64] = { 0 };
+	int nnames = 0, fd, i;
+	char buf[8192], *line, *save;
+	ssize_t got;
+
+	out[0] = '\0';
+	fd = open(MODPROBE_LOG, O_RDONLY);
+	if (fd < 0) {
+		snprintf(out, outlen, "none");
+		return;
+	}
+	lseek(fd, from, SEEK_SET);
+	got = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (got < 0)
+		got = 0;
+	buf[got] = '\0';
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		for (i = 0; i < nnames && strcmp(names[i], line); i++)
+			;
+		if (i == nnames) {
+			if (nnames == 64)
+				continue;
+			snprintf(names[nnames++], sizeof(names[0]), "%s", line);
+		}
+		counts[i]++;
+	}
+	for (i = 0; i < nnames; i++) {
+		size_t used = strlen(out);
+
+		snprintf(out + used, outlen - used, "%s%s:%d", i ? "," : "", names[i], counts[i]);
+	}
+	if (nnames == 0)
+		snprintf(out, outlen, "none");
+}
+
+/* One caller: block on the start pipe, make the request, exit with the errno (0 = success). */
+static void caller(int start_fd, const char *trigger)
+{
+	char c;
+	int rc, fd;
+
+	(void)!read(start_fd, &c, 1); /* returns 0 when the parent closes the write end */
+	if (strcmp(trigger, "mount") == 0) {
+		rc = mount("none", "/mnt", FS_TYPE, 0, NULL);
+	} else {
+		fd = open(CHAR_NODE, O_RDONLY);
+		rc = fd < 0 ? -1 : 0;
+	}
+	_exit(rc == 0 ? 0 : (errno & 0xff));
+}
+
+static void phase(const char *name, const char *trigger, const char *request, int n)
+{
+	int start[2], errs[256] = { 0 }, returned = 0, i, status;
+	pid_t pids[MAX_N];
+	char summary[1024], errno_list[512] = "";
+	off_t log_from = file_size(MODPROBE_LOG);
+	long t0;
+
+	say("KMATRIX-PHASE begin phase=%s trigger=%s name=%s n=%d", name, trigger, request, n);
+	if (pipe(start) < 0) {
+		say("KMATRIX-ERROR phase=%s pipe: %s", name, strerror(errno));
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			close(start[1]);
+			caller(start[0], trigger);
+		}
+		if (pids[i] < 0)
+			say("KMATRIX-ERROR phase=%s fork: %s", name, strerror(errno));
+	}
+	close(start[0]);
+	t0 = now_ms();
+	close(start[1]); /* release every caller at once */
+	while (returned < n && now_ms() - t0 < PHASE_LIMIT_S * 1000L) {
+		pid_t pid = waitpid(-1, &status, WNOHANG);
+
+		if (pid > 0) {
+			returned++;
+			errs[WIFEXITED(status) ? WEXITSTATUS(status) : 255]++;
+		} else {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	for (i = 0; i < 256; i++) {
+		size_t used = strlen(errno_list);
+
+		if (errs[i])
+			snprintf(errno_list + used, sizeof(errno_list) - used, "%s%s:%d",
+				 used ? "," : "", i == 255 ? "SIGNALED" : errno_name(i), errs[i]);
+	}
+	modprobe_summary(log_from, summary, sizeof(summary));
+	say("KMATRIX-RESULT phase=%s calls=%d returned=%d errno=%s modprobe=%s ms=%ld", name, n,
+	    returned, errno_list[0] ? errno_list : "none", summary, now_ms() - t0);
+}
+
+static void read_line(const char *path, char *out, size_t outlen)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t got = fd < 0 ? -1 : read(fd, out, outlen - 1);
+
+	if (fd >= 0)
+		close(fd);
+	if (got <= 0) {
+		snprintf(out, outlen, "?");
+		return;
+	}
+	out[got] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+int main(void)
+{
+	const char *n_env = getenv("KMATRIX_N"), *brk = getenv("KMATRIX_BREAK");
+	int n = n_env ? atoi(n_env) : 8;
+	char modprobe[256], tainted[32];
+
+	if (n < 2 || n > MAX_N)
+		n = 8;
+	kmsg_fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	mkdir("/proc", 0755);
+	mkdir("/sys", 0755);
+	mkdir("/mnt", 0755);
+	mkdir("/kmatrix", 0755);
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("sysfs", "/sys", "sysfs", 0, NULL);
+	unlink(CHAR_NODE);
+	if (mknod(CHAR_NODE, S_IFCHR | 0600, makedev(CHAR_MAJOR, CHAR_MINOR)) < 0)
+		say("KMATRIX-ERROR mknod %s: %s", CHAR_NODE, strerror(errno));
+	read_line("/proc/sys/kernel/modprobe", modprobe, sizeof(modprobe));
+	if (strcmp(modprobe, "/sbin/modprobe") != 0) { /* CONFIG_MODPROBE_PATH differs */
+		int fd = open("/proc/sys/kernel/modprobe", O_WRONLY);
+
+		if (fd < 0 || write(fd, "/sbin/modprobe\n", 15) != 15)
+			say("KMATRIX-ERROR cannot point /proc/sys/kernel/modprobe at /sbin/modprobe");
+		if (fd >= 0)
+			close(fd);
+		read_line("/proc/sys/kernel/modprobe", modprobe, sizeof(modprobe));
+	}
+	say("KMATRIX-BEGIN version=1 n=%d modprobe=%s", n, modprobe);
+
+	phase("concurrent-fs", "mount", "fs-" FS_TYPE, n);
+	if (brk && strcmp(brk, "exit") == 0)
+		return 0;
+	phase("repeat-fs", "mount", "fs-" FS_TYPE, 1);
+	phase("concurrent-char", "open", "char-major-120-1", n);
+
+	if (brk && strcmp(brk, "hang") == 0) {
+		say("KMATRIX-BROKEN deliberately never writing the end marker");
+		for (;;)
+			pause();
+	}
+	read_line("/proc/sys/kernel/tainted", tainted, sizeof(tainted));
+	say("KMATRIX-END phases=3 tainted=%s", tainted);
+	sync();
+	reboot(RB_AUTOBOOT);
+	return 1;
+}

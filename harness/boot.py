@@ -1,0 +1,281 @@
+"""The boot tier: build the guest and the kernel image, boot in QEMU, judge the console log.
+
+Everything that runs a process is a ``Step`` run by a ``Runner`` (harness/container.py), so the
+logic here is tested with a fake runner. Order for one booted combination (the guest is built
+once per run and shared):
+
+  1. ``guest_steps(guest_dir)``          compile /init (gcc -static), copy the static busybox
+  2. ``write_initramfs(guest_dir)``       the newc cpio, pure Python
+  3. ``bzimage_step(src, out, jobs)``     after the core's config steps (boot fragment included)
+  4. ``probe_accel(runner, kernel, ...)`` once per run: KVM only if a bounded boot shows it works
+  5. ``boot(runner, BootSpec(...), resolved_config, log)`` -> ``BootResult``
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Sequence
+
+from . import cpio
+from .container import Mount, Runner, Step
+from .judge import Judgement, PhaseCounts, judge, tail_reason
+from .verdict import InputError, Outcome, Verdict
+
+HARNESS_DIR = Path(__file__).resolve().parent
+GUEST_SRC = HARNESS_DIR / "guest"
+BOOT_FRAGMENT = HARNESS_DIR / "fragments" / "boot.config"
+QEMU = "qemu-system-x86_64"
+BASE_CMDLINE = ("console=ttyS0", "panic=-1", "printk.devkmsg=on", "loglevel=7")
+TRACE_PARAM = "module.enable_dups_trace=1"
+DEFAULT_BOOT_LIMIT_S = 180.0  # a pass takes about 15-30 s under TCG
+KVM_PROBE_LIMIT_S = 20.0  # a working KVM boots to the no-root panic in about a second
+KILL_GRACE_S = 5  # `timeout --kill-after` inside the container
+CONTAINER_SLACK_S = 30.0  # the Step's own limit: QEMU's limit plus container start and teardown
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    """One boot: a kernel image, the kmatrix initramfs, where the console log goes."""
+
+    kernel: Path  # .../arch/x86/boot/bzImage
+    initramfs: Path
+    work_dir: Path  # console log and QEMU output land here (mounted read-write)
+    cmdline: str
+    limit_s: float = DEFAULT_BOOT_LIMIT_S
+    accel: str = "tcg"  # "tcg" or "kvm" (from probe_accel)
+    mem_mb: int = 256
+
+    @property
+    def console_log(self) -> Path:
+        return self.work_dir / "console.log"
+
+
+@dataclass
+class BootResult:
+    """What the core stores for a booted combination."""
+
+    verdict: Verdict
+    reasons: list[str]
+    phases: dict[str, PhaseCounts]
+    console_log: Path
+    cmdline: str
+    accel: str
+    duration_s: float
+    qemu_exit_code: int | None
+    timed_out: bool
+
+    @property
+    def outcome(self) -> Outcome:
+        return Outcome(self.verdict, list(self.reasons))
+
+    def to_json(self) -> dict[str, object]:
+        return {"verdict": self.verdict.value, "reasons": self.reasons,
+                "phases": {name: p.to_json() for name, p in self.phases.items()},
+                "console_log": str(self.console_log), "cmdline": self.cmdline,
+                "accel": self.accel, "duration_s": round(self.duration_s, 1),
+                "qemu_exit_code": self.qemu_exit_code, "timed_out": self.timed_out}
+
+
+# -- guest ---------------------------------------------------------------------------------
+
+def guest_steps(guest_out: Path, guest_src: Path = GUEST_SRC) -> list[Step]:
+    """Compile the static /init and copy the image's static busybox into guest_out."""
+    mounts = (Mount(guest_src, read_only=True), Mount(guest_out, read_only=False))
+    return [
+        Step("guest-init", ("gcc", "-static", "-Os", "-Wall", "-Wextra", "-Werror",
+                            "-o", str(guest_out / "init"), str(guest_src / "init.c")),
+             mounts, workdir=str(guest_out), timeout_s=300),
+        Step("guest-busybox", ("cp", "/bin/busybox", str(guest_out / "busybox")),
+             mounts, workdir=str(guest_out), timeout_s=60),
+    ]
+
+
+def initramfs_entries(init: bytes, busybox: bytes, modprobe: bytes) -> list[cpio.Entry]:
+    return [
+        cpio.directory("dev"),
+        cpio.char_device("dev/console", 5, 1),
+        cpio.char_device("dev/kmsg", 1, 11, 0o644),
+        cpio.char_device("dev/null", 1, 3, 0o666),
+        cpio.directory("bin"),
+        cpio.regular_file("bin/busybox", busybox, 0o755),
+        cpio.directory("sbin"),
+        cpio.regular_file("sbin/modprobe", modprobe, 0o755),
+        cpio.regular_file("init", init, 0o755),
+        cpio.directory("proc"),
+        cpio.directory("sys"),
+        cpio.directory("mnt"),
+        cpio.directory("kmatrix"),
+    ]
+
+
+def write_initramfs(guest_out: Path, dest: Path | None = None,
+                    guest_src: Path = GUEST_SRC) -> Path:
+    """Pack init + busybox (built by guest_steps) and the modprobe script as an uncompressed cpio."""
+    dest = dest or guest_out / "initramfs.cpio"
+    try:
+        blob = cpio.newc_bytes(initramfs_entries((guest_out / "init").read_bytes(),
+                                                 (guest_out / "busybox").read_bytes(),
+                                                 (guest_src / "modprobe").read_bytes()))
+    except FileNotFoundError as exc:
+        raise InputError(f"guest file missing ({exc.filename}): run the guest steps first") from exc
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(dest)
+    return dest
+
+
+# -- kernel --------------------------------------------------------------------------------
+
+def bzimage_step(src: Path, out: Path, jobs: int, timeout_s: float = 3600.0) -> Step:
+    """`make O=out bzImage` on a configured output tree (source mounted read-only)."""
+    return Step("bzimage", ("make", f"O={out}", "ARCH=x86_64", f"-j{jobs}", "bzImage"),
+                (Mount(src, read_only=True), Mount(out, read_only=False)), workdir=str(src),
+                env=(("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix")),
+                timeout_s=timeout_s, cpus=float(jobs))
+
+
+def kernel_image(out: Path) -> Path:
+    return out / "arch" / "x86" / "boot" / "bzImage"
+
+
+# -- QEMU ----------------------------------------------------------------------------------
+
+def kernel_cmdline(trace: bool = False, extra: Sequence[str] = ()) -> str:
+    """The guest command line; `trace` adds module.enable_dups_trace=1 (no rebuild needed)."""
+    return " ".join([*BASE_CMDLINE, *([TRACE_PARAM] if trace else []), *extra])
+
+
+def qemu_argv(kernel: Path, console_log: Path, cmdline: str, accel: str,
+              initramfs: Path | None = None, mem_mb: int = 256, limit_s: float = 180.0
+              ) -> tuple[str, ...]:
+    """QEMU under coreutils `timeout`: serial console to a file, no network, no reboot."""
+    if accel not in ("tcg", "kvm"):
+        raise ValueError(f"accel must be tcg or kvm, not {accel!r}")
+    argv = ["timeout", f"--kill-after={KILL_GRACE_S}", f"{limit_s:g}",
+            QEMU, "-M", "pc", "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
+            "-m", str(mem_mb), "-smp", "1", "-nodefaults", "-display", "none",
+            "-no-reboot", "-nic", "none", "-serial", f"file:{console_log}",
+            "-kernel", str(kernel), "-append", cmdline]
+    if initramfs is not None:
+        argv += ["-initrd", str(initramfs)]
+    return tuple(argv)
+
+
+def boot_step(req: BootSpec) -> Step:
+    mounts = [Mount(req.kernel.parent), Mount(req.initramfs.parent),
+              Mount(req.work_dir, read_only=False)]
+    unique = tuple({m.path: m for m in mounts}.values())
+    return Step(f"boot-{req.accel}",
+                qemu_argv(req.kernel, req.console_log, req.cmdline, req.accel, req.initramfs,
+                          req.mem_mb, req.limit_s),
+                unique, workdir=str(req.work_dir), timeout_s=req.limit_s + CONTAINER_SLACK_S,
+                cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
+                devices=("/dev/kvm",) if req.accel == "kvm" else ())
+
+
+def kvm_probe_step(kernel: Path, probe_dir: Path, kvm_device: str = "/dev/kvm") -> Step:
+    """Boot the kernel under KVM with no initramfs: a working KVM reaches the no-root panic,
+    reboots (panic=-1) and QEMU exits within seconds; a broken one aborts or hangs, bounded."""
+    console = probe_dir / "kvm-probe-console.log"
+    return Step("kvm-probe",
+                qemu_argv(kernel, console, "console=ttyS0 panic=-1", "kvm", None, 128,
+                          KVM_PROBE_LIMIT_S),
+                (Mount(kernel.parent), Mount(probe_dir, read_only=False)),
+                workdir=str(probe_dir), timeout_s=KVM_PROBE_LIMIT_S + CONTAINER_SLACK_S,
+                devices=(kvm_device,))
+
+
+def probe_accel(runner: Runner, kernel: Path, probe_dir: Path, log: IO[str],
+                kvm_device: Path = Path("/dev/kvm"), wanted: str = "auto") -> str:
+    """"kvm" only when a bounded probe boot under KVM really ran the kernel; else "tcg".
+    Call once per run and pass the answer to every BootSpec."""
+    if wanted in ("tcg", "kvm"):
+        return wanted
+    if not os.access(kvm_device, os.R_OK | os.W_OK):
+        log.write(f"kmatrix: {kvm_device} is not usable, booting with TCG\n")
+        return "tcg"
+    probe_dir.mkdir(parents=True, exist_ok=True)
+    step = kvm_probe_step(kernel, probe_dir, str(kvm_device))
+    console = probe_dir / "kvm-probe-console.log"
+    console.unlink(missing_ok=True)
+    result = runner.run(step, log)
+    text = console.read_text(errors="replace") if console.exists() else ""
+    if result.ok and "Linux version" in text:
+        log.write("kmatrix: KVM probe booted the kernel, booting with KVM\n")
+        return "kvm"
+    why = "timed out" if result.timed_out or result.exit_code in (124, 137) else \
+        f"exit status {result.exit_code}"
+    log.write(f"kmatrix: KVM probe failed ({why}), booting with TCG\n")
+    return "tcg"
+
+
+# -- the boot ------------------------------------------------------------------------------
+
+def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
+         log: IO[str]) -> BootResult:
+    """Boot once and judge the console log. Never raises for a kernel problem: an unusable
+    log after QEMU failed to run is infra-error, anything else is the judge's verdict."""
+    req.work_dir.mkdir(parents=True, exist_ok=True)
+    req.console_log.unlink(missing_ok=True)
+    start = time.monotonic()
+    result = runner.run(boot_step(req), log)
+    duration = time.monotonic() - start
+    text = req.console_log.read_text(errors="replace") if req.console_log.exists() else ""
+    timed_out = result.timed_out or result.exit_code in (124, 137)
+
+    def make(verdict: Verdict, reasons: list[str], phases: dict[str, PhaseCounts]) -> BootResult:
+        return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
+                          duration, result.exit_code, timed_out)
+
+    if not text.strip():
+        if timed_out:
+            return make(Verdict.BOOT_TIMEOUT, [f"no console output in {req.limit_s:g} s"], {})
+        if result.exit_code == 0:  # -no-reboot: the guest reset the machine, silently
+            return make(Verdict.BOOT_FAIL, ["the guest reset before printing anything"], {})
+        return make(Verdict.INFRA_ERROR,
+                    [f"QEMU exited {result.exit_code} with an empty console log"]
+                    + [line for line in result.tail[-5:]], {})
+    try:
+        judgement: Judgement = judge(text, resolved_config, req.cmdline)
+    except InputError as exc:  # the console shows no kernel at all
+        if result.exit_code not in (0, None) and not timed_out:
+            return make(Verdict.INFRA_ERROR, [f"QEMU exited {result.exit_code}: {exc.message}"]
+                        + result.tail[-5:], {})
+        return make(Verdict.BOOT_FAIL, [exc.message, tail_reason(text)], {})
+    verdict, reasons = judgement.verdict, list(judgement.reasons)
+    if verdict is Verdict.BOOT_TIMEOUT and timed_out:
+        reasons.insert(0, f"killed at the {req.limit_s:g} s limit")
+    elif verdict is Verdict.PASS and timed_out:
+        verdict, reasons = Verdict.BOOT_FAIL, [
+            f"end marker seen, but the guest did not reboot within the {req.limit_s:g} s limit",
+            tail_reason(text)]
+    log.write(f"kmatrix: {req.console_log}: {verdict.value}"
+              + "".join(f"\n  {r}" for r in reasons) + "\n")
+    return make(verdict, reasons, judgement.phases)
+
+
+def fragment_lines(path: Path = BOOT_FRAGMENT) -> list[str]:
+    """The boot fragment's option lines (comments dropped), for the core's config steps."""
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and (not line.startswith("#") or line.endswith(" is not set"))]
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    """The three default boot combinations share one kernel per dups setting."""
+
+    name: str
+    dups: bool
+    trace: bool
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def cmdline(self) -> str:
+        return kernel_cmdline(self.trace, self.extra)
+
+
+DEFAULT_BOOTS = (BootPlan("dups-on", True, False), BootPlan("dups-on-trace", True, True),
+                 BootPlan("dups-off", False, False))

@@ -1,0 +1,243 @@
+"""boot.py with a fake runner: steps as data, the QEMU command line, the bounded KVM probe,
+and how a boot's outcome (console log + QEMU status) becomes a BootResult."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Callable
+
+import pytest
+
+from harness import boot, cpio
+from harness.container import Step, StepResult
+from harness.judge import parse_dotconfig
+from harness.verdict import InputError, Verdict
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "console"
+ON = parse_dotconfig((DATA / "dups-on.config").read_text())
+
+Action = Callable[[Step], StepResult]
+
+
+@dataclass
+class FakeRunner:
+    """Records steps; `action` decides what each one does (writes a console log, times out)."""
+
+    action: Action
+    steps: list[Step] = field(default_factory=list)
+
+    def run(self, step: Step, log: IO[str]) -> StepResult:
+        self.steps.append(step)
+        log.write(f"$ {' '.join(step.argv)}\n")
+        return self.action(step)
+
+    def reproducer(self, step: Step) -> str:
+        return " ".join(step.argv)
+
+    def image_id(self) -> str:
+        return "sha256:fake"
+
+
+def serial_path(step: Step) -> Path:
+    return Path(step.argv[step.argv.index("-serial") + 1].removeprefix("file:"))
+
+
+def writes_console(text: str, exit_code: int | None = 0, timed_out: bool = False) -> Action:
+    def action(step: Step) -> StepResult:
+        serial_path(step).write_text(text)
+        return StepResult(step.name, step.argv, exit_code, 1.0, timed_out, ["qemu tail"])
+    return action
+
+
+def spec(tmp_path: Path, cmdline: str = boot.kernel_cmdline(), **kw: object) -> boot.BootSpec:
+    (tmp_path / "out").mkdir(exist_ok=True)
+    (tmp_path / "guest").mkdir(exist_ok=True)
+    return boot.BootSpec(kernel=tmp_path / "out" / "bzImage",
+                         initramfs=tmp_path / "guest" / "initramfs.cpio",
+                         work_dir=tmp_path / "boot", cmdline=cmdline, **kw)  # type: ignore[arg-type]
+
+
+# -- steps and command lines --------------------------------------------------------------
+
+def test_qemu_argv_tcg(tmp_path: Path) -> None:
+    argv = boot.qemu_argv(Path("/k/bzImage"), Path("/w/console.log"), "console=ttyS0",
+                          "tcg", Path("/g/initramfs.cpio"), limit_s=90)
+    assert argv[:4] == ("timeout", "--kill-after=5", "90", "qemu-system-x86_64")
+    for flag in ("-no-reboot", "-nodefaults"):
+        assert flag in argv
+    assert argv[argv.index("-accel") + 1] == "tcg"
+    assert argv[argv.index("-nic") + 1] == "none"
+    assert argv[argv.index("-serial") + 1] == "file:/w/console.log"
+    assert argv[argv.index("-append") + 1] == "console=ttyS0"
+    assert argv[argv.index("-initrd") + 1] == "/g/initramfs.cpio"
+    with pytest.raises(ValueError):
+        boot.qemu_argv(Path("/k"), Path("/c"), "", "hvf")
+
+
+def test_kernel_cmdline() -> None:
+    assert boot.kernel_cmdline() == "console=ttyS0 panic=-1 printk.devkmsg=on loglevel=7"
+    assert boot.kernel_cmdline(trace=True, extra=("KMATRIX_N=4",)).endswith(
+        " module.enable_dups_trace=1 KMATRIX_N=4")
+    assert [p.cmdline.endswith("module.enable_dups_trace=1") for p in boot.DEFAULT_BOOTS] == \
+        [False, True, False]
+
+
+def test_boot_step_limits_mounts_and_devices(tmp_path: Path) -> None:
+    step = boot.boot_step(spec(tmp_path, limit_s=100))
+    assert step.timeout_s == 100 + boot.CONTAINER_SLACK_S
+    assert step.devices == ()
+    rw = {m.path for m in step.mounts if not m.read_only}
+    assert rw == {tmp_path / "boot"}
+    assert boot.boot_step(spec(tmp_path, accel="kvm")).devices == ("/dev/kvm",)
+
+
+def test_bzimage_step(tmp_path: Path) -> None:
+    step = boot.bzimage_step(Path("/src"), Path("/out"), 2)
+    assert step.argv == ("make", "O=/out", "ARCH=x86_64", "-j2", "bzImage")
+    assert step.workdir == "/src"
+    assert [(m.path, m.read_only) for m in step.mounts] == [(Path("/src"), True), (Path("/out"), False)]
+
+
+def test_guest_steps_and_initramfs(tmp_path: Path) -> None:
+    steps = boot.guest_steps(tmp_path)
+    assert steps[0].argv[:2] == ("gcc", "-static")
+    assert steps[0].argv[-1] == str(boot.GUEST_SRC / "init.c")
+    assert steps[1].argv == ("cp", "/bin/busybox", str(tmp_path / "busybox"))
+    with pytest.raises(InputError):
+        boot.write_initramfs(tmp_path)
+    (tmp_path / "init").write_bytes(b"\x7fELF init")
+    (tmp_path / "busybox").write_bytes(b"\x7fELF busybox")
+    archive = boot.write_initramfs(tmp_path)
+    entries = {e.path: e for e in cpio.read_newc(archive.read_bytes())}
+    assert entries["dev/console"].rdev == (5, 1)
+    assert entries["dev/kmsg"].rdev == (1, 11)
+    assert entries["sbin/modprobe"].data.startswith(b"#!/bin/busybox sh")
+    assert entries["sbin/modprobe"].mode & 0o111
+    assert entries["init"].data == b"\x7fELF init"
+
+
+def test_fragment_lines() -> None:
+    lines = boot.fragment_lines()
+    for needed in ("CONFIG_BUG=y", "CONFIG_KALLSYMS=y", "CONFIG_SERIAL_8250_CONSOLE=y",
+                   "CONFIG_BLK_DEV_INITRD=y", "CONFIG_PRINTK=y"):
+        assert needed in lines
+    assert all(line.startswith("CONFIG_") for line in lines)
+    # the golden kernels were built with this fragment: every line survived olddefconfig
+    for line in lines:
+        name, value = line.split("=", 1)
+        assert ON.get(name) == value, line
+
+
+# -- the KVM probe --------------------------------------------------------------------------
+
+def test_probe_skipped_without_kvm_device(tmp_path: Path) -> None:
+    runner = FakeRunner(lambda s: pytest.fail("must not run"))  # type: ignore[arg-type,return-value]
+    log = io.StringIO()
+    assert boot.probe_accel(runner, tmp_path / "bzImage", tmp_path, log,
+                            kvm_device=tmp_path / "no-kvm") == "tcg"
+    assert "not usable" in log.getvalue()
+
+
+def test_probe_hang_falls_back_to_tcg(tmp_path: Path) -> None:
+    kvm = tmp_path / "kvm"
+    kvm.write_text("")
+    runner = FakeRunner(lambda s: StepResult(s.name, s.argv, 124, boot.KVM_PROBE_LIMIT_S, False))
+    log = io.StringIO()
+    assert boot.probe_accel(runner, tmp_path / "bzImage", tmp_path, log, kvm_device=kvm) == "tcg"
+    [step] = runner.steps
+    assert step.argv[:3] == ("timeout", "--kill-after=5", f"{boot.KVM_PROBE_LIMIT_S:g}")
+    assert step.devices == (str(kvm),) and "-initrd" not in step.argv
+    assert step.timeout_s <= boot.KVM_PROBE_LIMIT_S + boot.CONTAINER_SLACK_S
+    assert "KVM probe failed (timed out)" in log.getvalue()
+
+
+def test_probe_abort_falls_back_to_tcg(tmp_path: Path) -> None:
+    kvm = tmp_path / "kvm"
+    kvm.write_text("")
+    runner = FakeRunner(writes_console("", exit_code=1))
+    assert boot.probe_accel(runner, tmp_path / "bzImage", tmp_path, io.StringIO(),
+                            kvm_device=kvm) == "tcg"
+
+
+def test_probe_success_uses_kvm(tmp_path: Path) -> None:
+    kvm = tmp_path / "kvm"
+    kvm.write_text("")
+    runner = FakeRunner(writes_console("[0.0] Linux version 6.12\nKernel panic - not syncing: VFS\n"))
+    assert boot.probe_accel(runner, tmp_path / "bzImage", tmp_path, io.StringIO(),
+                            kvm_device=kvm) == "kvm"
+
+
+def test_probe_forced(tmp_path: Path) -> None:
+    runner = FakeRunner(lambda s: pytest.fail("must not run"))  # type: ignore[arg-type,return-value]
+    assert boot.probe_accel(runner, tmp_path, tmp_path, io.StringIO(), wanted="tcg") == "tcg"
+
+
+# -- boot outcomes ------------------------------------------------------------------------
+
+def test_boot_pass(tmp_path: Path) -> None:
+    text = (DATA / "dups-on-trace.log").read_text()
+    runner = FakeRunner(writes_console(text))
+    log = io.StringIO()
+    result = boot.boot(runner, spec(tmp_path, boot.kernel_cmdline(trace=True)), ON, log)
+    assert result.verdict is Verdict.PASS, result.reasons
+    assert result.phases["concurrent-fs"].duplicates == {"fs-kmatrixfs": 7}
+    assert result.console_log.read_text() == text
+    assert "qemu-system-x86_64" in log.getvalue() and ": pass" in log.getvalue()
+    record = result.to_json()
+    assert record["verdict"] == "pass" and record["accel"] == "tcg"
+    assert result.outcome.verdict is Verdict.PASS
+
+
+def test_boot_timeout_with_partial_console(tmp_path: Path) -> None:
+    text = (DATA / "broken-hang.log").read_text()
+    result = boot.boot(FakeRunner(writes_console(text, exit_code=124)), spec(tmp_path, limit_s=30),
+                       ON, io.StringIO())
+    assert result.verdict is Verdict.BOOT_TIMEOUT
+    assert result.reasons[0] == "killed at the 30 s limit"
+    assert result.timed_out
+
+
+def test_boot_killed_by_runner_with_no_output(tmp_path: Path) -> None:
+    runner = FakeRunner(writes_console("", exit_code=None, timed_out=True))
+    result = boot.boot(runner, spec(tmp_path), ON, io.StringIO())
+    assert result.verdict is Verdict.BOOT_TIMEOUT
+
+
+def test_qemu_failure_is_infra(tmp_path: Path) -> None:
+    def action(step: Step) -> StepResult:
+        return StepResult(step.name, step.argv, 1, 0.1, False,
+                          ["qemu: could not load kernel '/x/bzImage'"])
+    result = boot.boot(FakeRunner(action), spec(tmp_path), ON, io.StringIO())
+    assert result.verdict is Verdict.INFRA_ERROR
+    assert "could not load kernel" in " ".join(result.reasons)
+
+
+def test_silent_reset_is_boot_fail(tmp_path: Path) -> None:
+    result = boot.boot(FakeRunner(writes_console("")), spec(tmp_path), ON, io.StringIO())
+    assert result.verdict is Verdict.BOOT_FAIL
+
+
+def test_panic_with_exit_zero_is_boot_fail(tmp_path: Path) -> None:
+    text = (DATA / "broken-init-exit.log").read_text()
+    result = boot.boot(FakeRunner(writes_console(text)), spec(tmp_path), ON, io.StringIO())
+    assert result.verdict is Verdict.BOOT_FAIL
+    assert "Attempted to kill init" in result.reasons[0]
+
+
+def test_end_marker_but_no_reboot_is_boot_fail(tmp_path: Path) -> None:
+    text = (DATA / "dups-on.log").read_text()
+    result = boot.boot(FakeRunner(writes_console(text, exit_code=124)), spec(tmp_path), ON,
+                       io.StringIO())
+    assert result.verdict is Verdict.BOOT_FAIL
+    assert "did not reboot" in result.reasons[0]
+
+
+def test_stale_console_log_is_removed(tmp_path: Path) -> None:
+    req = spec(tmp_path)
+    req.work_dir.mkdir()
+    shutil.copy(DATA / "dups-on.log", req.console_log)
+    runner = FakeRunner(lambda s: StepResult(s.name, s.argv, 1, 0.1, False, []))
+    assert boot.boot(runner, req, ON, io.StringIO()).verdict is Verdict.INFRA_ERROR

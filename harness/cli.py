@@ -99,7 +99,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe)
     settings, matrix = session.prepare_run(opts)
-    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:

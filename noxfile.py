@@ -1,0 +1,49 @@
+"""Everyday entry points.
+
+    nox -s matrix              run the default matrix (matrix.yaml) end to end
+    nox -s matrix -- --only dups-y.trace-n   (any `kmatrix run` arguments after --)
+    nox -s tests               unit tests + integration tests on the real kernel in real containers
+    nox -s unit                the fast unit tests only (seconds, no Docker)
+    nox -s lint                ruff
+"""
+
+import os
+
+import nox
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_venv = "yes"
+nox.options.default_venv_backend = "venv"
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+
+
+@nox.session
+def matrix(session: nox.Session) -> None:
+    """Run matrix.yaml: config truth, builds, link checks and boots; prints the summary."""
+    _install(session)
+    session.run("kmatrix", "run", *session.posargs, external=False)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """All tests: unit, then integration (Docker, the builder image, Debian's 6.12 tree)."""
+    _install(session)
+    workers = os.environ.get("KMATRIX_TEST_WORKERS", "2")
+    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup",
+                "--junitxml", "results/tests-junit.xml", *session.posargs)
+
+
+@nox.session
+def unit(session: nox.Session) -> None:
+    """Unit tests only: no Docker, no kernel tree."""
+    _install(session)
+    session.run("pytest", "tests/unit", "-q", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    _install(session)
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")

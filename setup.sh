@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what kmatrix needs on a Debian 12 machine and start the Docker engine. Idempotent:
+# run it before `python3 -m nox -s matrix` or `python3 -m nox -s tests`. Needs root to install;
+# without root it says exactly what is missing and how to get it.
+set -euo pipefail
+
+debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git xz-utils
+      binutils python3-pip python3-venv ca-certificates)
+
+missing=()
+for pkg in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "kmatrix setup: missing Debian packages: ${missing[*]}" >&2
+    echo "kmatrix setup: install them as root: apt-get install ${missing[*]}" >&2
+    exit 3
+  fi
+  echo "kmatrix setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -c 'import nox' 2>/dev/null; then
+  echo "kmatrix setup: installing nox"
+  python3 -m pip install -q nox 2>/dev/null || python3 -m pip install -q --break-system-packages nox
+fi
+
+"$(dirname "$0")/harness/scripts/start-dockerd"

@@ -70,7 +70,7 @@ class Or:
 
 @dataclass(frozen=True)
 class Compare:
-    op: str  # = != < <= > >=
+    op: str  # = != < <= > >=, or "range" (a range property's bounds)
     a: Sym
     b: Sym
 
@@ -78,12 +78,14 @@ class Compare:
 Expr = Union[Sym, Not, And, Or, Compare]
 
 _PRECEDENCE = {Or: 1, And: 2, Not: 3, Compare: 4, Sym: 5}
-_NEGATE = {"=": "!=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+_NEGATE = {"=": "!=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">", "range": "range"}
 
 
 def expr_from_json(data: dict) -> Expr:
     if "s" in data:
-        return Sym(data["s"], data.get("v", ""), bool(data.get("c")), bool(data.get("undefined")))
+        undefined = bool(data.get("undefined"))  # Kconfig reports its name as its value: it is n
+        return Sym(data["s"], "n" if undefined else data.get("v", ""), bool(data.get("c")),
+                   undefined)
     op = data["op"]
     if op == "!":
         return Not(expr_from_json(data["a"]))
@@ -99,10 +101,14 @@ def expr_from_json(data: dict) -> Expr:
 def render(e: Expr) -> str:
     """The expression as menuconfig's help prints it: `A [=y] && (B [=n] || C [=m])`."""
     if isinstance(e, Sym):
+        if e.undefined:
+            return f"{e.name} [undefined]"
         return e.name if e.const else f"{e.name} [={e.value}]"
     if isinstance(e, Not):
         return "!" + _child(e.a, e)
     if isinstance(e, Compare):
+        if e.op == "range":
+            return f"[{render(e.a)} {render(e.b)}]"
         return f"{render(e.a)} {e.op} {render(e.b)}"
     op = " && " if isinstance(e, And) else " || "
     return _child(e.a, e) + op + _child(e.b, e)
@@ -119,20 +125,25 @@ def sym_tri(s: Sym) -> int:
     return TRI.get(s.value, 0)
 
 
-def evaluate(e: Expr) -> int:
-    """Tristate value of an expression over the values in the dump (0 n, 1 m, 2 y)."""
+def evaluate(e: Expr, overrides: dict[str, str] | None = None) -> int:
+    """Tristate value of an expression over the values in the dump (0 n, 1 m, 2 y),
+    or over `overrides` where given (what-if: "if X were n")."""
+    o = overrides or {}
     if isinstance(e, Sym):
-        return sym_tri(e)
+        return TRI.get(o[e.name], 0) if e.name in o and not e.const else sym_tri(e)
     if isinstance(e, Not):
-        return 2 - evaluate(e.a)
+        return 2 - evaluate(e.a, o)
     if isinstance(e, And):
-        return min(evaluate(e.a), evaluate(e.b))
+        return min(evaluate(e.a, o), evaluate(e.b, o))
     if isinstance(e, Or):
-        return max(evaluate(e.a), evaluate(e.b))
-    return 2 if _compare(e.op, e.a.value, e.b.value) else 0
+        return max(evaluate(e.a, o), evaluate(e.b, o))
+    left, right = (o.get(x.name, x.value) if not x.const else x.value for x in (e.a, e.b))
+    return 2 if _compare(e.op, left, right) else 0
 
 
 def _compare(op: str, left: str, right: str) -> bool:
+    if op == "range":
+        return True
     try:
         diff = (int(left, 0) > int(right, 0)) - (int(left, 0) < int(right, 0))
     except ValueError:
@@ -372,8 +383,12 @@ class Planner:
     """Turns unmet conditions into assignments. `fixed` holds values that must not change
     (the user's requests). Results are memoized per (symbol, value) for one dump."""
 
-    def __init__(self, dump: KconfigDump, fixed: dict[str, str]) -> None:
+    def __init__(self, dump: KconfigDump, fixed: dict[str, str], tree: Path | None = None,
+                 added: dict[str, str] | None = None) -> None:
         self.dump = dump
+        self.added = {k.removeprefix("CONFIG_"): v for k, v in (added or {}).items()}
+        self.tree = tree
+        self._arch_hints: dict[str, str] = {}
         self.fixed = {k.removeprefix("CONFIG_"): v for k, v in fixed.items()}
         self._memo: dict[tuple[str, str], Plan] = {}
         self._active: set[str] = set()
@@ -392,10 +407,21 @@ class Planner:
         self._memo[key] = plan
         return plan
 
+    def undefined_reason(self, name: str) -> str:
+        """Why a symbol can never be set here: defined for other architectures, or nowhere."""
+        if name not in self._arch_hints:
+            arches = defined_in_arches(self.tree, name) if self.tree else []
+            srcarch = self.dump.header.get("srcarch") or "?"
+            where = (f"defined only for {', '.join(arches)}" if arches
+                     else "defined nowhere in this tree's Kconfig for this architecture")
+            self._arch_hints[name] = f"{name} is {where}, not for SRCARCH={srcarch}" \
+                if arches else f"{name} is {where} (SRCARCH={srcarch})"
+        return self._arch_hints[name]
+
     def _require(self, name: str, value: str) -> Plan:
         sym = self.dump.symbol(name)
         if sym is None:
-            return Plan(impossible=f"{name} is not defined in {self.dump.kernel}")
+            return Plan(impossible=self.undefined_reason(name))
         if holds_in_dump(sym, value):
             return Plan()
         fixed = self.fixed.get(name)
@@ -403,11 +429,33 @@ class Planner:
             return Plan(needs=(Need(name, value, "conflict",
                                     f"conflicts with the requested {name}={fixed}"),),
                         impossible=f"needs {name}={value}, but {name}={fixed} is requested")
+        added = self.added.get(name)
+        if added is not None and not same_value(added, value):
+            return Plan(impossible=f"needs {name}={value}, but repair already added {name}={added}")
+        broken = self.breaks_request(name, value)
+        if broken:
+            return Plan(impossible=broken)
         if not sym.is_bool:
             return self._set_value(sym, value)
         if value == "n":
             return self._disable(sym)
         return self._enable(sym, value)
+
+    def breaks_request(self, name: str, value: str) -> str | None:
+        """`MODULES=n would break the requested MODULE_SIG=y (it needs MODULES [=y])`: a change
+        that takes away the direct dependency of a requested value that holds now."""
+        what_if = {name: value}
+        for other, want in self.fixed.items():
+            sym = self.dump.symbol(other)
+            if other == name or sym is None or not sym.is_bool or want == "n" \
+                    or not holds_in_dump(sym, want) or sym.dir_dep is None:
+                continue
+            still = max(evaluate(sym.dir_dep.expr, what_if),
+                        evaluate(sym.rev_dep.expr, what_if) if sym.rev_dep else 0)
+            if still < TRI.get(want, 2):
+                return (f"{name}={value} would break the requested {other}={want} "
+                        f"(it needs {sym.dir_dep.text})")
+        return None
 
     # -- y or m
 
@@ -571,8 +619,7 @@ class Planner:
             if e.const:
                 return Plan(impossible=f"the condition is the constant {e.name}")
             if e.undefined:
-                return Plan(impossible=f"{e.name} is not defined in {self.dump.kernel} "
-                                       "(another architecture, or an option this version lacks)")
+                return Plan(impossible=self.undefined_reason(e.name))
             sym = self.dump.symbol(e.name)
             value = "m" if want == 1 and sym is not None and sym.type == "tristate" else "y"
             return self.require(e.name, value)
@@ -622,6 +669,24 @@ class Planner:
     def _step(name: str, value: str, kind: str, text: str, inner: Plan) -> Plan:
         return Plan(inner.assignments, (Need(name, value, kind, text),) + inner.needs,
                     inner.impossible)
+
+
+_CONFIG_LINE = r"^\s*(?:menu)?config\s+{}\s*$"
+
+
+def defined_in_arches(tree: Path, name: str) -> list[str]:
+    """The arch/ directories whose Kconfig files define `name` (a lexical scan of arch/ only)."""
+    pattern = re.compile(_CONFIG_LINE.format(re.escape(name)), re.M)
+    found = []
+    for arch in sorted(p for p in (tree / "arch").iterdir() if p.is_dir()):
+        for kconfig in sorted(arch.rglob("Kconfig*")):
+            try:
+                if pattern.search(kconfig.read_text(errors="replace")):
+                    found.append(f"arch/{arch.name}")
+                    break
+            except OSError:
+                continue
+    return found
 
 
 def _and_all(exprs: list[Expr]) -> Expr:
@@ -690,7 +755,7 @@ class Explanation:
         if not self.exists:
             hint = f"; did you mean {', '.join('CONFIG_' + m for m in self.did_you_mean)}?" \
                 if self.did_you_mean else ""
-            return f"CONFIG_{self.symbol} does not exist{hint}"
+            return f"CONFIG_{self.symbol} does not exist here: {self.unsatisfiable}{hint}"
         if self.holds:
             return f"{self.symbol}={self.requested} holds"
         chain = "; ".join(n.line() for n in self.needs) or \
@@ -719,16 +784,21 @@ class Explanation:
 
 
 def explain(symbol: str, requested_value: str, dump: KconfigDump,
-            fixed: dict[str, str] | None = None) -> Explanation:
+            fixed: dict[str, str] | None = None, tree: Path | None = None,
+            added: dict[str, str] | None = None) -> Explanation:
     """Why `symbol=requested_value` does or does not hold in the config the dump was taken of.
 
-    `fixed` are other requested values (CONFIG_ names or bare) that a proposal must not change.
+    `fixed` are other requested values (CONFIG_ names or bare) that a proposal must not change;
+    `added` are assignments an earlier repair round made.
+    `tree`, when given, lets the explanation name the architectures that define a symbol
+    this SRCARCH lacks.
     """
     name = symbol.removeprefix("CONFIG_")
     sym = dump.symbol(name)
+    planner = Planner(dump, {**(fixed or {}), name: requested_value}, tree, added)
     if sym is None:
         return Explanation(name, requested_value, exists=False,
-                           unsatisfiable=f"CONFIG_{name} is not defined in {dump.kernel}",
+                           unsatisfiable=planner.undefined_reason(name),
                            did_you_mean=dump.close_matches(name))
     result = Explanation(name, requested_value, True, sym.value, sym.type, sym.where)
     result.selected_by = [_paren_and(t) for t in terms(sym.rev_dep.expr if sym.rev_dep else None, Or)]
@@ -741,9 +811,7 @@ def explain(symbol: str, requested_value: str, dump: KconfigDump,
         return result
     if result.holds:
         return result
-    fixed_values = dict(fixed or {})
-    fixed_values[name] = requested_value
-    plan = Planner(dump, fixed_values).require(name, requested_value)
+    plan = planner.require(name, requested_value)
     result.needs = list(plan.needs) or [_settable_need(sym, requested_value)]
     result.proposal = {k: v for k, v in plan.assignments if k != name}
     result.unsatisfiable = plan.impossible
@@ -915,8 +983,8 @@ def repair(requested: Config, base: Config, session: KconfigSession, max_rounds:
                 added, resolved = _minimize(requested, base, added, session, resolved)
             return Repair(requested, added, True, [], resolved, rounds)
         dump = session.dump()
-        fixed = {**requested, **added}
-        explanations = [explain(name, requested[name], dump, fixed) for name in bad]
+        explanations = [explain(name, requested[name], dump, requested, session.tree, added)
+                        for name in bad]
         impossible = [e for e in explanations if e.unsatisfiable]
         if impossible:
             return Repair(requested, added, False, explanations, resolved, rounds,
@@ -981,7 +1049,7 @@ def explain_main(symbol: str, config: Path | None, tree: Path, out: Path, runner
         started = time.monotonic()
         session.olddefconfig(base)
         dump = session.dump()
-        explanation = explain(name, value, dump)
+        explanation = explain(name, value, dump, tree=tree)
         explain_s = time.monotonic() - started
         text = explanation.lines()
         status = EXIT_OK if explanation.holds else EXIT_KERNEL_FAILED

@@ -91,16 +91,29 @@ static const char *tri_str(tristate t)
 	return t == yes ? "y" : t == mod ? "m" : "n";
 }
 
+/* Numbers in expressions (`range 1 16`, `depends on NR >= 4`) are untyped symbols, not consts */
+static int is_number(const char *name)
+{
+	char *end;
+
+	if (!name || !*name)
+		return 0;
+	strtoll(name, &end, 0);
+	return *end == '\0';
+}
+
 static void jsym(FILE *o, struct symbol *sym)
 {
+	int literal = (sym->flags & SYMBOL_CONST) || is_number(sym->name);
+
 	sym_calc_value(sym);
 	fputs("{\"s\":", o);
 	jstr(o, sym->name ? sym->name : "<choice>");
 	fputs(",\"v\":", o);
 	jstr(o, sym_get_string_value(sym));
-	if (sym->type == S_UNKNOWN && !(sym->flags & SYMBOL_CONST))
+	if (sym->type == S_UNKNOWN && !literal)
 		fputs(",\"undefined\":true", o);
-	if (sym->flags & SYMBOL_CONST)
+	if (literal)
 		fputs(",\"c\":true", o);
 	fputc('}', o);
 }

@@ -19,6 +19,7 @@ from typing import IO, Protocol
 from .verdict import InfraError
 
 LABEL = "org.kmatrix.step"
+WORKDIR_LABEL = "org.kmatrix.workdir"
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class DockerRunner:
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
                 working_dir=step.workdir, environment=dict(step.env),
                 nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
-                labels={LABEL: step.name},
+                labels={LABEL: step.name, WORKDIR_LABEL: step.workdir},
             )
         except docker.errors.ImageNotFound as exc:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "

@@ -60,6 +60,13 @@ _ERROR_RE = re.compile(r"(\berror:|\*\*\* |undefined reference|Error \d+|fatal e
 _NOISE_RE = re.compile(r"^make(\[\d+\])?: \*\*\* .*Error \d+")
 
 
+def step_output(log_lines: list[str]) -> list[str]:
+    """The output of the last step in a log: the lines after its `$ command` line."""
+    starts = [i for i, ln in enumerate(log_lines) if ln.startswith("$ ")]
+    body = log_lines[starts[-1] + 1:] if starts else log_lines
+    return [ln for ln in body if not ln.startswith("kmatrix: ")]
+
+
 def first_errors(lines: list[str], limit: int = 5) -> list[str]:
     """The compiler's first error lines, not make's echo of them further down."""
     errors = [ln.strip() for ln in lines if _ERROR_RE.search(ln) and not _NOISE_RE.match(ln.strip())]

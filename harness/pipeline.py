@@ -20,7 +20,7 @@ from filelock import FileLock
 
 from . import kconfig, linkcheck, matrix as matrixmod, results
 from .container import Runner, StepResult
-from .kbuild import Toolchain, first_errors, infra_trouble
+from .kbuild import Toolchain, first_errors, infra_trouble, step_output
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix
 from .verdict import InfraError, Outcome, Verdict
@@ -266,8 +266,8 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
                                              "raise build.timeout or lower the load"])
     if not step.ok:
         log.flush()
-        lines = (Path(settings.run_dir) / combo.id / "build.log").read_text(
-            errors="replace").splitlines()
+        lines = step_output((Path(settings.run_dir) / combo.id / "build.log").read_text(
+            errors="replace").splitlines())
         if trouble := infra_trouble(lines):
             return Outcome(Verdict.INFRA_ERROR, [trouble])
         errors = first_errors(lines) or step.tail[-3:]

@@ -189,6 +189,8 @@ def test_ctrl_c_keeps_finished_records_and_no_container(tmp_path, kernel_tree):
     assert proc.returncode == 130, out + err
     record = json.loads(record_path.read_text())  # whole, valid JSON
     assert record["status"] in ("interrupted", "running")
-    leftover = subprocess.run(["docker", "ps", "-q", "--filter", "label=org.kmatrix.step"],
+    workdir = json.loads(record_path.read_text())["output_dir"]
+    leftover = subprocess.run(["docker", "ps", "-q", "--filter",
+                               f"label=org.kmatrix.workdir={workdir}"],
                               capture_output=True, text=True).stdout.strip()
     assert leftover == ""

@@ -79,3 +79,56 @@ class CombinationItem(pytest.Item):
 
     def reportinfo(self):
         return self.path, self.combo.line - 1, f"combination {self.combo.id}"
+
+
+class Progress:
+    """Done / running / queued combinations and an estimate of the time left, one line per
+    finished combination (readable in a terminal and in a CI log alike)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+        self.total = 0
+        self.running: set[str] = set()
+        self.durations: list[float] = []
+
+    def started(self, nodeid: str) -> None:
+        self.running.add(nodeid)
+
+    def finished(self, nodeid: str, outcome: str, duration: float) -> str:
+        self.running.discard(nodeid)
+        self.durations.append(duration)
+        done = len(self.durations)
+        queued = max(0, self.total - done - len(self.running))
+        mean = sum(self.durations) / done
+        left = mean * (queued + len(self.running) / 2) / self.workers
+        name = nodeid.rsplit("::", 1)[-1]
+        return (f"kmatrix: [{done}/{self.total} done, {len(self.running)} running, {queued} "
+                f"queued] {name} {outcome} in {duration:.0f} s; about {left:.0f} s left")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    run_dir = config.getoption("--kmatrix-run-dir")
+    if run_dir and not hasattr(config, "workerinput"):
+        settings = RunSettings.load(Path(run_dir))
+        config.pluginmanager.register(ProgressReporter(Progress(settings.workers)),
+                                      "kmatrix-progress")
+
+
+class ProgressReporter:
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.progress.total = len(session.items)
+
+    def pytest_runtest_logstart(self, nodeid: str, location) -> None:  # noqa: ANN001
+        self.progress.started(nodeid)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            verdict = dict(report.user_properties).get("verdict", report.outcome)
+            line = self.progress.finished(report.nodeid, str(verdict), report.duration)
+            print("\n" + line, flush=True)
+
+    def pytest_xdist_node_collection_finished(self, node, ids) -> None:  # noqa: ANN001
+        self.progress.total = len(ids)

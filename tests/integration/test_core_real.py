@@ -53,9 +53,10 @@ def write_matrix(tmp_path: Path, tree: Path, includes: str, common: str = DEBUG,
     return path
 
 
-def run_one(tmp_path: Path, matrix_path: Path, combo_id: str):
+def run_one(tmp_path: Path, matrix_path: Path, combo_id: str, pristine: bool = False):
     settings, matrix = session.prepare_run(
-        session.Options(matrix=matrix_path, results=tmp_path / "results", workers=1, jobs=2),
+        session.Options(matrix=matrix_path, results=tmp_path / "results", workers=1, jobs=2,
+                        pristine=pristine),
         say=lambda *_: None)
     symbols = session.load_symbols(Path(settings.run_dir))
     record = run_combination(settings, matrix, matrix.combination(combo_id), symbols,

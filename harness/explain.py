@@ -931,7 +931,8 @@ class KconfigSession:
         if write:
             argv += ["--write", write]
         argv += ["--dump", "kconfig-dump.jsonl", "Kconfig"]
-        env = (("srctree", str(self.tree)), *self.kconfig_env())
+        env = (("srctree", str(self.tree)),
+               *((k, v) for k, v in self.kconfig_env() if k != "srctree"))
         self._run(Step("kconfig:dump", tuple(argv), self.toolchain.mounts(self.out),
                        workdir=str(self.out), env=env, timeout_s=self.timeout_s))
         return KconfigDump.from_file(self.out / "kconfig-dump.jsonl")

@@ -130,6 +130,7 @@ def scan_symbols(tree: Path) -> SymbolTable:
         for filename in filenames:
             if filename.startswith("Kconfig"):
                 _scan_file(Path(dirpath) / filename, types)
+    _scan_file(tree / "Documentation" / "Kconfig", types)  # sourced by the top Kconfig
     return SymbolTable(types)
 
 

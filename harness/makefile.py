@@ -37,10 +37,21 @@ def parse_object_rules(text: str) -> list[ObjectRule]:
     Only built-in objects (`.o` on `obj-y` / `obj-$(CONFIG_X)`) are returned; subdirectories
     (`foo/`) and constructs this reader does not understand are skipped, never guessed.
     """
-    joined = re.sub(r"\\\n", " ", text)
+    logical: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        if raw.endswith("\\"):
+            pending += raw[:-1] + " "
+            continue
+        logical.append((start, pending + raw))
+        pending = ""
+    if pending:
+        logical.append((start, pending))
     guards: list[str] = []
     rules: list[ObjectRule] = []
-    for number, raw in enumerate(joined.splitlines(), start=1):
+    for number, raw in logical:
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
@@ -59,6 +70,9 @@ def parse_object_rules(text: str) -> list[ObjectRule]:
         if line == "else" and guards:
             g = guards.pop()
             guards.append(g if g == "?" else (g[1:] if g.startswith("!") else f"!{g}"))
+            continue
+        if line.startswith("else ") and guards:
+            guards[-1] = "?"  # `else ifdef ...`: a chain this reader does not fold: skip the rest
             continue
         if line == "endif" and guards:
             guards.pop()

@@ -91,7 +91,7 @@ def _value(path: Path, line: int, symbol: str, value: Any) -> str:
     if isinstance(value, bool):
         raise _fail(path, line, f"{symbol}: YAML read {value!r} as a boolean: write y or n")
     if isinstance(value, int):
-        return str(value)
+        return getattr(value, "text", str(value))
     if isinstance(value, str) and value != "" and "\n" not in value:
         return value
     raise _fail(path, line, f"{symbol}: {value!r} is not a value: write y, m, n, a number or "
@@ -351,10 +351,13 @@ def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:
     for sym, value, line in matrix.common:
         check(sym, value, line)
     for frag in matrix.fragment_files:
-        for sym, value in kconfig.parse_config(frag.read_text()).items():
-            if sym not in symbols:
-                raise InputError(f"{frag}: {sym} is not defined by any Kconfig file in this "
-                                 "kernel tree: fix or remove it")
+        for number, text in enumerate(frag.read_text().splitlines(), start=1):
+            for sym in kconfig.parse_config(text):
+                if sym not in symbols:
+                    hint = symbols.close_matches(sym)
+                    tip = f"did you mean {', '.join(hint)}?" if hint else "fix or remove it"
+                    raise InputError(f"{frag}:{number}: {sym} is not defined by any Kconfig "
+                                     f"file in this kernel tree: {tip}")
     for combo in matrix.combinations:
         for sym, value in combo.values:
             check(sym, value, combo.line)

@@ -202,6 +202,8 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
                              extra_stages or [])
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
+    except Exception as exc:  # noqa: BLE001 - the record must still be finished
+        outcome = Outcome(Verdict.INFRA_ERROR, [f"kmatrix failed: {type(exc).__name__}: {exc}"])
     except KeyboardInterrupt:
         record.status, record.verdict = "interrupted", Verdict.INFRA_ERROR.value
         record.reasons = ["interrupted (Ctrl-C) before this combination finished"]

@@ -18,6 +18,7 @@ import datetime as dt
 import errno
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -116,6 +117,13 @@ def read_records(run_dir: Path) -> list[Record]:
     return records
 
 
+_XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(text: str) -> str:
+    return _XML_FORBIDDEN.sub("\ufffd", text)
+
+
 def junit_xml(records: list[Record], suite: str = "kmatrix") -> str:
     failures = sum(1 for r in records if r.verdict_enum.is_kernel_failure)
     errors = sum(1 for r in records if r.verdict_enum is Verdict.INFRA_ERROR)
@@ -126,8 +134,8 @@ def junit_xml(records: list[Record], suite: str = "kmatrix") -> str:
     for r in records:
         out.append(f'  <testcase classname={quoteattr(suite + "." + Path(r.matrix).name)} '
                    f'name={quoteattr(r.combination)} time="{r.duration_s:.1f}">')
-        body = escape("\n".join(r.reasons + ([f"reproduce: {r.reproducer}"] if r.reproducer else [])))
-        message = quoteattr((r.reasons[0] if r.reasons else r.verdict)[:500])
+        body = escape(_xml_text("\n".join(r.reasons + ([f"reproduce: {r.reproducer}"] if r.reproducer else []))))
+        message = quoteattr(_xml_text((r.reasons[0] if r.reasons else r.verdict)[:500]))
         if r.verdict_enum is Verdict.INFRA_ERROR:
             out.append(f'    <error type="{r.verdict or "infra-error"}" message={message}>{body}</error>')
         elif r.verdict_enum.is_kernel_failure:

@@ -47,6 +47,19 @@ def _sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     return result
 
 
+class ScalarInt(int):
+    """An int from the file that remembers how it was written (0x1000000 stays hex)."""
+
+    text: str
+
+
+def _int(loader: _Loader, node: yaml.ScalarNode) -> ScalarInt:
+    value = ScalarInt(loader.construct_yaml_int(node))
+    value.text = node.value
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _int)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 

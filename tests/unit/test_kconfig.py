@@ -178,9 +178,6 @@ def test_every_symbol_the_seed_makefile_uses_is_in_the_mini_tree() -> None:
             assert sym in table, sym
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: scan_symbols skips every Documentation/ directory, "
-                   "but the top Kconfig of Linux 6.12 sources Documentation/Kconfig "
-                   "(WARN_MISSING_DOCUMENTS, WARN_ABI_ERRORS), so those real symbols are rejected")
 def test_scan_symbols_reads_the_sourced_documentation_kconfig() -> None:
     assert "CONFIG_WARN_MISSING_DOCUMENTS" in kconfig.scan_symbols(MINI_TREE)
 

@@ -101,15 +101,11 @@ def test_line_continuations_join_object_lists() -> None:
         """) == [("signing.o", "MODULE_SIG"), ("version.o", "MODULE_SIG"), ("main.o", "y")]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: line continuations are joined before numbering, so "
-                   "every rule after a continuation gets a line number that is too small")
 def test_line_numbers_survive_continuations() -> None:
     got = makefile.parse_object_rules("obj-y += a.o \\\n  b.o\nobj-y += c.o\n")
     assert [(r.obj, r.line) for r in got] == [("a.o", 1), ("b.o", 1), ("c.o", 3)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `else ifdef`/`else ifeq` is neither understood nor "
-                   "skipped, so objects in the else-if branch get the first branch's condition")
 def test_else_if_chains() -> None:
     got = rules("""
         ifdef CONFIG_MODULE_SIG

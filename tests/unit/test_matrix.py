@@ -249,9 +249,6 @@ def test_numbers_and_strings_are_kept_as_text(tmp_path: Path) -> None:
     assert m.common == (("CONFIG_LOG_BUF_SHIFT", "17", 2), ("CONFIG_LOCALVERSION", "-kmatrix", 3))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: YAML 1.1 reads 0x1000000 as the int 16777216; "
-                   "_value() turns it into '16777216' and config_value() then requests the hex "
-                   "0x16777216, a different value that Kconfig accepts, so the check passes")
 def test_a_hex_value_is_requested_as_written(tmp_path: Path) -> None:
     m = load(tmp_path, "include:\n  - config: {CONFIG_PHYSICAL_START: 0x1000000}\n")
     check_against_tree(m, SYMBOLS)
@@ -432,8 +429,6 @@ def test_unknown_symbol_in_a_fragment_names_the_fragment(tmp_path: Path) -> None
         check_against_tree(m, SYMBOLS)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unknown symbol in a fragment file is reported "
-                   "without the fragment's line (issue 2: every input error names file:line)")
 def test_unknown_symbol_in_a_fragment_names_its_line(tmp_path: Path) -> None:
     (tmp_path / "f.config").write_text("CONFIG_MODULES=y\nCONFIG_NOT_A_SYMBOL=y\n")
     m = load(tmp_path, "fragments: [f.config]\ninclude: [{}]\n")

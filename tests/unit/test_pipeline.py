@@ -347,9 +347,6 @@ def test_link_mismatch_when_no_archive_was_built(tmp_path: Path, matrix: Matrix)
     assert rec.reasons == ["kernel/module/built-in.a was not produced by the build"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: run_combination promises to always leave a finished "
-                   "record, but an unexpected exception (here ValueError from archive_members on a "
-                   "corrupt built-in.a) escapes and leaves record.json at status 'running'")
 def test_a_corrupt_archive_still_finishes_the_record(tmp_path: Path, matrix: Matrix) -> None:
     class Corrupt(FakeMake):
         def run(self, step: Step, log: IO[str]) -> StepResult:

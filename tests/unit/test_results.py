@@ -167,9 +167,6 @@ def test_junit_of_no_records() -> None:
     assert suite is not None and suite.get("tests") == "0" and suite.get("failures") == "0"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: reasons quote build and console output verbatim; "
-                   "a control character (an ANSI colour escape, a NUL) makes junit.xml ill-formed "
-                   "because xml.sax.saxutils.escape/quoteattr keep characters XML 1.0 forbids")
 def test_junit_xml_stays_well_formed_with_control_characters() -> None:
     rec = record("color", "build-error", ["make failed: \x1b[01;31merror:\x1b[0m boom\x00"])
     failure = ET.fromstring(results.junit_xml([rec])).find("testsuite/testcase/failure")

@@ -218,6 +218,8 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
     record.finished = results.now()
     _write_reproducer(combo_dir, runner, record)
     results.write_record(run_dir, record)
+    if settings.pristine and record.output_dir:
+        shutil.rmtree(record.output_dir, ignore_errors=True)  # a pristine tree is never reused
     return record
 
 

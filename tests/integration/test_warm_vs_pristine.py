@@ -53,9 +53,11 @@ def outcome(record) -> tuple[str, list[str]]:
 def test_warm_flip_equals_pristine(tmp_path, kernel_tree, first, second):
     run_one(tmp_path, write(tmp_path, kernel_tree, first, "before"), "it-warm")
     warm, _ = run_one(tmp_path, write(tmp_path, kernel_tree, second, "warm"), "it-warm")
-    pristine, _ = run_one(tmp_path, write(tmp_path, kernel_tree, second, "pristine"), "it-warm",
-                          pristine=True)
+    pristine, pristine_dir = run_one(tmp_path, write(tmp_path, kernel_tree, second, "pristine"),
+                                     "it-warm", pristine=True)
     assert warm.verdict == "pass", warm.reasons
     assert outcome(warm) == outcome(pristine)
     assert warm.resolved_config_hash == pristine.resolved_config_hash
-    assert not Path(pristine.output_dir).exists() or "pristine" in pristine.output_dir
+    # the pristine build really started from nothing: host tools built, tree removed after
+    assert "HOSTCC  scripts/basic/fixdep" in (pristine_dir / "build.log").read_text()
+    assert not Path(pristine.output_dir).exists()

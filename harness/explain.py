@@ -976,12 +976,16 @@ def repair(requested: Config, base: Config, session: KconfigSession, max_rounds:
     the result does not need (each drop checked by olddefconfig) when `minimize`."""
     requested = {_config_name(k): v for k, v in requested.items()}
     added: Config = {}
+    dump: KconfigDump | None = None
     for rounds in range(1, max_rounds + 1):
         resolved = session.olddefconfig(merge(base, added, requested))
         bad = failing(requested, resolved)
         if not bad:
-            if minimize:
-                added, resolved = _minimize(requested, base, added, session, resolved)
+            if minimize and added:
+                changed = {k.removeprefix("CONFIG_") for k in (*added, *requested)}
+                needed = {k for k in added if dump is not None and _only_by_assignment(
+                    dump, k.removeprefix("CONFIG_"), added[k], changed)}
+                added, resolved = _minimize(requested, base, added, session, resolved, needed)
             return Repair(requested, added, True, [], resolved, rounds)
         dump = session.dump()
         explanations = [explain(name, requested[name], dump, requested, session.tree, added)
@@ -1002,11 +1006,28 @@ def repair(requested: Config, base: Config, session: KconfigSession, max_rounds:
                   None if not bad else f"still failing after {max_rounds} rounds: {', '.join(bad)}")
 
 
+def _only_by_assignment(dump: KconfigDump, name: str, value: str, changed: set[str]) -> bool:
+    """True when `name=y` can come only from its assignment: it has a prompt, no default that
+    can give y or m, and no select that is on or mentions a symbol the repair or the request
+    changes (`changed`, bare names). Such an addition is not worth an olddefconfig to drop.
+    (A select switched on further down a cascade is not seen: the repair may then keep an
+    assignment it could drop, never drop one it needs.)"""
+    sym = dump.symbol(name)
+    if sym is None or value != "y" or not sym.prompts:
+        return False
+    if sym.rev_dep is not None and (evaluate(sym.rev_dep.expr) > 0 or any(
+            s.name in changed for s in symbols_in(sym.rev_dep.expr))):
+        return False
+    return all(isinstance(d.target, Sym) and d.target.const and d.target.name == "n"
+               for d in sym.defaults)
+
+
 def _minimize(requested: Config, base: Config, added: Config, session: KconfigSession,
-              resolved: Config) -> tuple[Config, Config]:
-    """Drop added assignments that Kconfig would derive anyway (last added first)."""
+              resolved: Config, needed: set[str]) -> tuple[Config, Config]:
+    """Drop added assignments that Kconfig would derive anyway (last added first); each
+    drop is checked by olddefconfig. Those in `needed` are known to be necessary."""
     keep = dict(added)
-    for name in reversed(list(added)):
+    for name in reversed([k for k in added if k not in needed]):
         trial = {k: v for k, v in keep.items() if k != name}
         trial_resolved = session.olddefconfig(merge(base, trial, requested))
         if not failing(requested, trial_resolved):

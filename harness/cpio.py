@@ -5,8 +5,9 @@ deterministic (mtime 0, inode numbers in order, uid/gid 0)."""
 from __future__ import annotations
 
 import stat
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 MAGIC = b"070701"
 TRAILER = "TRAILER!!!"
@@ -77,7 +78,8 @@ def write_newc(entries: Iterable[Entry], out: BinaryIO) -> None:
 
 def read_newc(blob: bytes) -> list[Entry]:
     """Parse an archive written by newc_bytes (or by `cpio -H newc`); stops at the trailer."""
-    entries, pos = [], 0
+    entries: list[Entry] = []
+    pos = 0
     while True:
         if blob[pos:pos + 6] != MAGIC:
             raise ValueError(f"not a newc header at offset {pos}")

@@ -43,9 +43,9 @@ BAD_LINES: tuple[tuple[str, re.Pattern[str]], ...] = tuple((label, re.compile(rx
     ("Oops", r"\bOops\b|kernel BUG at|Unable to handle kernel|BUG: unable to handle"),
     ("BUG", r"\bBUG: "),
     ("general protection fault", r"general protection fault"),
-    ("lockdep report", r"possible (circular|recursive) locking|inconsistent lock state|"
-                       r"bad unlock balance|suspicious RCU usage|lock held when returning|"
-                       r"possible irq lock inversion"),
+    ("lockdep report", (r"possible (circular|recursive) locking|inconsistent lock state|"
+                        r"bad unlock balance|suspicious RCU usage|lock held when returning|"
+                        r"possible irq lock inversion")),
     ("RCU stall", r"rcu: INFO: .*detected stall|detected stalls on CPUs|self-detected stall"),
     ("soft lockup", r"soft lockup - CPU#"),
     ("hard lockup", r"hard LOCKUP"),

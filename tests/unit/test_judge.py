@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.judge import (clean_lines, cmdline_from_console, judge, main_print,
-                           parse_dotconfig, trace_on_cmdline, verdict_json)
+from harness.judge import (
+    clean_lines,
+    cmdline_from_console,
+    judge,
+    main_print,
+    parse_dotconfig,
+    trace_on_cmdline,
+    verdict_json,
+)
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InputError, Verdict
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "console"
@@ -207,8 +214,8 @@ def test_missing_phase_fails() -> None:
 def test_callers_with_different_results_fail() -> None:
     text = log("dups-on").replace("errno=ENODEV:8", "errno=ENODEV:7,OK:1")
     result = judge(text, ON, CMDLINE)
-    assert result.reasons == ["phase concurrent-fs: callers got ENODEV:7,OK:1, "
-                              "expected every one ENODEV"]
+    assert result.reasons == [("phase concurrent-fs: callers got ENODEV:7,OK:1, "
+                               "expected every one ENODEV")]
 
 
 def test_caller_that_never_returned_fails() -> None:

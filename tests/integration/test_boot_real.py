@@ -1,0 +1,162 @@
+"""The boot tier for real: build dups-on and dups-off kernels of the real tree in the builder
+container, boot them in QEMU (TCG unless the bounded KVM probe says KVM works), judge.
+
+Both kernels come from ONE output tree in the persistent work cache, built incrementally: they
+differ only in MODULE_DEBUG_AUTOLOAD_DUPS (DEBUG_FS and MODULE_DEBUG are on in both), so the
+flip recompiles kernel/module/ and relinks. The trace case is the dups-on kernel booted with
+module.enable_dups_trace=1. Timings go to <work_cache>/boot/timings.json and stdout.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from harness import boot
+from harness.container import Mount, Step
+from harness.judge import parse_dotconfig
+from harness.verdict import Verdict
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("boot")]
+
+COMBINATION = ("CONFIG_MODULES=y", "CONFIG_DEBUG_FS=y", "CONFIG_MODULE_DEBUG=y")
+DUPS = {True: "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y",
+        False: "# CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS is not set"}
+JOBS = 2
+BROKEN_LIMIT_S = 40.0
+
+
+@dataclass(frozen=True)
+class Kernel:
+    image: Path
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BootKit:
+    kernels: dict[bool, Kernel]  # by dups on/off
+    initramfs: Path
+    accel: str
+    work: Path
+    timings: dict[str, float]
+    runner: object  # the DockerRunner
+
+
+def make_step(tree: Path, out: Path, name: str, *targets: str, timeout_s: float = 600) -> Step:
+    return Step(name, ("make", f"O={out}", "ARCH=x86_64", *targets),
+                (Mount(tree, read_only=True), Mount(out, read_only=False)), workdir=str(tree),
+                env=(("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix")),
+                timeout_s=timeout_s, cpus=float(JOBS))
+
+
+def run(runner, step: Step, log) -> float:
+    result = runner.run(step, log)
+    assert result.ok, f"{step.name} failed: " + "\n".join(result.tail[-15:])
+    return result.duration_s
+
+
+def build_kernel(runner, tree: Path, out: Path, dups: bool, log) -> tuple[float, float]:
+    """tinyconfig + combination + boot fragment + olddefconfig, config truth, bzImage."""
+    out.mkdir(parents=True, exist_ok=True)
+    config_s = run(runner, make_step(tree, out, "tinyconfig", "tinyconfig"), log)
+    wanted = [*COMBINATION, DUPS[dups], *boot.fragment_lines()]
+    with open(out / ".config", "a") as config:
+        config.write("\n".join(wanted) + "\n")
+    config_s += run(runner, make_step(tree, out, "olddefconfig", "olddefconfig"), log)
+    resolved = parse_dotconfig((out / ".config").read_text())
+    dropped = [line for line in wanted if _value(line) != resolved.get(_name(line), "n")]
+    assert not dropped, f"olddefconfig dropped {dropped}"
+    build_s = run(runner, boot.bzimage_step(tree, out, JOBS), log)
+    return config_s, build_s
+
+
+def _name(line: str) -> str:
+    return line.split("=")[0] if "=" in line else line.split()[1]
+
+
+def _value(line: str) -> str:
+    return line.split("=", 1)[1] if "=" in line else "n"
+
+
+@pytest.fixture(scope="module")
+def kit(kernel_tree: Path, docker_runner, work_cache: Path) -> BootKit:
+    work = work_cache / "boot"
+    work.mkdir(parents=True, exist_ok=True)
+    out = work / "tree"  # the one shared output tree
+    timings: dict[str, float] = {}
+    kernels: dict[bool, Kernel] = {}
+    with FileLock(str(work / "tree.lock")), open(work / "build.log", "w") as log:
+        fresh = not (out / "vmlinux").exists()
+        for dups in (True, False):
+            config_s, build_s = build_kernel(docker_runner, kernel_tree, out, dups, log)
+            label = "dups-on" if dups else "dups-off"
+            timings[f"{label} config s"] = round(config_s, 1)
+            kind = "fresh" if fresh and dups else "incremental"
+            timings[f"{label} bzImage ({kind}) s"] = round(build_s, 1)
+            image = work / f"bzImage-{label}"
+            shutil.copy(boot.kernel_image(out), image)
+            shutil.copy(out / ".config", work / f"config-{label}")
+            kernels[dups] = Kernel(image, parse_dotconfig((out / ".config").read_text()))
+        guest = work / "guest"
+        guest.mkdir(exist_ok=True)
+        for step in boot.guest_steps(guest):
+            run(docker_runner, step, log)
+        initramfs = boot.write_initramfs(guest)
+        start = time.monotonic()
+        accel = boot.probe_accel(docker_runner, kernels[True].image, work / "probe", log)
+        timings[f"kvm probe -> {accel} s"] = round(time.monotonic() - start, 1)
+    return BootKit(kernels, initramfs, accel, work, timings, docker_runner)
+
+
+def boot_one(kit: BootKit, name: str, dups: bool, trace: bool = False,
+             extra: tuple[str, ...] = (), limit_s: float = boot.DEFAULT_BOOT_LIMIT_S
+             ) -> boot.BootResult:
+    spec = boot.BootSpec(kit.kernels[dups].image, kit.initramfs, kit.work / name,
+                         boot.kernel_cmdline(trace, extra), limit_s, kit.accel)
+    log = io.StringIO()
+    result = boot.boot(kit.runner, spec, kit.kernels[dups].config, log)  # type: ignore[arg-type]
+    kit.timings[f"boot {name} s"] = round(result.duration_s, 1)
+    (kit.work / "timings.json").write_text(json.dumps(kit.timings, indent=2) + "\n")
+    print(f"\n{name}: {result.verdict.value} in {result.duration_s:.1f} s "
+          f"({kit.accel}); timings so far: {kit.timings}")
+    return result
+
+
+def test_dups_on_with_trace_passes(kit: BootKit) -> None:
+    result = boot_one(kit, "dups-on-trace", dups=True, trace=True)
+    assert result.verdict is Verdict.PASS, result.reasons
+    assert result.phases["concurrent-fs"].dups_warnings == 7
+    assert result.phases["concurrent-fs"].modprobe == {"fs-kmatrixfs": 1}
+
+
+def test_dups_on_passes(kit: BootKit) -> None:
+    result = boot_one(kit, "dups-on", dups=True)
+    assert result.verdict is Verdict.PASS, result.reasons
+    assert result.phases["repeat-fs"].duplicates == {"fs-kmatrixfs": 1}
+
+
+def test_dups_off_passes(kit: BootKit) -> None:
+    result = boot_one(kit, "dups-off", dups=False)
+    assert result.verdict is Verdict.PASS, result.reasons
+    assert result.phases["concurrent-fs"].modprobe == {"fs-kmatrixfs": 8}
+
+
+def test_init_that_never_finishes_is_boot_timeout(kit: BootKit) -> None:
+    result = boot_one(kit, "broken-hang", dups=True, extra=("KMATRIX_BREAK=hang",),
+                      limit_s=BROKEN_LIMIT_S)
+    assert result.verdict is Verdict.BOOT_TIMEOUT, result.reasons
+    assert result.reasons[0] == f"killed at the {BROKEN_LIMIT_S:g} s limit"
+    assert result.duration_s < BROKEN_LIMIT_S + boot.CONTAINER_SLACK_S
+
+
+def test_init_that_exits_is_boot_fail(kit: BootKit) -> None:
+    result = boot_one(kit, "broken-exit", dups=False, extra=("KMATRIX_BREAK=exit",))
+    assert result.verdict is Verdict.BOOT_FAIL
+    assert "Attempted to kill init" in result.reasons[0]

@@ -21,11 +21,12 @@ import hashlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Iterator, Union
+from typing import IO
 
-from .container import Mount, Runner, Step
+from .container import Runner, Step
 from .kbuild import Toolchain
 from .kconfig import Config, merge, parse_config, render_config
 from .verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InfraError, InputError
@@ -53,19 +54,19 @@ class Sym:
 
 @dataclass(frozen=True)
 class Not:
-    a: "Expr"
+    a: Expr
 
 
 @dataclass(frozen=True)
 class And:
-    a: "Expr"
-    b: "Expr"
+    a: Expr
+    b: Expr
 
 
 @dataclass(frozen=True)
 class Or:
-    a: "Expr"
-    b: "Expr"
+    a: Expr
+    b: Expr
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class Compare:
     b: Sym
 
 
-Expr = Union[Sym, Not, And, Or, Compare]
+Expr = Sym | Not | And | Or | Compare
 
 _PRECEDENCE = {Or: 1, And: 2, Not: 3, Compare: 4, Sym: 5}
 _NEGATE = {"=": "!=", "!=": "=", "<": ">=", ">=": "<", ">": "<=", "<=": ">", "range": "range"}
@@ -190,7 +191,7 @@ class Condition:
     text: str
 
     @classmethod
-    def from_json(cls, data: dict | None) -> "Condition | None":
+    def from_json(cls, data: dict | None) -> Condition | None:
         if data is None:
             return None
         return cls(expr_from_json(data["e"]), data["tri"], data["text"])
@@ -205,7 +206,7 @@ class Property:
     where: str
 
     @classmethod
-    def from_json(cls, data: dict) -> "Property":
+    def from_json(cls, data: dict) -> Property:
         return cls(expr_from_json(data["e"]), Condition.from_json(data["if"]),
                    f"{data['file']}:{data['line']}")
 
@@ -240,7 +241,7 @@ class Symbol:
     where: str
 
     @classmethod
-    def from_json(cls, d: dict) -> "Symbol":
+    def from_json(cls, d: dict) -> Symbol:
         props = {k: tuple(Property.from_json(p) for p in d[k])
                  for k in ("defaults", "selects", "implies", "ranges")}
         prompts = tuple(Prompt(p["text"], Condition.from_json(p["visible"]),
@@ -292,7 +293,7 @@ class KconfigDump:
                 self._read_other(json.loads(line))
 
     @classmethod
-    def from_file(cls, path: Path) -> "KconfigDump":
+    def from_file(cls, path: Path) -> KconfigDump:
         return cls(path.read_text().splitlines())
 
     def _read_other(self, d: dict) -> None:
@@ -351,7 +352,7 @@ class Plan:
     def cost(self) -> int:
         return IMPOSSIBLE if self.impossible else len(self.assignments)
 
-    def then(self, other: "Plan") -> "Plan":
+    def then(self, other: Plan) -> Plan:
         if self.impossible:
             return self
         if other.impossible:
@@ -574,7 +575,7 @@ class Planner:
         if not active:
             return Plan()
         dep = sym.dir_dep
-        text = "has no prompt here and defaults to {}".format(render(active[0].target))
+        text = f"has no prompt here and defaults to {render(active[0].target)}"
         if dep is not None:
             text += f" while {dep.text}"
         options = [self.falsify(dep.expr, 0)] if dep is not None else []
@@ -676,7 +677,7 @@ _CONFIG_LINE = r"^\s*(?:menu)?config\s+{}\s*$"
 
 def defined_in_arches(tree: Path, name: str) -> list[str]:
     """The arch/ directories whose Kconfig files define `name` (a lexical scan of arch/ only)."""
-    pattern = re.compile(_CONFIG_LINE.format(re.escape(name)), re.M)
+    pattern = re.compile(_CONFIG_LINE.format(re.escape(name)), re.MULTILINE)
     found = []
     for arch in sorted(p for p in (tree / "arch").iterdir() if p.is_dir()):
         for kconfig in sorted(arch.rglob("Kconfig*")):
@@ -901,7 +902,7 @@ class KconfigSession:
         cmd = self.out / "include" / "config" / "auto.conf.cmd"
         if not cmd.exists():
             raise InfraError(f"{cmd} is missing: run olddefconfig in {self.out} first")
-        pairs = re.findall(r'^ifneq "\$\(([A-Za-z0-9_]+)\)" "(.*)"$', cmd.read_text(), re.M)
+        pairs = re.findall(r'^ifneq "\$\(([A-Za-z0-9_]+)\)" "(.*)"$', cmd.read_text(), re.MULTILINE)
         return tuple(pairs)
 
     def dumper(self) -> Path:

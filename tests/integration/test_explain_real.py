@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.explain import KconfigSession, explain, explain_main, repair
-from harness.kconfig import Config, merge, parse_config, render_config
+from harness.kconfig import Config, merge, render_config
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK
 
 pytestmark = pytest.mark.integration

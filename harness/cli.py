@@ -68,6 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("image", help="build the builder image (once; reused afterwards)")
 
+    ver = sub.add_parser("verdict", help="re-judge a saved console log (JSON; exit 0 pass, "
+                         "1 kernel failure, 2 cannot judge)")
+    ver.add_argument("console_log", type=Path)
+    ver.add_argument("--config", type=Path, required=True, help="the booted kernel's .config")
+    ver.add_argument("--cmdline", default=None,
+                     help="the kernel command line (default: read from the log)")
+
+    expl = sub.add_parser("explain", help="why a CONFIG_ value does not hold, what selects it, "
+                          "and the smallest repair")
+    expl.add_argument("symbol", help="CONFIG_X or CONFIG_X=VALUE (default value y)")
+    _matrix_arg(expl)
+    which = expl.add_mutually_exclusive_group()
+    which.add_argument("--config", type=Path, help="a .config or fragment to explain against")
+    which.add_argument("--combo", help="a combination id: its input config from results/latest")
+    expl.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
     summ = sub.add_parser("summary", help="print the summary table of a run")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest")
     return parser
@@ -165,6 +181,38 @@ def cmd_image(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_verdict(args: argparse.Namespace) -> int:
+    from . import judge
+
+    return judge.main_print(args.console_log, args.config, args.cmdline)
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import hashlib
+
+    from . import explain, image, matrix as matrixmod, source
+    from .container import DockerRunner, connect
+
+    config = args.config
+    if args.combo:
+        config = args.results / "latest" / args.combo / "input.config"
+        if not config.is_file():
+            raise InputError(f"{config} does not exist: run `kmatrix run --only {args.combo}` "
+                             "first, or pass --config FILE")
+    src = args.kernel or (matrixmod.load_matrix(args.matrix).source
+                          if args.matrix.exists() else "debian")
+    tree = source.resolve(src)
+    client = connect()
+    tag = image.ensure_image(client, image.read_spec(), source.cache_root())
+    key = hashlib.sha256(str(tree.path).encode()).hexdigest()[:12]
+    out = source.cache_root() / "explain" / key
+    out.mkdir(parents=True, exist_ok=True)
+    text, status = explain.explain_main(args.symbol, config, tree.path, out,
+                                        DockerRunner(tag, client))
+    print(text)
+    return status
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from . import results
 
@@ -176,4 +224,5 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
-            "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary}
+            "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
+            "verdict": cmd_verdict, "explain": cmd_explain}

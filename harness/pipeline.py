@@ -19,11 +19,14 @@ from typing import IO, Callable
 from filelock import FileLock
 
 from . import kconfig, linkcheck, matrix as matrixmod, results
+from .boot_stage import boot_fragment, wants_boot
 from .container import Runner, StepResult
 from .kbuild import Toolchain, first_errors, infra_trouble, step_output
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix
 from .verdict import InfraError, Outcome, Verdict
+
+BOOT_TARGET = "bzImage"
 
 BASE_CONFIG = ".kmatrix-base.config"  # the base config (tinyconfig, ...) kept in each output tree
 CONFIG_TIMEOUT_S = 600.0
@@ -157,18 +160,27 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     return seed
 
 
-def output_dir(settings: RunSettings, combo: Combination) -> Path:
-    """The combination's own output tree: warm (kept from the last run, or copied from the seed)
+def tree_name(settings: RunSettings, combo: Combination, requested: Config) -> str:
+    """A combination's output tree is its own, by id. Booted combinations with the same
+    requested config (say, one kernel booted with two command lines) share one tree and so one
+    kernel build; a lock makes the second wait for the first and find the build done."""
+    if wants_boot(settings, combo):
+        return "boot-" + kconfig.config_hash(requested)
+    return combo.id
+
+
+def output_dir(settings: RunSettings, name: str) -> Path:
+    """The combination's output tree: warm (kept from the last run, or copied from the seed)
     unless --pristine, which always starts from an empty directory."""
     if settings.pristine:
-        out = Path(settings.cache) / "pristine" / settings.run_id / combo.id
+        out = Path(settings.cache) / "pristine" / settings.run_id / name
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         return out
-    out = settings.work_dir() / combo.id
+    out = settings.work_dir() / name
     if not out.is_dir() and settings.seed:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{combo.id}.copy"
+        tmp = out.parent / f".{name}.copy"
         shutil.rmtree(tmp, ignore_errors=True)
         subprocess.run(["cp", "-a", "--reflink=auto", settings.seed, str(tmp)], check=True)
         (tmp / ".kmatrix-seed-done").unlink(missing_ok=True)
@@ -185,7 +197,9 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
                     extra_stages: list[Hook] | None = None) -> results.Record:
     """Run one combination and return its finished record (also written to the run dir)."""
     run_dir = Path(settings.run_dir)
-    requested = matrixmod.requested_config(matrix, combo, symbols)
+    booting = wants_boot(settings, combo)
+    requested = matrixmod.requested_config(matrix, combo, symbols,
+                                           boot_fragment() if booting else None)
     record = results.Record(
         combination=combo.id, run_id=settings.run_id, matrix=str(matrix.path),
         values=dict(combo.values), requested=requested,
@@ -198,8 +212,11 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
         with open(combo_dir / "build.log", "w") as log:
             log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
                       f"# reproduce: {record.reproducer}\n")
-            outcome = _chain(settings, matrix, combo, symbols, runner, requested, record, log,
-                             extra_stages or [])
+            name = tree_name(settings, combo, requested)
+            (settings.work_dir()).mkdir(parents=True, exist_ok=True)
+            with FileLock(str(settings.work_dir() / f"{name}.lock")):
+                outcome = _chain(settings, matrix, combo, symbols, runner, requested, record,
+                                 log, extra_stages or [], output_dir(settings, name))
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
     except Exception as exc:  # noqa: BLE001 - the record must still be finished
@@ -230,9 +247,8 @@ def _stage(record: results.Record, name: str, status: str, duration: float = 0.0
 
 def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: SymbolTable,
            runner: Runner, requested: Config, record: results.Record, log: IO[str],
-           extra_stages: list[Hook]) -> Outcome:
+           extra_stages: list[Hook], out: Path) -> Outcome:
     tc = settings.toolchain(matrix)
-    out = output_dir(settings, combo)
     record.output_dir = str(out)
 
     base, failed = base_config_stage(tc, runner, matrix, out, log)
@@ -261,8 +277,10 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
     if mismatches:
         return Outcome(Verdict.CONFIG_DROPPED, [m.describe() for m in mismatches])
 
-    step = runner.run(tc.make_step("build", out, *matrix.build.targets,
-                                   timeout_s=matrix.build.timeout_s), log)
+    targets = list(matrix.build.targets)
+    if wants_boot(settings, combo) and BOOT_TARGET not in targets:
+        targets.append(BOOT_TARGET)
+    step = runner.run(tc.make_step("build", out, *targets, timeout_s=matrix.build.timeout_s), log)
     _stage(record, "build", "pass" if step.ok else ("error" if step.timed_out else "fail"),
            step.duration_s, step.command)
     if step.timed_out:

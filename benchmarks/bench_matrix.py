@@ -24,9 +24,11 @@ Measurements:
                 they run; a container shorter than that can be missed) + getrusage(RUSAGE_CHILDREN)
                 of host processes (the kmatrix/pytest processes, TuxMake and its make)
   system busy   busy jiffies from /proc/stat over the approach (includes every other load)
-  invocations   kbuild quiet lines of gcc steps (CC, AS, HOSTCC, HOSTLD, CPP, LDS, ...) in the logs;
-                for kmatrix also ccache hits (`ccache --print-stats` in the builder image), so
-                real compiles = lines - hits
+  invocations   kbuild quiet lines of gcc steps (CC, AS, HOSTCC, HOSTLD, CPP, LDS, ...) in the logs
+                (TuxMake runs make --silent: gcc commands in its trees' .cmd files instead); for
+                kmatrix also ccache's hits and misses (`ccache --print-stats` in the builder
+                image), which include kbuild's untagged compiler probes, so they are shown, not
+                subtracted
   minimum       distinct (object, normalised command line, resolved values of the CONFIG_ symbols
                 its .cmd file lists under include/config/) over all combinations' output trees
   peak memory   max over samples of (RSS of the approach's containers, from memory.stat total_rss,
@@ -367,8 +369,10 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path) -> dict:
         "marginal_median_s": round(statistics.median(durations), 1) if durations else None,
         "seed_s": round(seed_s, 1),
         "invocations": invocations, "invocation_tags": tags,
+        # ccache also answers kbuild's compiler probes (cc-option & co, run at every make and
+        # olddefconfig), which print no tag: its hits are reported, never subtracted
         "ccache_hits": hits, "ccache_misses": misses,
-        "real_compiles": invocations - hits,
+        "real_compiles": invocations,
         "minimum": minimum_invocations(trees),
     })
     return fig
@@ -509,14 +513,14 @@ def report(result: dict) -> str:
              f"({result['machine']['cpu']}), Linux {result['tree']['version']} "
              f"({result['tree']['origin']}), {result['combos']} combinations", ""]
     head = (f"{'approach':<14}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}{'median/c':>9}"
-            f"{'gcc steps':>10}{'ccache hit':>11}{'compiles':>9}{'minimum':>8}{'/min':>6}"
-            f"{'peak MiB':>9}")
+            f"{'gcc steps':>10}{'minimum':>8}{'/min':>6}{'ccache h/m':>11}{'peak MiB':>9}")
     lines += [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['approach']:<14}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
                      f"{r['system_busy_s']:>9}{str(r.get('marginal_median_s')):>9}"
-                     f"{r['invocations']:>10}{r.get('ccache_hits', 0):>11}{r['real_compiles']:>9}"
-                     f"{r['minimum']:>8}{ratio(r['real_compiles'], r['minimum']):>6}"
+                     f"{r['invocations']:>10}{r['minimum']:>8}"
+                     f"{ratio(r['invocations'], r['minimum']):>6}"
+                     f"{(str(r['ccache_hits']) + '/' + str(r['ccache_misses'])) if 'ccache_hits' in r else '-':>11}"
                      f"{r['peak_rss_mib']:>9}")
     by = {r["approach"]: r for r in rows}
     lines.append("")
@@ -561,7 +565,12 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, help="scratch directory (default: a new temporary "
                     "directory under /var/tmp, removed at the end unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--report", type=Path, metavar="FILE.json",
+                    help="print the table of an earlier --out file and exit (builds nothing)")
     args = ap.parse_args()
+    if args.report:
+        print(report(json.loads(args.report.read_text())))
+        return 0
 
     matrix = matrixmod.load_matrix(args.matrix)
     tree = source.resolve(matrix.source)  # the tree in the user's normal kmatrix cache

@@ -963,6 +963,20 @@ class Repair:
         return f"cannot repair{' (tried ' + added + ')' if added else ''}: {why}"
 
 
+def diagnose(requested: Config, base: Config, session: KconfigSession) -> list[Explanation]:
+    """For a combination before any build: resolve base + requested with olddefconfig and
+    explain every requested value that does not hold. An explanation with `unsatisfiable`
+    set means the combination can never hold (report it, build nothing); without, repair()
+    can fix it. Empty when every value holds."""
+    requested = {_config_name(k): v for k, v in requested.items()}
+    resolved = session.olddefconfig(merge(base, requested))
+    bad = failing(requested, resolved)
+    if not bad:
+        return []
+    dump = session.dump()
+    return [explain(name, requested[name], dump, requested, session.tree) for name in bad]
+
+
 def failing(requested: Config, resolved: Config) -> list[str]:
     return [name for name, want in requested.items()
             if not same_value(want, resolved.get(name, "n"))]

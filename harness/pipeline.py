@@ -259,6 +259,8 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
         return Outcome(Verdict.INFRA_ERROR, [f"`make {matrix.base}` failed: "
                                              + " | ".join(failed.tail[-3:] if failed else [])])
 
+    if combo.repair:
+        requested = repair_stage(settings, matrix, runner, out, base, requested, record, log)
     merged = kconfig.merge(base, requested)
     results.atomic_write(Path(settings.run_dir) / combo.id / "input.config",
                          kconfig.render_config(merged))
@@ -275,7 +277,9 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
     record.mismatches = [asdict(m) for m in mismatches]
     _stage(record, "config-truth", "fail" if mismatches else "pass")
     if mismatches:
-        return Outcome(Verdict.CONFIG_DROPPED, [m.describe() for m in mismatches])
+        return Outcome(Verdict.CONFIG_DROPPED,
+                       [m.describe() for m in mismatches] + why_dropped(settings, matrix, runner,
+                                                                       out, mismatches, log))
 
     targets = list(matrix.build.targets)
     if wants_boot(settings, combo) and BOOT_TARGET not in targets:
@@ -303,6 +307,42 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
         if extra is not None and extra.verdict is not Verdict.PASS:
             return extra
     return Outcome.ok()
+
+
+def kconfig_session(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path,
+                    log: IO[str]):  # noqa: ANN201 - explain.KconfigSession
+    from .explain import KconfigSession
+
+    return KconfigSession(Path(settings.tree), out, runner, log, arch=matrix.arch)
+
+
+def why_dropped(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path,
+                mismatches: list[kconfig.Mismatch], log: IO[str]) -> list[str]:
+    """The unmet Kconfig condition behind each dropped value, read by the tree's own Kconfig
+    code from the resolved .config (e.g. `MODULE_DEBUG_AUTOLOAD_DUPS=y needs MODULE_DEBUG [=n]`)."""
+    from .explain import explain
+
+    try:
+        dump = kconfig_session(settings, matrix, runner, out, log).dump()
+    except InfraError as exc:
+        log.write(f"kmatrix: no explanation for the dropped values: {exc.message}\n")
+        return []
+    return ["why: " + explain(m.symbol, m.requested, dump, tree=Path(settings.tree)).summary()
+            for m in mismatches]
+
+
+def repair_stage(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path, base: Config,
+                 requested: Config, record: results.Record, log: IO[str]) -> Config:
+    """`repair: true`: add the smallest set of assignments that makes the request hold (each
+    round checked by the real olddefconfig); the combination is still judged by config truth."""
+    from .explain import repair
+
+    start = time.monotonic()
+    fixed = repair(requested, base, kconfig_session(settings, matrix, runner, out, log))
+    record.repaired = [f"+{k.removeprefix('CONFIG_')}={v}" for k, v in fixed.added.items()]
+    _stage(record, "repair", "pass" if fixed.holds else "fail", time.monotonic() - start)
+    log.write(f"kmatrix: {fixed.describe()}\n")
+    return kconfig.merge(fixed.added, requested)
 
 
 def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Record) -> Outcome:

@@ -66,6 +66,17 @@ def run_one(tmp_path: Path, matrix_path: Path, combo_id: str, pristine: bool = F
     return record, Path(settings.run_dir) / combo_id
 
 
+def test_repair_adds_what_the_request_needs(tmp_path, kernel_tree):
+    m = write_matrix(tmp_path, kernel_tree,
+                     "  - {id: it-repair, repair: true, "
+                     "config: {CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: y}}",
+                     common="CONFIG_MODULES: y")
+    record, _ = run_one(tmp_path, m, "it-repair")
+    assert sorted(record.repaired) == ["+DEBUG_FS=y", "+MODULE_DEBUG=y"]
+    assert record.verdict == "pass", record.reasons
+    assert "dups.o" in members(record)
+
+
 def members(record) -> list[str]:
     return record.link["kernel/module/"]["members"]
 
@@ -101,6 +112,9 @@ def test_silently_dropped_option_is_config_dropped(tmp_path, kernel_tree):
     assert record.mismatches == [{"symbol": "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS",
                                   "requested": "y", "actual": "n"}]
     assert "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y dropped by Kconfig" in record.reasons[0]
+    # and why, read by the tree's own Kconfig code, down to what the user can set
+    assert record.reasons[1] == ("why: MODULE_DEBUG_AUTOLOAD_DUPS=y needs MODULE_DEBUG [=n]; "
+                                 "MODULE_DEBUG=y needs DEBUG_FS [=n]")
     assert "build" not in [s.name for s in record.stages]  # no build spent on a wrong config
 
 

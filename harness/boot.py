@@ -4,11 +4,11 @@ Everything that runs a process is a ``Step`` run by a ``Runner`` (harness/contai
 logic here is tested with a fake runner. Order for one booted combination (the guest is built
 once per run and shared):
 
-  1. ``guest_steps(guest_dir)``          compile /init (gcc -static), copy the static busybox
-  2. ``write_initramfs(guest_dir)``       the newc cpio, pure Python
-  3. ``bzimage_step(src, out, jobs)``     after the core's config steps (boot fragment included)
-  4. ``probe_accel(runner, kernel, ...)`` once per run: KVM only if a bounded boot shows it works
-  5. ``boot(runner, BootSpec(...), resolved_config, log)`` -> ``BootResult``
+  1. ``prepare_guest(runner, guest_dir, log)``: runs ``guest_steps`` (gcc -static /init, copy
+     the static busybox) and ``write_initramfs`` (the newc cpio, pure Python)
+  2. ``bzimage_step(src, out, jobs)``     after the core's config steps (boot fragment included)
+  3. ``probe_accel(runner, kernel, ...)`` once per run: KVM only if a bounded boot shows it works
+  4. ``boot(runner, BootSpec(...), resolved_config, log)`` -> ``BootResult``
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import IO
 from . import cpio
 from .container import Mount, Runner, Step
 from .judge import Judgement, PhaseCounts, judge, tail_reason
-from .verdict import InputError, Outcome, Verdict
+from .verdict import InfraError, InputError, Outcome, Verdict
 
 HARNESS_DIR = Path(__file__).resolve().parent
 GUEST_SRC = HARNESS_DIR / "guest"
@@ -126,6 +126,17 @@ def write_initramfs(guest_out: Path, dest: Path | None = None,
     tmp.write_bytes(blob)
     tmp.replace(dest)
     return dest
+
+
+def prepare_guest(runner: Runner, guest_out: Path, log: IO[str]) -> Path:
+    """Run the guest steps and pack the initramfs; returns its path. Once per run."""
+    guest_out.mkdir(parents=True, exist_ok=True)
+    for step in guest_steps(guest_out):
+        result = runner.run(step, log)
+        if not result.ok:
+            raise InfraError(f"building the boot guest failed at step {step.name} "
+                             f"(exit {result.exit_code}): " + " | ".join(result.tail[-3:]))
+    return write_initramfs(guest_out)
 
 
 # -- kernel --------------------------------------------------------------------------------
@@ -240,7 +251,7 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
                     [f"QEMU exited {result.exit_code} with an empty console log"]
                     + [line for line in result.tail[-5:]], {})
     try:
-        judgement: Judgement = judge(text, resolved_config, req.cmdline)
+        judgement: Judgement = judge(text, resolved_config, req.cmdline, known_guest=True)
     except InputError as exc:  # the console shows no kernel at all
         if result.exit_code not in (0, None) and not timed_out:
             return make(Verdict.INFRA_ERROR, [f"QEMU exited {result.exit_code}: {exc.message}"]

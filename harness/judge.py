@@ -33,6 +33,7 @@ _KV = re.compile(r"(\w+)=(\S*)")
 _DUP = re.compile(r"(?P<prefix>module: )?module-autoload: duplicate request for module (?P<name>\S+)")
 _DUPS_WARNING = re.compile(
     r"WARNING: CPU: \d+ PID: \d+ at (kernel/module/dups\.c:\d+|kmod_dup_request_exists_wait)")
+_INIT_RAN = re.compile(r"Run (\S+) as init process")
 _END_TRACE = re.compile(r"---\[ end trace [0-9a-f]+ \]---")
 
 # What must never appear, in the issue's words. First match of each kind is quoted.
@@ -108,6 +109,7 @@ class _Scan:
     began: bool = False
     end: dict[str, str] | None = None
     last_phase: str = ""
+    init_ran: str = ""  # the init the kernel started ("Run /init as init process")
 
 
 def clean_lines(text: str) -> list[str]:
@@ -166,6 +168,9 @@ def _scan(text: str) -> _Scan:
             if current is not None:
                 current.duplicates[dup["name"]] = current.duplicates.get(dup["name"], 0) + 1
             continue
+        started = _INIT_RAN.search(line)
+        if started:
+            scan.init_ran = started[1]
         for label, pattern in BAD_LINES:
             if pattern.search(line):
                 scan.bad.append((label, no, line))
@@ -216,8 +221,11 @@ def tail_reason(text: str, count: int = TAIL_LINES) -> str:
     return "last console lines: " + " | ".join(line.strip()[:160] for line in lines)
 
 
-def judge(console_text: str, resolved_config: dict[str, str], cmdline: str) -> Judgement:
-    """The verdict on one boot. Raises InputError when the text is not a kernel console log."""
+def judge(console_text: str, resolved_config: dict[str, str], cmdline: str, *,
+          known_guest: bool = False) -> Judgement:
+    """The verdict on one boot. Raises InputError when the text is not a kernel console log,
+    or (unless known_guest: the caller booted the kmatrix initramfs itself) when the kernel ran
+    an init that printed no KMATRIX marker, i.e. the log is not from the kmatrix guest."""
     modules = _option(resolved_config, "MODULES") == "y"
     dups = modules and _option(resolved_config, "MODULE_DEBUG_AUTOLOAD_DUPS") == "y"
     trace = dups and (trace_on_cmdline(cmdline)
@@ -242,6 +250,10 @@ def judge(console_text: str, resolved_config: dict[str, str], cmdline: str) -> J
         reasons.append(f"dups trace warning while tracing is off at {_quote(no, scan.lines[no - 1])}")
     if reasons:
         return result(Verdict.BOOT_FAIL, reasons)
+    if not known_guest and scan.init_ran and not any("KMATRIX-" in line for line in scan.lines):
+        raise InputError(f"cannot judge dups behaviour: the kernel ran {scan.init_ran} but no "
+                         "KMATRIX marker follows, so this log is not from the kmatrix guest "
+                         "(it shows no kernel problem either)")
 
     # 2. The end marker: without it the boot never finished.
     if scan.end is None:

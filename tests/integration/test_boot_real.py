@@ -104,11 +104,7 @@ def kit(kernel_tree: Path, docker_runner, work_cache: Path) -> BootKit:
             shutil.copy(boot.kernel_image(out), image)
             shutil.copy(out / ".config", work / f"config-{label}")
             kernels[dups] = Kernel(image, parse_dotconfig((out / ".config").read_text()))
-        guest = work / "guest"
-        guest.mkdir(exist_ok=True)
-        for step in boot.guest_steps(guest):
-            run(docker_runner, step, log)
-        initramfs = boot.write_initramfs(guest)
+        initramfs = boot.prepare_guest(docker_runner, work / "guest", log)
         start = time.monotonic()
         accel = boot.probe_accel(docker_runner, kernels[True].image, work / "probe", log)
         timings[f"kvm probe -> {accel} s"] = round(time.monotonic() - start, 1)

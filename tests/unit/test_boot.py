@@ -15,7 +15,7 @@ import pytest
 from harness import boot, cpio
 from harness.container import Step, StepResult
 from harness.judge import parse_dotconfig
-from harness.verdict import InputError, Verdict
+from harness.verdict import InfraError, InputError, Verdict
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "console"
 ON = parse_dotconfig((DATA / "dups-on.config").read_text())
@@ -242,3 +242,21 @@ def test_stale_console_log_is_removed(tmp_path: Path) -> None:
     shutil.copy(DATA / "dups-on.log", req.console_log)
     runner = FakeRunner(lambda s: StepResult(s.name, s.argv, 1, 0.1, False, []))
     assert boot.boot(runner, req, ON, io.StringIO()).verdict is Verdict.INFRA_ERROR
+
+
+def test_prepare_guest(tmp_path: Path) -> None:
+    def action(step: Step) -> StepResult:
+        Path(step.argv[step.argv.index("-o") + 1] if "-o" in step.argv else step.argv[-1]) \
+            .write_bytes(b"\x7fELF " + step.name.encode())
+        return StepResult(step.name, step.argv, 0, 0.1)
+    runner = FakeRunner(action)
+    archive = boot.prepare_guest(runner, tmp_path / "guest", io.StringIO())
+    assert [s.name for s in runner.steps] == ["guest-init", "guest-busybox"]
+    names = {e.path for e in cpio.read_newc(archive.read_bytes())}
+    assert {"init", "bin/busybox", "sbin/modprobe", "dev/console"} <= names
+
+
+def test_prepare_guest_failure_is_infra(tmp_path: Path) -> None:
+    runner = FakeRunner(lambda s: StepResult(s.name, s.argv, 1, 0.1, False, ["gcc: error"]))
+    with pytest.raises(InfraError, match="guest-init"):
+        boot.prepare_guest(runner, tmp_path / "guest", io.StringIO())

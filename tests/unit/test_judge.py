@@ -305,6 +305,27 @@ def test_not_a_console_log_cannot_be_judged() -> None:
         judge("make: *** [Makefile:1234: vmlinux] Error 2\n", ON, CMDLINE)
 
 
+def foreign_log() -> str:
+    """A real machine's serial log: the kernel ran some other init, no kmatrix guest."""
+    head = log("dups-on").split("KMATRIX-BEGIN")[0].rsplit("\n", 1)[0]
+    return head + "\n[    1.2] systemd[1]: Welcome to Debian GNU/Linux 12 (bookworm)!\n"
+
+
+def test_log_of_another_init_cannot_be_judged() -> None:
+    with pytest.raises(InputError, match="not from the kmatrix guest"):
+        judge(foreign_log(), ON, CMDLINE)
+
+
+def test_log_of_another_init_still_shows_kernel_problems() -> None:
+    text = foreign_log() + "[    2.0] Kernel panic - not syncing: Fatal exception\n"
+    assert judge(text, ON, CMDLINE).verdict is Verdict.BOOT_FAIL
+
+
+def test_known_guest_without_markers_is_timeout() -> None:
+    result = judge(foreign_log(), ON, CMDLINE, known_guest=True)
+    assert result.verdict is Verdict.BOOT_TIMEOUT
+
+
 def test_tolerates_crlf_and_no_timestamps() -> None:
     text = "\r\n".join(re.sub(r"^\[\s*\d+\.\d+\] ", "", line)
                        for line in log("dups-on").splitlines())

@@ -176,10 +176,17 @@ class Worktree:
             self._lock.release()
 
     def _remove(self) -> None:
+        # Renaming first is instant, so git forgets the worktree at once (prune) even if the
+        # deletion of its files (a kernel tree: tens of thousands) is interrupted.
+        trash = self.path.with_name(self.path.name + ".trash")
         if self.path.exists():
-            self.git(self.checkout, "worktree", "remove", "--force", str(self.path), check=False)
-            shutil.rmtree(self.path, ignore_errors=True)
+            shutil.rmtree(trash, ignore_errors=True)
+            self.git.say(f"$ mv {self.path} {trash}")
+            self.path.rename(trash)
         self.git(self.checkout, "worktree", "prune", check=False)
+        if trash.exists():
+            self.git.say(f"$ rm -rf {trash}")
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- the bisect

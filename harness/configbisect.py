@@ -462,8 +462,9 @@ class CombinationOracle:
         combo = self._combo(BISECT_COMBO, tuple(assignments.items()), 0)
         trial_dir = self.bisect_dir / "configs" / f"{number:03d}"
         settings = replace(self.env.settings, run_dir=str(trial_dir))
-        out = pipeline.output_dir(settings, combo)
-        (out / pipeline.BASE_CONFIG).unlink(missing_ok=True)  # the base is this bisect's good
+        # the warm tree of a combination that does not boot is work_dir()/<id>; its saved base
+        # config must be this bisect's good config
+        (settings.work_dir() / combo.id / pipeline.BASE_CONFIG).unlink(missing_ok=True)
         matrix = replace(self.matrix, combinations=[combo])
         record = pipeline.run_combination(
             settings, matrix, combo, self.env.symbols, self.env.runner,

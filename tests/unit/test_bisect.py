@@ -205,3 +205,58 @@ def test_default_stage_from_last_results(tmp_path):
         {"verdict": "link-mismatch"}))
     assert default_stage(tmp_path, "stats") == "link"
     assert default_stage(tmp_path, "other") == "build"
+
+
+def write_run(results: Path, name: str, kernel_commit: str | None, verdicts: dict[str, str],
+              configs: dict[str, str] | None = None) -> Path:
+    run = results / name
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"tree": "/nonexistent", "kernel": {
+        "commit": kernel_commit, "path": "/nonexistent"}}))
+    for cid, verdict in verdicts.items():
+        (run / cid).mkdir()
+        requested = {"CONFIG_MODULES": "y", f"CONFIG_{cid.upper()}": "y"}
+        (run / cid / "record.json").write_text(json.dumps(
+            {"combination": cid, "verdict": verdict, "requested": requested}))
+        if configs and cid in configs:
+            (run / cid / "config").write_text(configs[cid])
+    return run
+
+
+def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
+    from harness import bisect as bisectmod, configbisect
+
+    old = write_run(tmp_path, "20250101T000000Z-aaaa", None,
+                    {"a": "pass", "b": "pass", "c": "build-error", "d": "pass"},
+                    {"a": "CONFIG_A=y\n"})
+    new = write_run(tmp_path, "20250102T000000Z-bbbb", None,
+                    {"a": "link-mismatch", "b": "build-error", "c": "build-error",
+                     "d": "pass"}, {"a": "CONFIG_A=y\nCONFIG_X=y\n"})
+    assert bisectmod.previous_run_dir(tmp_path, new) == old
+    calls = []
+
+    class Result:
+        message, tried, duration_s = "CONFIG_X=y alone makes the difference", [1, 2], 3.0
+
+    class FakeEnv:
+        settings = type("S", (), {"run_dir": "results/bisect-config-x"})()
+
+    monkeypatch.setattr(configbisect, "open_env", lambda *a, **k: FakeEnv())
+    monkeypatch.setattr(configbisect, "config_bisect_on_tree",
+                        lambda env, good, bad, deadline=None: calls.append((good, bad)) or Result())
+    lines = bisectmod.bisect_new_failures(old, new, 60, tmp_path / "m.yaml", tmp_path,
+                                          say=lambda _: None)
+    assert lines[0].startswith("## New failures since 20250101T000000Z-aaaa: 2")
+    # a: its passing .config of the previous run; b: the nearest passing combination now
+    assert calls == [(str(old / "a" / "config"), "a"), ("d", "b")]
+    assert "CONFIG_X=y alone" in lines[1] and lines[2].startswith("- b:")
+
+
+def test_nightly_budget_used_up(tmp_path):
+    from harness import bisect as bisectmod
+
+    old = write_run(tmp_path, "20250101T000000Z-aaaa", None, {"a": "pass"})
+    new = write_run(tmp_path, "20250102T000000Z-bbbb", None, {"a": "build-error"})
+    lines = bisectmod.bisect_new_failures(old, new, 0, tmp_path / "m.yaml", tmp_path,
+                                          say=lambda _: None)
+    assert lines[1] == "- a: not bisected (time budget of 0 s used up)"

@@ -1068,13 +1068,14 @@ def parse_request(text: str) -> tuple[str, str]:
     return name, value.strip() or "y"
 
 
-def explain_main(symbol: str, config: Path | None, tree: Path, out: Path, runner: Runner,
-                 log: IO[str] | None = None) -> tuple[str, int]:
+def explain_main(symbol: str, config: Path | Config | None, tree: Path, out: Path,
+                 runner: Runner, log: IO[str] | None = None) -> tuple[str, int]:
     """`kmatrix explain CONFIG_X[=VALUE] [--config FILE]`: text and exit status.
 
-    The config (default: tinyconfig's .config is NOT assumed; without --config the tree's
-    olddefconfig of an empty config, i.e. defaults, is used) is resolved by olddefconfig in
-    `out`, dumped, explained, and, when the value does not hold, repaired and checked.
+    `config` is a .config/fragment file (--config) or an already merged Config (--combo: the
+    combination's base + fragments + requested values); None means the tree's defaults (an
+    empty config through olddefconfig). It is resolved by olddefconfig in `out`, dumped,
+    explained, and, when the value does not hold, repaired and checked.
     Exit 0 when the value holds, 1 when it does not (the text says why and how to repair),
     2 for a symbol that does not exist or an unreadable config, 3 for Docker/tooling trouble."""
     name, value = parse_request(symbol)
@@ -1106,9 +1107,11 @@ def explain_main(symbol: str, config: Path | None, tree: Path, out: Path, runner
             log_file.close()
 
 
-def _read_config(config: Path | None) -> Config:
+def _read_config(config: Path | Config | None) -> Config:
     if config is None:
         return {}
+    if isinstance(config, dict):
+        return dict(config)
     try:
         return parse_config(config.read_text())
     except OSError as exc:

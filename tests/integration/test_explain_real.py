@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.explain import KconfigSession, explain, explain_main, repair
+from harness.explain import KconfigSession, diagnose, explain, explain_main, repair
 from harness.kconfig import Config, merge, render_config
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK
 
@@ -150,6 +150,14 @@ def test_request_that_needs_another_architecture(session: KconfigSession, base: 
     arm_only = explained(session, base, "ARM64_4K_PAGES", "y")
     assert arm_only.unsatisfiable == "ARM64_4K_PAGES is defined only for arch/arm64, " \
                                      "not for SRCARCH=x86"
+
+
+def test_diagnose_before_building(session: KconfigSession, base: Config) -> None:
+    assert diagnose({"CONFIG_MODULES": "y"}, base, session) == []
+    found = diagnose({"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y", "CONFIG_BMIPS_CPUFREQ": "y"},
+                     base, session)
+    assert [(e.symbol, e.unsatisfiable is None) for e in found] == [
+        ("MODULE_DEBUG_AUTOLOAD_DUPS", True), ("BMIPS_CPUFREQ", False)]
 
 
 def test_explain_main(session: KconfigSession, base: Config, tmp_path: Path) -> None:

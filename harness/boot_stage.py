@@ -17,7 +17,7 @@ from . import boot, kconfig, results
 from .container import Runner
 from .kconfig import Config
 from .matrix import Combination
-from .verdict import InfraError, Outcome, Verdict
+from .verdict import Outcome, Verdict
 
 
 def wants_boot(settings, combo: Combination) -> bool:  # noqa: ANN001 - RunSettings
@@ -31,17 +31,9 @@ def boot_fragment() -> Config:
 def ensure_guest(run_dir: Path, runner: Runner, log: IO[str]) -> Path:
     """Compile /init and pack the initramfs, once per run (shared by every booted combination)."""
     guest = run_dir / "guest"
-    guest.mkdir(exist_ok=True)
     with FileLock(str(run_dir / "guest.lock")):
         initramfs = guest / "initramfs.cpio"
-        if initramfs.exists():
-            return initramfs
-        for step in boot.guest_steps(guest):
-            result = runner.run(step, log)
-            if not result.ok:
-                raise InfraError(f"could not build the guest ({step.name}): "
-                                 + " | ".join(result.tail[-3:]))
-        return boot.write_initramfs(guest, initramfs)
+        return initramfs if initramfs.exists() else boot.prepare_guest(runner, guest, log)
 
 
 def ensure_accel(run_dir: Path, runner: Runner, kernel: Path, log: IO[str]) -> str:

@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:
-        pytest_argv += ["-n", str(settings.workers), "--dist", "load"]
+        pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
     pytest_argv += args.pytest_args
     code = pytest.main(pytest_argv)
     records = session.finish_run(settings)

@@ -19,13 +19,21 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from filelock import FileLock
 
-from .configbisect import STAGES, VERDICT_STAGE, Env, Observation, observe, stage_hooks, stage_matrix
+from .configbisect import (
+    STAGES,
+    VERDICT_STAGE,
+    Env,
+    Observation,
+    observe,
+    stage_hooks,
+    stage_matrix,
+)
 from .verdict import InfraError, InputError
 
 Say = Callable[[str], None]
@@ -129,7 +137,7 @@ class Git:
     def __call__(self, repo: Path, *args: str, check: bool = True) -> str:
         argv = ["git", "-C", str(repo), *args]
         self.say("$ " + " ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if check and done.returncode != 0:
             raise InfraError(f"`{' '.join(argv)}` failed: {done.stderr.strip()[:300]}")
         return done.stdout
@@ -137,7 +145,7 @@ class Git:
 
 def resolve_rev(git: Git, repo: Path, rev: str) -> str:
     argv_ok = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
-                              f"{rev}^{{commit}}"], capture_output=True, text=True)
+                              f"{rev}^{{commit}}"], capture_output=True, text=True, check=False)
     if argv_ok.returncode != 0:
         raise InputError(f"{rev!r} is not a commit of {repo}: give a commit, tag or branch")
     return argv_ok.stdout.strip()
@@ -193,7 +201,7 @@ class Worktree:
 
 StepFn = Callable[[str, int], Observation]  # (commit checked out in the worktree, step number)
 
-_FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.M)
+_FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.MULTILINE)
 
 
 class BudgetExhausted(Exception):
@@ -253,9 +261,9 @@ class CommitBisector:
                     result.first_bad = Commit(m.group(1))
                     break
                 if "only 'skip'ped commits left" in out:
-                    result.candidates = re.findall(r"^([0-9a-f]{40})$", out, re.M)
+                    result.candidates = re.findall(r"^([0-9a-f]{40})$", out, re.MULTILINE)
                     break
-                if not re.search(r"^Bisecting: ", out, re.M):
+                if not re.search(r"^Bisecting: ", out, re.MULTILINE):
                     raise InfraError(f"`git bisect {step.mark}` in {self.tree} said: "
                                      f"{' '.join(out.split())[:300]}")
         finally:
@@ -285,7 +293,7 @@ def bisect_commits(git: Git, checkout: Path, worktree: Path, good: str, bad: str
     if good_id == bad_id:
         raise InputError("--good and --bad are the same commit: nothing to bisect")
     ancestor = subprocess.run(["git", "-C", str(checkout), "merge-base", "--is-ancestor",
-                               good_id, bad_id])
+                               good_id, bad_id], check=False)
     if ancestor.returncode != 0:
         raise InputError(f"--good {good} is not an ancestor of --bad {bad}: swap them, or pick "
                          "a good commit in the bad commit's history")
@@ -321,10 +329,10 @@ def _message(result: BisectResult) -> str:
 
 
 def report_text(result: BisectResult) -> str:
-    lines = [f"kmatrix bisect: combination {result.combo}, stage {result.stage}, "
-             f"good {result.good[:12]}, bad {result.bad[:12]}",
-             f"bisecting: {result.target.get('verdict')} at the {result.target.get('stage')} "
-             "stage", f"result: {result.message}"]
+    lines = [(f"kmatrix bisect: combination {result.combo}, stage {result.stage}, "
+             f"good {result.good[:12]}, bad {result.bad[:12]}"),
+             (f"bisecting: {result.target.get('verdict')} at the {result.target.get('stage')} "
+             "stage"), f"result: {result.message}"]
     if result.first_bad is not None:
         c = result.first_bad
         lines += [f"  commit  {c.id}", f"  subject {c.subject}", f"  author  {c.author}",

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import enum
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence
+from typing import Protocol
 
 from .kconfig import Config, actual_value, normalize
 
@@ -329,11 +330,11 @@ def _finish(result: ConfigBisectResult, bisector: Bisector, start: float) -> Con
 
 
 def report_text(result: ConfigBisectResult) -> str:
-    lines = [f"kmatrix bisect-config: good {result.good}, bad {result.bad} "
-             f"({result.target['verdict']} at the {result.target['stage']} stage)",
+    lines = [(f"kmatrix bisect-config: good {result.good}, bad {result.bad} "
+             f"({result.target['verdict']} at the {result.target['stage']} stage)"),
              f"result: {result.message}",
-             f"differing assignments: {len(result.differing)} "
-             f"({len(result.derived)} derived by Kconfig, {len(result.units)} free)",
+             (f"differing assignments: {len(result.differing)} "
+             f"({len(result.derived)} derived by Kconfig, {len(result.units)} free)"),
              f"configs tried: {len(result.tried)} in {result.duration_s:.0f} s", ""]
     for t in result.tried:
         lines.append(f"  {t.number:3d}  {t.outcome:<10} {t.verdict:<14} "
@@ -349,7 +350,7 @@ STAGE_OF_STEP = {"base-config": "config", "olddefconfig": "config", "config-trut
 BISECT_COMBO = "config-bisect"  # the combination id (and warm output tree) of every trial
 
 
-def observe(record, record_dir) -> Observation:  # noqa: ANN001 - a results.Record, a Path
+def observe(record, record_dir) -> Observation:
     """A finished record as an Observation: its verdict and the stage that failed."""
     if record.verdict == "pass":
         return Observation("pass", "", (), str(record_dir))
@@ -360,7 +361,7 @@ def observe(record, record_dir) -> Observation:  # noqa: ANN001 - a results.Reco
     return Observation(record.verdict, stage, tuple(record.reasons), str(record_dir))
 
 
-def stage_matrix(matrix, stage: str):  # noqa: ANN001, ANN201 - a Matrix in, a Matrix out
+def stage_matrix(matrix, stage: str):
     """The matrix with its checks cut after `stage`: config (no build), build (no link check),
     link and boot (everything)."""
     from dataclasses import replace
@@ -373,7 +374,7 @@ def stage_matrix(matrix, stage: str):  # noqa: ANN001, ANN201 - a Matrix in, a M
     return matrix
 
 
-def stage_hooks(settings, matrix, combo, symbols, runner, stage: str) -> list:  # noqa: ANN001
+def stage_hooks(settings, matrix, combo, symbols, runner, stage: str) -> list:
     if stage != "boot":
         return []
     from .boot_stage import boot_hook
@@ -394,13 +395,14 @@ class Env:
 
 
 def open_env(matrix_path, results_dir, kernel: str | None, jobs: int | None, label: str,
-             say: Callable[[str], None] = print) -> Env:  # noqa: ANN001
+             say: Callable[[str], None] = print) -> Env:
     """Check the matrix and the tree, connect to Docker, make sure the image exists, and create
     results/<label>-<id>/: the same checks `kmatrix run` makes before it builds anything."""
     import os
     from pathlib import Path
 
-    from . import image as imagemod, session, source
+    from . import image as imagemod
+    from . import session, source
     from .container import DockerRunner, connect
     from .pipeline import RunSettings
 
@@ -428,7 +430,7 @@ class CombinationOracle:
     """Trials on the real tree: the good config as the base, the tested assignments as the
     combination's own values (so config truth checks that they held), one warm output tree."""
 
-    def __init__(self, env: Env, good_config_file, bisect_dir, stage: str) -> None:  # noqa: ANN001
+    def __init__(self, env: Env, good_config_file, bisect_dir, stage: str) -> None:
         from dataclasses import replace
 
         from .matrix import Combination
@@ -446,7 +448,7 @@ class CombinationOracle:
         out.mkdir(parents=True, exist_ok=True)
         tc = env.settings.toolchain(self.matrix, 1)
         with open(self.bisect_dir / "resolve.log", "a") as log:
-            resolved, step = pipeline.olddefconfig(tc, env.runner, out, config, log)
+            resolved, _ = pipeline.olddefconfig(tc, env.runner, out, config, log)
         if resolved is None:
             from .verdict import InfraError
 
@@ -472,7 +474,7 @@ class CombinationOracle:
         return observe(record, trial_dir / combo.id)
 
 
-def config_input(spec: str, matrix, role: str):  # noqa: ANN001, ANN201 - Matrix -> Combination
+def config_input(spec: str, matrix, role: str):
     """A combination id of the matrix, or a .config / fragment file, as a Combination."""
     from pathlib import Path
 
@@ -494,7 +496,7 @@ def config_input(spec: str, matrix, role: str):  # noqa: ANN001, ANN201 - Matrix
                      f"(`kmatrix list`) nor a file")
 
 
-def run_input(env: Env, combo, run_dir, stage: str):  # noqa: ANN001, ANN201
+def run_input(env: Env, combo, run_dir, stage: str):
     """Run one input (good or bad) through its checks; return (record, Observation)."""
     from dataclasses import replace
 

@@ -30,7 +30,7 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None, input: str | 
     argv = ["git", "-C", str(repo), *args]
     print("$", " ".join(argv), flush=True)
     done = subprocess.run(argv, capture_output=True, text=True, input=input,
-                          env={**os.environ, **GIT_ENV, **(env or {})})
+                          env={**os.environ, **GIT_ENV, **(env or {})}, check=False)
     assert done.returncode == 0, f"{argv}: {done.stderr}"
     return done.stdout.strip()
 

@@ -9,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import (Git, Mark, bisect_commits, classify, default_stage, report_text,
-                            signature)
+from harness.bisect import (
+    Git,
+    Mark,
+    bisect_commits,
+    classify,
+    default_stage,
+    report_text,
+    signature,
+)
 from harness.configbisect import Observation
 from harness.verdict import InputError
 
@@ -40,8 +47,8 @@ def observe_state(tree: Path) -> Observation:
         return Observation("pass")
     if state == "dups":
         return Observation("build-error", "build", (
-            f"make failed: kernel/module/dups.c:{10 + len((tree / 'log').read_text())}:5: "
-            "error: 'x' undeclared",))
+            (f"make failed: kernel/module/dups.c:{10 + len((tree / 'log').read_text())}:5: "
+            "error: 'x' undeclared"),))
     if state == "main":
         return Observation("build-error", "build",
                            ("make failed: kernel/module/main.c:3:1: error: expected ';'",))
@@ -224,7 +231,8 @@ def write_run(results: Path, name: str, kernel_commit: str | None, verdicts: dic
 
 
 def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
-    from harness import bisect as bisectmod, configbisect
+    from harness import bisect as bisectmod
+    from harness import configbisect
 
     old = write_run(tmp_path, "20250101T000000Z-aaaa", None,
                     {"a": "pass", "b": "pass", "c": "build-error", "d": "pass"},

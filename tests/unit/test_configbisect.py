@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-from harness.configbisect import (Observation, Trial, Unit, bisect_config, classify, ddmin,
-                                  differing, group_units, report_text, split)
+from harness.configbisect import (
+    Observation,
+    Trial,
+    Unit,
+    bisect_config,
+    classify,
+    ddmin,
+    differing,
+    group_units,
+    report_text,
+    split,
+)
 from harness.kconfig import Config
 
 OPTS = [f"CONFIG_OPT{i}" for i in range(12)]

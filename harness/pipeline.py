@@ -160,13 +160,14 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     return seed
 
 
-def tree_name(settings: RunSettings, combo: Combination, requested: Config) -> str:
-    """A combination's output tree is its own, by id. Booted combinations with the same
-    requested config (say, one kernel booted with two command lines) share one tree and so one
-    kernel build; a lock makes the second wait for the first and find the build done."""
-    if wants_boot(settings, combo):
-        return "boot-" + kconfig.config_hash(requested)
-    return combo.id
+def tree_name(settings: RunSettings, combo: Combination) -> str:
+    """A combination's output tree is its own, by id, unless the resolve step found that it
+    resolves to the same .config as an earlier combination (say, one kernel booted with two
+    command lines): then they share that one's tree, and the kernel is built once."""
+    from .resolve import load
+
+    found = load(Path(settings.run_dir)).get(combo.id)
+    return found.tree_group if found else combo.id
 
 
 def output_dir(settings: RunSettings, name: str) -> Path:
@@ -212,7 +213,7 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
         with open(combo_dir / "build.log", "w") as log:
             log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
                       f"# reproduce: {record.reproducer}\n")
-            name = tree_name(settings, combo, requested)
+            name = tree_name(settings, combo)
             (settings.work_dir()).mkdir(parents=True, exist_ok=True)
             with FileLock(str(settings.work_dir() / f"{name}.lock")):
                 outcome = _chain(settings, matrix, combo, symbols, runner, requested, record,
@@ -259,7 +260,20 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
         return Outcome(Verdict.INFRA_ERROR, [f"`make {matrix.base}` failed: "
                                              + " | ".join(failed.tail[-3:] if failed else [])])
 
-    if combo.repair:
+    from .resolve import load
+
+    resolution = load(Path(settings.run_dir)).get(combo.id)
+    if resolution is not None:
+        record.duplicate_of = resolution.duplicate_of
+        if resolution.unsatisfiable:
+            _stage(record, "resolve", "fail", resolution.seconds)
+            return Outcome(Verdict.UNSATISFIABLE, [resolution.unsatisfiable])
+        if resolution.added:
+            record.repaired = [f"+{k.removeprefix('CONFIG_')}={v}"
+                               for k, v in resolution.added.items()]
+            requested = kconfig.merge(resolution.added, requested)
+            record.requested = requested
+    elif combo.repair:
         requested = repair_stage(settings, matrix, runner, out, base, requested, record, log)
     merged = kconfig.merge(base, requested)
     results.atomic_write(Path(settings.run_dir) / combo.id / "input.config",

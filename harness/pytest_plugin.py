@@ -15,7 +15,6 @@ import pytest
 
 from . import matrix as matrixmod
 from .container import DockerRunner
-from .boot_stage import boot_fragment, wants_boot
 from .pipeline import RunSettings, run_combination, tree_name
 from .session import load_symbols
 
@@ -47,7 +46,6 @@ class MatrixFile(pytest.File):
         run_dir = Path(self.config.getoption("--kmatrix-run-dir"))
         settings = RunSettings.load(run_dir)
         matrix = matrixmod.load_matrix(self.path)
-        symbols = load_symbols(run_dir)
         for combo in matrix.combinations:
             if settings.only and combo.id not in settings.only:
                 continue
@@ -55,9 +53,7 @@ class MatrixFile(pytest.File):
                                                matrix=matrix, settings=settings)
             # Combinations that share an output tree go to the same worker, one after the
             # other (pytest-xdist --dist loadgroup), instead of one worker waiting on the other.
-            requested = matrixmod.requested_config(
-                matrix, combo, symbols, boot_fragment() if wants_boot(settings, combo) else None)
-            item.add_marker(pytest.mark.xdist_group(tree_name(settings, combo, requested)))
+            item.add_marker(pytest.mark.xdist_group(tree_name(settings, combo)))
             yield item
 
 

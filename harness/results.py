@@ -74,6 +74,7 @@ class Record:
     reasons: list[str] = field(default_factory=list)
     stages: list[StageRecord] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    duplicate_of: str = ""  # resolves to the same .config as this combination: one tree
     resolved_config_hash: str = ""
     mismatches: list[dict[str, str]] = field(default_factory=list)
     link: dict[str, dict[str, list[str]]] = field(default_factory=dict)

@@ -20,7 +20,7 @@ from . import image as imagemod, kconfig, matrix as matrixmod, results, source
 from .container import DockerRunner, connect
 from .kconfig import SymbolTable
 from .matrix import Matrix
-from .pipeline import RunSettings, ensure_seed
+from .pipeline import BASE_CONFIG, RunSettings, ensure_seed
 from .verdict import InfraError, InputError
 
 MIN_FREE_BYTES = 4 << 30
@@ -114,7 +114,36 @@ def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
         seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
     settings.seed = str(seed) if seed else ""
     settings.save()
+    resolve_first(settings, matrix, symbols, runner, say)
     return settings, matrix
+
+
+def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
+                  runner: DockerRunner, say=print) -> None:
+    """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs."""
+    import time
+
+    from . import resolve
+    from .explain import KconfigSession
+
+    run_dir = Path(settings.run_dir)
+    scratch = Path(settings.cache) / "resolve" / settings.work_dir().name
+    start = time.monotonic()
+    with open(run_dir / "resolve.log", "w") as log:
+        if settings.seed:
+            base = kconfig.parse_config((Path(settings.seed) / BASE_CONFIG).read_text())
+        elif matrix.base in matrixmod.BASES:
+            base = KconfigSession(Path(settings.tree), scratch / "base", runner, log,
+                                  arch=matrix.arch).config_target(matrix.base)
+        else:
+            base = kconfig.parse_config(Path(matrix.base).read_text())
+        found = resolve.resolve_all(settings, matrix, symbols, runner, base, scratch, log,
+                                    workers=max(1, min(2, settings.workers * settings.jobs)))
+    resolve.save(run_dir, found)
+    say(f"kmatrix: resolved {len(found)} combinations with Kconfig in "
+        f"{time.monotonic() - start:.0f} s")
+    for line in resolve.report_lines(found):
+        say(f"kmatrix:   {line}")
 
 
 def load_symbols(run_dir: Path) -> SymbolTable:

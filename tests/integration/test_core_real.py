@@ -77,6 +77,29 @@ def test_repair_adds_what_the_request_needs(tmp_path, kernel_tree):
     assert "dups.o" in members(record)
 
 
+def test_resolve_first_finds_duplicates_and_unsatisfiable(tmp_path, kernel_tree):
+    from harness import resolve
+    from harness.pipeline import tree_name
+
+    m = write_matrix(tmp_path, kernel_tree,
+                     "  - {id: it-res-a, config: {CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: y}}\n"
+                     "  - {id: it-res-b, config: {CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: y, "
+                     "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS_TRACE: n}}\n"
+                     "  - {id: it-res-mips, config: {CONFIG_BMIPS_CPUFREQ: y}}")
+    settings, matrix = session.prepare_run(
+        session.Options(matrix=m, results=tmp_path / "results", workers=1, jobs=2),
+        say=lambda *_: None)
+    found = resolve.load(Path(settings.run_dir))
+    assert found["it-res-b"].duplicate_of == "it-res-a"  # TRACE=n is the default: same .config
+    assert tree_name(settings, matrix.combination("it-res-b")) == "it-res-a"
+    assert "MIPS" in found["it-res-mips"].unsatisfiable
+    record = run_combination(settings, matrix, matrix.combination("it-res-mips"),
+                             session.load_symbols(Path(settings.run_dir)),
+                             DockerRunner(settings.image))
+    assert record.verdict == "unsatisfiable"
+    assert [s.name for s in record.stages] == ["resolve"]  # no config, no build spent
+
+
 def members(record) -> list[str]:
     return record.link["kernel/module/"]["members"]
 

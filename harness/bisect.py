@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from filelock import FileLock
@@ -33,6 +33,7 @@ from .configbisect import (
     observe,
     stage_hooks,
     stage_matrix,
+    stage_settings,
 )
 from .verdict import InfraError, InputError
 
@@ -368,7 +369,8 @@ def combination_step(env: Env, combo_id: str, stage: str, tree: Path) -> StepFn:
     def step(commit: str, number: int) -> Observation:
         run_dir = Path(base.run_dir) / "steps" / f"{number:02d}-{commit[:12]}"
         kernel = {**base.kernel, "commit": commit, "path": str(tree)}
-        settings = replace(base, tree=str(tree), run_dir=str(run_dir), kernel=kernel)
+        settings = stage_settings(base, stage, tree=str(tree), run_dir=str(run_dir),
+                                  kernel=kernel)
         env.say(f"kmatrix: {combo.id} at {commit[:12]} (log: {run_dir / combo.id / 'build.log'})")
         record = pipeline.run_combination(settings, matrix, combo, env.symbols, env.runner,
                                           stage_hooks(settings, matrix, combo, env.symbols,

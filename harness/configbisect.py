@@ -374,6 +374,20 @@ def stage_matrix(matrix, stage: str):
     return matrix
 
 
+def stage_settings(settings, stage: str, **changes):
+    """Settings for a step cut after `stage`: no boot (nor bzImage) unless the stage is boot."""
+    from dataclasses import replace
+
+    return replace(settings, boot=settings.boot and stage == "boot", **changes)
+
+
+def warm_tree_name(settings, combo) -> str:
+    from . import pipeline
+
+    name_of = getattr(pipeline, "tree_name", None)
+    return name_of(settings, combo) if name_of is not None else combo.id
+
+
 def stage_hooks(settings, matrix, combo, symbols, runner, stage: str) -> list:
     if stage != "boot":
         return []
@@ -430,12 +444,13 @@ class CombinationOracle:
     """Trials on the real tree: the good config as the base, the tested assignments as the
     combination's own values (so config truth checks that they held), one warm output tree."""
 
-    def __init__(self, env: Env, good_config_file, bisect_dir, stage: str) -> None:
+    def __init__(self, env: Env, good_config_file, bisect_dir, stage: str,
+                 boot=None) -> None:
         from dataclasses import replace
 
         from .matrix import Combination
 
-        self.env, self.bisect_dir, self.stage = env, bisect_dir, stage
+        self.env, self.bisect_dir, self.stage, self.boot = env, bisect_dir, stage, boot
         self.matrix = replace(stage_matrix(env.matrix, stage), base=str(good_config_file),
                               common=(), fragment_files=())
         self._combo = Combination
@@ -461,12 +476,13 @@ class CombinationOracle:
 
         from . import pipeline
 
-        combo = self._combo(BISECT_COMBO, tuple(assignments.items()), 0)
+        combo = self._combo(BISECT_COMBO, tuple(assignments.items()), 0,
+                            self.boot if self.stage == "boot" else None)
         trial_dir = self.bisect_dir / "configs" / f"{number:03d}"
-        settings = replace(self.env.settings, run_dir=str(trial_dir))
-        # the warm tree of a combination that does not boot is work_dir()/<id>; its saved base
-        # config must be this bisect's good config
-        (settings.work_dir() / combo.id / pipeline.BASE_CONFIG).unlink(missing_ok=True)
+        settings = stage_settings(self.env.settings, self.stage, run_dir=str(trial_dir))
+        # the trial's warm tree keeps a saved base config: it must be this bisect's good config
+        (settings.work_dir() / warm_tree_name(settings, combo) / pipeline.BASE_CONFIG
+         ).unlink(missing_ok=True)
         matrix = replace(self.matrix, combinations=[combo])
         record = pipeline.run_combination(
             settings, matrix, combo, self.env.symbols, self.env.runner,
@@ -498,11 +514,10 @@ def config_input(spec: str, matrix, role: str):
 
 def run_input(env: Env, combo, run_dir, stage: str):
     """Run one input (good or bad) through its checks; return (record, Observation)."""
-    from dataclasses import replace
 
     from . import pipeline
 
-    settings = replace(env.settings, run_dir=str(run_dir))
+    settings = stage_settings(env.settings, stage, run_dir=str(run_dir))
     matrix = stage_matrix(env.matrix, stage)
     env.say(f"kmatrix: checking {combo.id} (log: {run_dir / combo.id / 'build.log'})")
     record = pipeline.run_combination(settings, matrix, combo, env.symbols, env.runner,
@@ -545,7 +560,7 @@ def config_bisect_on_tree(env: Env, good_spec: str, bad_spec: str,
     results.atomic_write(good_file, render_config(good))
     results.atomic_write(bisect_dir / "bad.config", render_config(bad))
     candidates = list(dict.fromkeys([*good_rec.requested, *bad_rec.requested]))
-    oracle = CombinationOracle(env, good_file, bisect_dir, target.stage)
+    oracle = CombinationOracle(env, good_file, bisect_dir, target.stage, bad_combo.boot)
     result = bisect_config(good_spec, bad_spec, good, bad, target, oracle, candidates,
                            say=env.say, deadline=deadline)
     result.duration_s = round(time.monotonic() - start, 1)

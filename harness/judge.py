@@ -32,7 +32,7 @@ _PREFIX = re.compile(r"^(<\d+>)?(\[\s*\d+\.\d+\]\s?)?(\[\s*[TC]\d+\]\s?)?")
 _KV = re.compile(r"(\w+)=(\S*)")
 _DUP = re.compile(r"(?P<prefix>module: )?module-autoload: duplicate request for module (?P<name>\S+)")
 _DUPS_WARNING = re.compile(
-    r"WARNING: CPU: \d+ PID: \d+ at (kernel/module/dups\.c:\d+|kmod_dup_request_exists_wait)")
+    r"WARNING: CPU: \d+ PID: \d+ at ((?:\S*/)?kernel/module/dups\.c:\d+|kmod_dup_request_exists_wait)")
 _INIT_RAN = re.compile(r"Run (\S+) as init process")
 _END_TRACE = re.compile(r"---\[ end trace [0-9a-f]+ \]---")
 

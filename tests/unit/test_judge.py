@@ -369,3 +369,14 @@ def test_main_print(capsys: pytest.CaptureFixture[str]) -> None:
     status = main_print(DATA / "dups-off.log", DATA / "dups-off.config", CMDLINE)
     assert status == EXIT_OK
     assert json.loads(capsys.readouterr().out)["verdict"] == "pass"
+
+
+def test_trace_warning_with_a_relative_source_path_passes() -> None:
+    """A kmatrix run (O= outside the tree) prints dups.c's path relative to the output tree:
+    `at ../../../tmp/kernel/linux-source-6.12/kernel/module/dups.c:174`. Still the dups trace."""
+    text = (DATA / "dups-on-trace-relative-path.log").read_text()
+    assert "/kernel/module/dups.c:" in text and "at kernel/module/dups.c" not in text
+    cfg = parse_dotconfig((DATA / "dups-on-kmatrix-run.config").read_text())
+    result = judge(text, cfg, "console=ttyS0 module.enable_dups_trace=1")
+    assert result.verdict is Verdict.PASS, result.reasons
+    assert result.phases["concurrent-fs"].dups_warnings == 7

@@ -136,7 +136,6 @@ def test_commit_bisect_finds_the_culprit_and_skips_the_other_break(tmp_path, ker
     result = bisect_on_tree(env, repo, "master", branch, "it-bisect-dups", "build",
                             tmp_path / "results")
     wall = time.monotonic() - start
-    print("\n".join(lines))
     print(f"commit bisect over 16 commits: {len(result.steps)} steps, {wall:.0f} s")
     try:
         assert result.first_bad is not None, result.message

@@ -105,7 +105,7 @@ class Progress:
         queued = max(0, self.total - done - len(self.running))
         mean = sum(self.durations) / done
         left = mean * (queued + len(self.running) / 2) / self.workers
-        name = nodeid.rsplit("::", 1)[-1]
+        name = nodeid.rsplit("::", 1)[-1].split("@", 1)[0]  # xdist adds @group
         return (f"kmatrix: [{done}/{self.total} done, {len(self.running)} running, {queued} "
                 f"queued] {name} {outcome} in {duration:.0f} s; about {left:.0f} s left")
 

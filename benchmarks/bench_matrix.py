@@ -283,7 +283,8 @@ def object_keys(out: Path) -> set[tuple[str, str, str]]:
         m = _SAVEDCMD_RE.search(text)
         if not m:
             continue
-        target, cmd = m.group(1), _normalise_cmd(m.group(2), out)
+        # tools/ builds (objtool) record absolute output paths: normalise the target too
+        target, cmd = m.group(1).replace(str(out), "$O"), _normalise_cmd(m.group(2), out)
         first = cmd.split(" ", 1)[0]
         if not (first.endswith("gcc") or first in ("cc", "gcc")):
             continue
@@ -500,7 +501,14 @@ def machine() -> dict:
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "cores": os.cpu_count(), "cpu": cpu,
             "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "kernel": platform.release(), "python": platform.python_version()}
+            "kernel": platform.release(), "python": platform.python_version(),
+            "kmatrix_commit": _git("rev-parse", "--short", "HEAD"),
+            "kmatrix_dirty_files": len(_git("status", "--porcelain", "--", "harness").splitlines())}
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
 
 
 def ratio(a, b) -> str:

@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from filelock import FileLock
@@ -40,7 +40,7 @@ from .verdict import InfraError, InputError
 Say = Callable[[str], None]
 
 
-class Mark(str, enum.Enum):
+class Mark(enum.StrEnum):
     GOOD = "good"
     BAD = "bad"
     SKIP = "skip"
@@ -285,7 +285,8 @@ class CommitBisector:
 
 def bisect_commits(git: Git, checkout: Path, worktree: Path, good: str, bad: str,
                    combo_id: str, stage: str, make_step: Callable[[Path], StepFn], say: Say,
-                   deadline: float | None = None) -> BisectResult:
+                   deadline: float | None = None,
+                   on_exit: Callable[[BisectResult], None] | None = None) -> BisectResult:
     """The whole commit bisect in a throwaway worktree of `checkout`."""
     if stage not in STAGES:
         raise InputError(f"--stage {stage!r}: choose one of {', '.join(STAGES)}")
@@ -309,10 +310,16 @@ def bisect_commits(git: Git, checkout: Path, worktree: Path, good: str, bad: str
         except BudgetExhausted as exc:
             result.complete = False
             result.message = f"incomplete: {exc}"
+        except BaseException as exc:  # Ctrl-C or an error: keep what the steps showed
+            result.complete = False
+            result.message = f"interrupted ({type(exc).__name__}) after {len(bisector.steps)} steps"
+            raise
         finally:
             result.steps = bisector.steps
-    result.skipped = [s for s in result.steps if s.mark == Mark.SKIP.value]
-    result.duration_s = round(time.monotonic() - start, 1)
+            result.skipped = [s for s in result.steps if s.mark == Mark.SKIP.value]
+            result.duration_s = round(time.monotonic() - start, 1)
+            if on_exit is not None:
+                on_exit(result)
     if not result.message:
         result.message = _message(result)
     return result
@@ -375,8 +382,14 @@ def combination_step(env: Env, combo_id: str, stage: str, tree: Path) -> StepFn:
         record = pipeline.run_combination(settings, matrix, combo, env.symbols, env.runner,
                                           stage_hooks(settings, matrix, combo, env.symbols,
                                                       env.runner, stage))
-        return observe(record, run_dir / combo.id)
+        obs = observe(record, run_dir / combo.id)
+        return replace(obs, reasons=tuple(tree_relative(r, tree) for r in obs.reasons))
     return step
+
+
+def tree_relative(text: str, tree: Path) -> str:
+    """Paths into the worktree (absolute, or relative to the output tree) as tree paths."""
+    return re.sub(r"[^\s:'\"]*/" + re.escape(f"{tree.parent.name}/{tree.name}/"), "", text)
 
 
 def bisect_on_tree(env: Env, checkout: Path, good: str, bad: str, combo_id: str,
@@ -390,12 +403,14 @@ def bisect_on_tree(env: Env, checkout: Path, good: str, bad: str, combo_id: str,
                          "--kernel pointing at the top of a git checkout of the kernel")
     env.matrix.combination(combo_id)  # type: ignore[attr-defined]
     stage = stage or default_stage(results_dir, combo_id)
+    run_dir = Path(env.settings.run_dir)  # type: ignore[attr-defined]
     git = Git(env.say)
     result = bisect_commits(git, checkout, worktree_path(cache_root(), checkout), good, bad,
                             combo_id, stage, lambda tree: combination_step(env, combo_id, stage,
                                                                            tree),
-                            env.say, deadline)
-    write_report(result, Path(env.settings.run_dir))  # type: ignore[attr-defined]
+                            env.say, deadline,
+                            on_exit=lambda partial: write_report(partial, run_dir))
+    write_report(result, run_dir)
     return result
 
 

@@ -26,7 +26,7 @@ from typing import Protocol
 from .kconfig import Config, actual_value, normalize
 
 
-class Trial(str, enum.Enum):
+class Trial(enum.StrEnum):
     """ddmin's three outcomes for one candidate config."""
 
     FAIL = "fail"  # fails the same way as the bad config (same verdict and stage)

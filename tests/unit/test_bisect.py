@@ -113,7 +113,8 @@ def test_finds_first_bad_commit_reports_skip_and_leaves_checkout_alone(repo, tmp
     result = bisect_commits(Git(lambda _: None), repo, wt, ids[0], "main", "dups-y", "build",
                             fake_step(seen), lambda _: None)
     assert result.first_bad is not None and result.first_bad.id == ids[8]
-    assert result.first_bad.subject == "commit 8: dups" and result.first_bad.author.startswith("A U")
+    assert result.first_bad.subject == "commit 8: dups"
+    assert result.first_bad.author.startswith("A U")
     assert result.confirmed
     assert [s.purpose for s in result.steps[:2]] == ["check-bad", "check-good"]
     assert [s.purpose for s in result.steps[-2:]] == ["confirm-bad", "confirm-parent"]
@@ -175,10 +176,13 @@ def test_worktree_removed_on_error_and_ctrl_c(repo, tmp_path, exc):
                 raise exc
             return observe_state(tree)
         return step
+    partial = []
     with pytest.raises(type(exc)):
         bisect_commits(Git(lambda _: None), repo, wt, ids[0], ids[-1], "c", "build", make,
-                       lambda _: None)
+                       lambda _: None, on_exit=partial.append)
     assert not wt.exists()
+    assert len(partial[0].steps) == 2 and not partial[0].complete
+    assert partial[0].message.startswith("interrupted")
     assert user_state(repo) == before
 
 

@@ -24,10 +24,16 @@ WORKDIR_LABEL = "org.kmatrix.workdir"
 
 @dataclass(frozen=True)
 class Mount:
-    """A host directory visible in the container at the same path (so logged commands rerun)."""
+    """A host directory visible in the container, at the same path unless `target` is given
+    (the logged `docker run` line carries both, so it reruns as it stands)."""
 
     path: Path
     read_only: bool = True
+    target: Path | None = None
+
+    @property
+    def inside(self) -> Path:
+        return self.target or self.path
 
 
 @dataclass(frozen=True)
@@ -74,13 +80,21 @@ def user_spec() -> str:
     return f"{os.getuid()}:{os.getgid()}"
 
 
+def host_workdir(step: Step) -> str:
+    """The host directory behind the step's working directory (labels containers by it)."""
+    for m in step.mounts:
+        if str(m.inside) == step.workdir:
+            return str(m.path)
+    return step.workdir
+
+
 def docker_run_line(image: str, step: Step) -> str:
     """The equivalent `docker run` command line, for logs and reproducers (display only)."""
     args = ["docker", "run", "--rm", "--network", "none", "--user", user_spec(),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes)]
     for m in step.mounts:
-        args += ["-v", f"{m.path}:{m.path}:{'ro' if m.read_only else 'rw'}"]
+        args += ["-v", f"{m.path}:{m.inside}:{'ro' if m.read_only else 'rw'}"]
     for dev in step.devices:
         args += ["--device", dev]
     for k, v in step.env:
@@ -141,12 +155,13 @@ class DockerRunner:
                 self.image, command=list(step.argv), detach=True,
                 user=user_spec(), network_mode="none", network_disabled=True,
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
-                volumes={str(m.path): {"bind": str(m.path), "mode": "ro" if m.read_only else "rw"}
+                volumes={str(m.path): {"bind": str(m.inside),
+                                       "mode": "ro" if m.read_only else "rw"}
                          for m in step.mounts},
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
                 working_dir=step.workdir, environment=dict(step.env),
                 nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
-                labels={LABEL: step.name, WORKDIR_LABEL: step.workdir},
+                labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step)},
             )
         except docker.errors.ImageNotFound as exc:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from .container import Mount, Step
 
+OUT_INSIDE = Path("/kmatrix/out")
+
 # Kbuild asks `whoami` and the clock; fixing them keeps builds quiet and reproducible.
 BUILD_ENV = (("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix"),
              ("KBUILD_BUILD_TIMESTAMP", "1970-01-01"), ("HOME", "/tmp"))
@@ -28,16 +30,25 @@ class Toolchain:
     cpus: float = 1.0
     mem_bytes: int = 4 << 30
     ccache_dir: Path | None = None  # shared compiler cache, when enabled
+    # Mount every output tree at one path in the container. Some build products record their
+    # absolute output path (objtool does), so a tree copied from the seed to a new host path
+    # would rebuild them; at one fixed path inside, copies stay warm.
+    fixed_out: bool = False
+
+    def out_inside(self, out: Path) -> Path:
+        return OUT_INSIDE if self.fixed_out else out
 
     def make_argv(self, out: Path, *targets: str, jobs: int | None = None) -> tuple[str, ...]:
-        argv = ["make", "-C", str(self.tree), f"O={out}", f"ARCH={self.arch}",
+        argv = ["make", "-C", str(self.tree), f"O={self.out_inside(out)}", f"ARCH={self.arch}",
                 f"-j{jobs or self.jobs}"]
         if self.ccache_dir is not None:
             argv.append("CC=ccache gcc")
         return (*argv, *targets)
 
     def mounts(self, out: Path, *extra: Mount) -> tuple[Mount, ...]:
-        mounts = [Mount(self.tree, read_only=True), Mount(out, read_only=False), *extra]
+        mounts = [Mount(self.tree, read_only=True),
+                  Mount(out, read_only=False, target=OUT_INSIDE if self.fixed_out else None),
+                  *extra]
         if self.ccache_dir is not None:
             mounts.append(Mount(self.ccache_dir, read_only=False))
         return tuple(mounts)
@@ -52,7 +63,7 @@ class Toolchain:
     def make_step(self, name: str, out: Path, *targets: str, timeout_s: float,
                   jobs: int | None = None) -> Step:
         return Step(name=name, argv=self.make_argv(out, *targets, jobs=jobs),
-                    mounts=self.mounts(out), workdir=str(out), env=self.env(),
+                    mounts=self.mounts(out), workdir=str(self.out_inside(out)), env=self.env(),
                     timeout_s=timeout_s, cpus=self.cpus, mem_bytes=self.mem_bytes)
 
 

@@ -67,7 +67,8 @@ class RunSettings:
         if ccache is not None:
             ccache.mkdir(parents=True, exist_ok=True)
         return Toolchain(Path(self.tree), matrix.arch, jobs or self.jobs,
-                         float(jobs or self.cpus_per_build), self.mem_bytes, ccache)
+                         float(jobs or self.cpus_per_build), self.mem_bytes, ccache,
+                         fixed_out=True)
 
     def work_dir(self) -> Path:
         key = hashlib.sha256(f"{self.tree}|{self.image}".encode()).hexdigest()[:12]
@@ -135,7 +136,7 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         return None
     common = matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
     key = hashlib.sha256(json.dumps([settings.tree, settings.image, matrix.arch, matrix.base,
-                                     sorted(common.items()), settings.ccache]).encode()
+                                     sorted(common.items()), settings.ccache, "fixed-out"]).encode()
                          ).hexdigest()[:12]
     seeds = Path(settings.cache) / "seeds"
     seeds.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from typing import IO, Callable
 import pytest
 
 from harness import kconfig, linkcheck, makefile, pipeline, results
-from harness.container import Step, StepResult
+from harness.container import Step, StepResult, host_workdir
 from harness.matrix import Combination, Matrix, load_matrix
 from harness.pipeline import RunSettings, run_combination
 from harness.verdict import InfraError, Outcome, Verdict
@@ -80,7 +80,7 @@ class FakeMake:
         if step.name in self.raise_on:
             raise self.raise_on[step.name]
         log.write(f"\n$ {self.reproducer(step)}\n")
-        out = Path(step.workdir)
+        out = Path(host_workdir(step))  # the output tree sits at /kmatrix/out inside
         if step.name == self.timeout:
             return StepResult(step.name, step.argv, None, step.timeout_s, True, ["..."],
                               self.reproducer(step))
@@ -230,7 +230,7 @@ def test_reproducer_lists_the_commands_after_the_base_config(tmp_path: Path, mat
     rec = run(tmp_path, matrix, "dups-y", FakeMake())
     out = rec.output_dir
     text = (tmp_path / "results/r1/dups-y/reproducer.sh").read_text()
-    make = f"fake-docker-run make -C {MINI_TREE} O={out} ARCH=x86_64 -j1"
+    make = f"fake-docker-run make -C {MINI_TREE} O=/kmatrix/out ARCH=x86_64 -j1"
     assert text.splitlines() == [
         "#!/bin/sh",
         "# Reproduce combination dups-y (verdict: pass) step by step.",
@@ -248,11 +248,11 @@ def test_steps_mount_the_tree_read_only_and_the_output_read_write(tmp_path: Path
     runner = FakeMake()
     rec = run(tmp_path, matrix, "dups-y", runner)
     build = runner.steps[-1]
-    assert build.argv == ("make", "-C", str(MINI_TREE), f"O={rec.output_dir}", "ARCH=x86_64", "-j1",
+    assert build.argv == ("make", "-C", str(MINI_TREE), "O=/kmatrix/out", "ARCH=x86_64", "-j1",
                           "kernel/module/")
-    assert [(str(m.path), m.read_only) for m in build.mounts] == [(str(MINI_TREE), True),
-                                                                  (rec.output_dir, False)]
-    assert build.workdir == rec.output_dir
+    assert [(str(m.path), str(m.inside), m.read_only) for m in build.mounts] == [
+        (str(MINI_TREE), str(MINI_TREE), True), (rec.output_dir, "/kmatrix/out", False)]
+    assert build.workdir == "/kmatrix/out" and host_workdir(build) == rec.output_dir
     assert build.timeout_s == matrix.build.timeout_s
     assert ("KBUILD_BUILD_TIMESTAMP", "1970-01-01") in build.env
     assert "CC=ccache gcc" not in build.argv  # --pristine: no compiler cache
@@ -352,7 +352,7 @@ def test_a_corrupt_archive_still_finishes_the_record(tmp_path: Path, matrix: Mat
         def run(self, step: Step, log: IO[str]) -> StepResult:
             result = super().run(step, log)
             if step.name == "build":
-                (Path(step.workdir) / "kernel/module/built-in.a").write_bytes(b"truncated")
+                (Path(host_workdir(step)) / "kernel/module/built-in.a").write_bytes(b"truncated")
             return result
 
     rec = run(tmp_path, matrix, "dups-y", Corrupt())

@@ -35,7 +35,7 @@ from .configbisect import (
     stage_matrix,
     stage_settings,
 )
-from .verdict import InfraError, InputError
+from .verdict import InfraError, InputError, KmatrixError
 
 Say = Callable[[str], None]
 
@@ -225,7 +225,10 @@ class CommitBisector:
         number = len(self.steps) + 1
         start = time.monotonic()
         obs = self.step_fn(commit, number)
-        mark, note = (Mark.BAD, "") if self.target is None else classify(obs, self.target)
+        if self.target is None:  # the bad end defines the failure being bisected
+            mark, note = (Mark.GOOD if obs.passed else Mark.BAD), ""
+        else:
+            mark, note = classify(obs, self.target)
         step = BisectStep(number, commit, purpose, mark.value, obs.verdict, obs.stage, note,
                           list(obs.reasons[:5]), round(time.monotonic() - start, 1),
                           obs.record_dir)
@@ -312,7 +315,9 @@ def bisect_commits(git: Git, checkout: Path, worktree: Path, good: str, bad: str
             result.message = f"incomplete: {exc}"
         except BaseException as exc:  # Ctrl-C or an error: keep what the steps showed
             result.complete = False
-            result.message = f"interrupted ({type(exc).__name__}) after {len(bisector.steps)} steps"
+            result.message = (f"stopped: {exc.message}" if isinstance(exc, KmatrixError) else
+                              f"interrupted ({type(exc).__name__}) after "
+                              f"{len(bisector.steps)} steps")
             raise
         finally:
             result.steps = bisector.steps

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from .configbisect import (
     STAGES,
@@ -173,7 +173,11 @@ class Worktree:
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire(timeout=5)
+        try:
+            self._lock.acquire(timeout=5)
+        except Timeout as exc:
+            raise InputError(f"another kmatrix bisect of {self.checkout} is running (lock "
+                             f"{self._lock.lock_file}): wait for it to finish") from exc
         self._remove()  # what a killed bisect left behind
         self.git(self.checkout, "worktree", "add", "--detach", str(self.path), self.rev)
         return self.path

@@ -136,7 +136,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         return None
     common = matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
     key = hashlib.sha256(json.dumps([settings.tree, settings.image, matrix.arch, matrix.base,
-                                     sorted(common.items()), settings.ccache, "fixed-out"]).encode()
+                                     sorted(common.items()), settings.ccache, "fixed-out",
+                                     matrix.build.targets]).encode()
                          ).hexdigest()[:12]
     seeds = Path(settings.cache) / "seeds"
     seeds.mkdir(parents=True, exist_ok=True)
@@ -152,7 +153,9 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         resolved, result = olddefconfig(tc, runner, seed, kconfig.merge(base, common), log)
         if resolved is None:
             raise InfraError(f"olddefconfig failed in the seed tree: see {log.name}")
-        result = runner.run(tc.make_step("prepare", seed, "prepare",
+        # prepare, and the build targets too: host tools built on demand (objtool) and the
+        # objects the common config already decides are then warm in every copy
+        result = runner.run(tc.make_step("prepare", seed, "prepare", *matrix.build.targets,
                                          timeout_s=matrix.build.timeout_s), log)
         if not result.ok:
             raise InfraError(f"`make prepare` failed in the seed tree ({' | '.join(result.tail[-2:])})"

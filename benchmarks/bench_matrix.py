@@ -57,7 +57,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import image as imagemod, kconfig, matrix as matrixmod, source  # noqa: E402
+from harness import image as imagemod  # noqa: E402
+from harness import kconfig, source  # noqa: E402
+from harness import matrix as matrixmod  # noqa: E402
 from harness.container import WORKDIR_LABEL, DockerRunner, connect  # noqa: E402
 from harness.kbuild import Toolchain  # noqa: E402
 
@@ -73,6 +75,10 @@ STEP_TIMEOUT_S = 3600.0
 
 
 # ---------------------------------------------------------------- measurement
+
+
+def ccache_cell(r: dict) -> str:
+    return f"{r['ccache_hits']}/{r['ccache_misses']}" if "ccache_hits" in r else "-"
 
 def busy_jiffies() -> int:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -195,7 +201,7 @@ class Monitor:
                 pass
             self._stop.wait(self.interval)
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         self.t0 = time.monotonic()
         self.busy0 = busy_jiffies()
         self.avail0 = mem_available()
@@ -498,7 +504,7 @@ def tuxmake_dropped_case(ctx: dict) -> dict:
 def machine() -> dict:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
-    return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "cores": os.cpu_count(), "cpu": cpu,
             "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "kernel": platform.release(), "python": platform.python_version(),
@@ -528,7 +534,7 @@ def report(result: dict) -> str:
                      f"{r['system_busy_s']:>9}{str(r.get('marginal_median_s')):>9}"
                      f"{r['invocations']:>10}{r['minimum']:>8}"
                      f"{ratio(r['invocations'], r['minimum']):>6}"
-                     f"{(str(r['ccache_hits']) + '/' + str(r['ccache_misses'])) if 'ccache_hits' in r else '-':>11}"
+                     f"{ccache_cell(r):>11}"
                      f"{r['peak_rss_mib']:>9}")
     by = {r["approach"]: r for r in rows}
     lines.append("")

@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .verdict import (EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, InputError, KmatrixError,
-                      exit_status_for)
+from .verdict import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, InputError, KmatrixError, exit_status_for
 
 DEFAULT_MATRIX = Path("matrix.yaml")
 DEFAULT_RESULTS = Path("results")
@@ -115,7 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe)
     settings, matrix = session.prepare_run(opts)
-    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider", "-p", "no:benchmark",
+    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+                   "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:
@@ -190,7 +190,8 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     import hashlib
 
-    from . import explain, image, matrix as matrixmod, source
+    from . import explain, image, source
+    from . import matrix as matrixmod
     from .container import DockerRunner, connect
 
     config = args.config

@@ -235,6 +235,5 @@ def connect() -> object:
         return client
     except Exception as exc:  # noqa: BLE001 - every failure means "no usable engine"
         raise InfraError(
-            "no Docker engine is reachable ({}): start one with "
-            "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`".format(
-                one_line(exc)[:160])) from exc
+            f"no Docker engine is reachable ({one_line(exc)[:160]}): start one with "
+            "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`") from exc

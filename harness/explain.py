@@ -535,7 +535,8 @@ class Planner:
                               + " && ".join(_paren_or(p) for p in parts),
                               self.satisfy(choice.dep.expr, want))
         own = [c for c in (sym.dir_dep, *(p.visible for p in sym.prompts))
-               if c is not None and TRI[c.tri] < want and not (choice and c.text == (choice.dep.text if choice.dep else ""))]
+               if c is not None and TRI[c.tri] < want
+               and not (choice and c.text == (choice.dep.text if choice.dep else ""))]
         for cond in own[:1]:
             own_plan = self.satisfy(cond.expr, want)
             if choice and choice.dep:  # the choice's own dependency is handled above

@@ -103,7 +103,8 @@ class _Scan:
     lines: list[str]
     phases: dict[str, PhaseCounts] = field(default_factory=dict)
     bad: list[tuple[str, int, str]] = field(default_factory=list)  # (label, line no, text)
-    dup_reports: list[tuple[int, str, bool, bool]] = field(default_factory=list)  # no, name, prefixed, in splat
+    # (line number, module name, prefixed, inside a splat)
+    dup_reports: list[tuple[int, str, bool, bool]] = field(default_factory=list)
     dups_warnings: list[int] = field(default_factory=list)
     dups_warnings_with_trace: int = 0
     began: bool = False
@@ -307,7 +308,7 @@ def _dups_problems(scan: _Scan, modules: bool, dups: bool, trace: bool, warn_pri
                    cmdline: str) -> list[str]:
     problems: list[str] = []
     if not dups:
-        for no, name, _, _ in scan.dup_reports[:1]:
+        for no, _name, _, _ in scan.dup_reports[:1]:
             problems.append(f"duplicate request reported although dups is off, at "
                             f"{_quote(no, scan.lines[no - 1])}")
     reports_shown = dups and (not trace or warn_prints)

@@ -12,13 +12,15 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from filelock import FileLock
 
-from . import kconfig, linkcheck, matrix as matrixmod, results
+from . import kconfig, linkcheck, results
+from . import matrix as matrixmod
 from .boot_stage import boot_fragment, wants_boot
 from .container import Runner, StepResult
 from .kbuild import Toolchain, first_errors, infra_trouble, step_output
@@ -59,7 +61,7 @@ class RunSettings:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, run_dir: Path) -> "RunSettings":
+    def load(cls, run_dir: Path) -> RunSettings:
         return cls(**json.loads((run_dir / "run.json").read_text()))
 
     def toolchain(self, matrix: Matrix, jobs: int | None = None) -> Toolchain:

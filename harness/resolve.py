@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
-from . import kconfig, matrix as matrixmod, results
+from . import kconfig, results
+from . import matrix as matrixmod
 from .boot_stage import boot_fragment, wants_boot
 from .container import Runner
 from .kconfig import Config, SymbolTable

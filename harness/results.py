@@ -51,7 +51,7 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -91,7 +91,7 @@ class Record:
         return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Record":
+    def from_dict(cls, data: dict[str, Any]) -> Record:
         data = dict(data)
         data["stages"] = [StageRecord(**s) for s in data.get("stages", [])]
         known = {f for f in cls.__dataclass_fields__}
@@ -135,7 +135,8 @@ def junit_xml(records: list[Record], suite: str = "kmatrix") -> str:
     for r in records:
         out.append(f'  <testcase classname={quoteattr(suite + "." + Path(r.matrix).name)} '
                    f'name={quoteattr(r.combination)} time="{r.duration_s:.1f}">')
-        body = escape(_xml_text("\n".join(r.reasons + ([f"reproduce: {r.reproducer}"] if r.reproducer else []))))
+        lines = r.reasons + ([f"reproduce: {r.reproducer}"] if r.reproducer else [])
+        body = escape(_xml_text("\n".join(lines)))
         message = quoteattr(_xml_text((r.reasons[0] if r.reasons else r.verdict)[:500]))
         if r.verdict_enum is Verdict.INFRA_ERROR:
             out.append(f'    <error type="{r.verdict or "infra-error"}" message={message}>{body}</error>')

@@ -16,7 +16,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import image as imagemod, kconfig, matrix as matrixmod, results, source
+from . import image as imagemod
+from . import kconfig, results, source
+from . import matrix as matrixmod
 from .container import DockerRunner, connect
 from .kconfig import SymbolTable
 from .matrix import Matrix
@@ -78,7 +80,7 @@ def check_disk(path: Path) -> None:
 
 
 def new_run_id() -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{secrets.token_hex(2)}"
 
 

@@ -61,7 +61,7 @@ class Outcome:
     reasons: list[str] = field(default_factory=list)
 
     @classmethod
-    def ok(cls) -> "Outcome":
+    def ok(cls) -> Outcome:
         return cls(Verdict.PASS, [])
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from harness import cli, results, yamlsrc
 from harness.session import cpu_budget
-from harness.verdict import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_KERNEL_FAILED, EXIT_OK, InputError)
+from harness.verdict import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_KERNEL_FAILED, EXIT_OK, InputError
 
 REPO = Path(__file__).resolve().parents[2]
 MINI_TREE = REPO / "tests" / "data" / "mini-tree"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import kconfig, makefile, matrix as matrixmod
+from harness import kconfig, makefile
+from harness import matrix as matrixmod
 from harness.matrix import BuildSettings, check_against_tree, load_matrix, requested_config
 from harness.verdict import EXIT_BAD_INPUT, InputError
 

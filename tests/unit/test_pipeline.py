@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import shlex
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 import pytest
 
@@ -453,7 +454,7 @@ def test_a_warm_tree_keeps_its_base_config(tmp_path: Path, matrix: Matrix) -> No
 def test_a_base_config_file_needs_no_make(tmp_path: Path) -> None:
     (tmp_path / "my.config").write_text(TINYCONFIG + "CONFIG_PROC_FS=y\n")
     path = tmp_path / "m.yaml"
-    path.write_text(f"base: my.config\nconfig: {{CONFIG_MODULES: y}}\ninclude: [{{id: one}}]\n"
+    path.write_text("base: my.config\nconfig: {CONFIG_MODULES: y}\ninclude: [{id: one}]\n"
                     + makefile.render_expect_yaml("kernel/module/", SEED_RULES))
     m = load_matrix(path)
     runner = FakeMake()

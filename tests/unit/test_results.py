@@ -13,8 +13,16 @@ import pytest
 
 from harness import results
 from harness.results import Record, StageRecord
-from harness.verdict import (EXIT_BAD_INPUT, EXIT_INFRA, EXIT_KERNEL_FAILED, EXIT_OK, InfraError,
-                             InputError, Verdict, exit_status_for)
+from harness.verdict import (
+    EXIT_BAD_INPUT,
+    EXIT_INFRA,
+    EXIT_KERNEL_FAILED,
+    EXIT_OK,
+    InfraError,
+    InputError,
+    Verdict,
+    exit_status_for,
+)
 
 
 def record(combo: str, verdict: str, reasons: list[str] | None = None, **kw: object) -> Record:

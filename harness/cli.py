@@ -13,7 +13,15 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .verdict import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, InputError, KmatrixError, exit_status_for
+from .verdict import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_KERNEL_FAILED,
+    EXIT_OK,
+    InputError,
+    KmatrixError,
+    exit_status_for,
+)
 
 DEFAULT_MATRIX = Path("matrix.yaml")
 DEFAULT_RESULTS = Path("results")
@@ -52,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not use the shared compiler cache")
     run.add_argument("--no-boot", dest="boot", action="store_false",
                      help="skip the QEMU boots of combinations that ask for one")
+    run.add_argument("--bisect-new-failures", nargs="?", const=1800.0, type=float,
+                     default=None, metavar="SECONDS",
+                     help="after the run, bisect each combination that passed in the previous "
+                     "run and fails now, within SECONDS in all (default 1800; write "
+                     "--bisect-new-failures=600)")
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups)")
 
@@ -82,6 +95,31 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--config", type=Path, help="a .config or fragment to explain against")
     which.add_argument("--combo", help="a combination id: its input config from results/latest")
     expl.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+
+    bis = sub.add_parser("bisect", help="find the first commit that breaks a combination "
+                         "(git bisect in a throwaway worktree of --kernel)")
+    _matrix_arg(bis)
+    bis.add_argument("--good", required=True, metavar="REV", help="a commit where it passes")
+    bis.add_argument("--bad", required=True, metavar="REV", help="a commit where it fails")
+    bis.add_argument("--combo", required=True, metavar="ID",
+                     help="the combination (`kmatrix list`)")
+    bis.add_argument("--stage", choices=["config", "build", "link", "boot"],
+                     help="the failure to bisect (default: the stage that failed for this "
+                     "combination in RESULTS/latest, else build)")
+    bis.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                     help="results directory (default: ./results)")
+    bis.add_argument("--jobs", type=int, help="make -j (default: 2 at most)")
+
+    bcf = sub.add_parser("bisect-config", help="find the smallest set of options that turns a "
+                         "passing config into a failing one (delta debugging)")
+    _matrix_arg(bcf)
+    bcf.add_argument("--good", required=True, metavar="ID|FILE",
+                     help="a passing combination id, .config or fragment")
+    bcf.add_argument("--bad", required=True, metavar="ID|FILE",
+                     help="a failing combination id, .config or fragment")
+    bcf.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                     help="results directory (default: ./results)")
+    bcf.add_argument("--jobs", type=int, help="make -j (default: 2 at most)")
 
     summ = sub.add_parser("summary", help="print the summary table of a run")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest")
@@ -128,11 +166,54 @@ def cmd_run(args: argparse.Namespace) -> int:
     print()
     print(summary_text(records))
     print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
+        _bisect_new_failures(args, settings, matrix)
     if code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INTERRUPTED
     if not records:
         raise InputError("no combination ran: check --only and the -k expression")
     return exit_status_for([r.verdict_enum for r in records])
+
+
+def _bisect_new_failures(args: argparse.Namespace, settings, matrix) -> None:
+    from .bisect import bisect_new_failures, previous_run_dir
+    from .results import atomic_write
+
+    run_dir = Path(settings.run_dir)
+    previous = previous_run_dir(args.results, run_dir)
+    if previous is None:
+        print(f"kmatrix: --bisect-new-failures: no earlier run in {args.results} to compare with")
+        return
+    lines = bisect_new_failures(previous, run_dir, args.bisect_new_failures, matrix.path,
+                                args.results, args.kernel, settings.jobs)
+    if lines:
+        summary = run_dir / "summary.md"
+        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
+        print("\n" + "\n".join(lines))
+
+
+def cmd_bisect(args: argparse.Namespace) -> int:
+    from .bisect import bisect_on_tree, report_text
+    from .configbisect import open_env
+
+    if not args.kernel:
+        raise InputError("kmatrix bisect needs --kernel pointing at a git checkout of the kernel")
+    env = open_env(args.matrix, args.results, args.kernel, args.jobs, "bisect")
+    result = bisect_on_tree(env, Path(args.kernel).resolve(), args.good, args.bad, args.combo,
+                            args.stage, args.results)
+    print("\n" + report_text(result))
+    print(f"results: {env.settings.run_dir} (bisect.json, bisect.txt, steps/<n>-<commit>/)")
+    return EXIT_OK if result.first_bad is not None and result.confirmed else EXIT_KERNEL_FAILED
+
+
+def cmd_bisect_config(args: argparse.Namespace) -> int:
+    from .configbisect import config_bisect_on_tree, open_env, report_text
+
+    env = open_env(args.matrix, args.results, args.kernel, args.jobs, "bisect-config")
+    result = config_bisect_on_tree(env, args.good, args.bad)
+    print("\n" + report_text(result))
+    print(f"results: {env.settings.run_dir} (bisect-config.json, bisect-config.txt, configs/)")
+    return EXIT_OK if result.culprits and result.complete else EXIT_KERNEL_FAILED
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -226,4 +307,5 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
-            "verdict": cmd_verdict, "explain": cmd_explain}
+            "verdict": cmd_verdict, "explain": cmd_explain,
+            "bisect": cmd_bisect, "bisect-config": cmd_bisect_config}

@@ -32,6 +32,7 @@ BOOT_TARGET = "bzImage"
 
 BASE_CONFIG = ".kmatrix-base.config"  # the base config (tinyconfig, ...) kept in each output tree
 CONFIG_TIMEOUT_S = 600.0
+SEED_TIMEOUT_S = 1800.0
 
 
 @dataclass
@@ -155,13 +156,20 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         resolved, result = olddefconfig(tc, runner, seed, kconfig.merge(base, common), log)
         if resolved is None:
             raise InfraError(f"olddefconfig failed in the seed tree: see {log.name}")
-        # prepare, and the build targets too: host tools built on demand (objtool) and the
-        # objects the common config already decides are then warm in every copy
-        result = runner.run(tc.make_step("prepare", seed, "prepare", *matrix.build.targets,
-                                         timeout_s=matrix.build.timeout_s), log)
+        limit = max(matrix.build.timeout_s, SEED_TIMEOUT_S)
+        result = runner.run(tc.make_step("prepare", seed, "prepare", timeout_s=limit), log)
         if not result.ok:
             raise InfraError(f"`make prepare` failed in the seed tree ({' | '.join(result.tail[-2:])})"
                              f": see {log.name}")
+        # The build targets too, best effort: host tools built on demand (objtool) and the
+        # objects the common config already decides are then warm in every copy. A failure
+        # here is the combinations' business, not the seed's.
+        dirs = [t for t in matrix.build.targets if t.endswith("/")]  # not vmlinux & co
+        result = runner.run(tc.make_step("warm-targets", seed, *dirs, timeout_s=limit),
+                            log) if dirs else None
+        if result is not None and not result.ok:
+            log.write("kmatrix: the seed could not build the targets; each combination "
+                      "builds them itself\n")
         (seed / ".kmatrix-seed-done").write_text(results.now() + "\n")
     return seed
 

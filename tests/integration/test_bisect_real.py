@@ -118,6 +118,7 @@ include:
 """
 
 
+@pytest.mark.xdist_group("commit-bisect")  # one bisect of a checkout at a time (worktree lock)
 def test_commit_bisect_finds_the_culprit_and_skips_the_other_break(tmp_path, kernel_tree,
                                                                    kmatrix_cache, builder_image):
     from harness.bisect import bisect_on_tree
@@ -155,6 +156,7 @@ def test_commit_bisect_finds_the_culprit_and_skips_the_other_break(tmp_path, ker
         git(repo, "branch", "-D", branch)
 
 
+@pytest.mark.xdist_group("commit-bisect")
 def test_commit_bisect_reports_the_skip(tmp_path, kernel_tree, kmatrix_cache, builder_image):
     """A short range where git must land on the commit that breaks main.c: it is a skip."""
     from harness.bisect import bisect_on_tree

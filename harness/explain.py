@@ -28,7 +28,7 @@ from typing import IO
 
 from .container import Runner, Step
 from .kbuild import Toolchain
-from .kconfig import Config, merge, parse_config, render_config
+from .kconfig import Config, merge, normalize, parse_config, render_config
 from .verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InfraError, InputError
 
 DUMPER_SOURCE = Path(__file__).resolve().parent / "kconfig_dump.c"
@@ -707,17 +707,7 @@ def _paren_and(e: Expr) -> str:
 
 
 def same_value(a: str, b: str) -> bool:
-    return _norm(a) == _norm(b)
-
-
-def _norm(value: str) -> str:
-    text = value.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1]
-    try:
-        return str(int(text, 0))
-    except ValueError:
-        return text
+    return normalize(a) == normalize(b)
 
 
 def holds_in_dump(sym: Symbol, value: str) -> bool:

@@ -13,8 +13,10 @@ Every git command is an argument list and is printed before it runs.
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -22,8 +24,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-
-from filelock import FileLock, Timeout
 
 from .configbisect import (
     STAGES,
@@ -169,15 +169,21 @@ class Worktree:
 
     def __init__(self, git: Git, checkout: Path, path: Path, rev: str) -> None:
         self.git, self.checkout, self.path, self.rev = git, checkout, path, rev
-        self._lock = FileLock(str(path.parent / "worktree.lock"))
+        self._lock_path = path.parent / "worktree.lock"
+        self._lock_fd: int | None = None
 
     def __enter__(self) -> Path:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A plain flock on our own descriptor: held exactly while this object is entered,
+        # released by the kernel if the process dies.
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
-            self._lock.acquire(timeout=5)
-        except Timeout as exc:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            os.close(fd)
             raise InputError(f"another kmatrix bisect of {self.checkout} is running (lock "
-                             f"{self._lock.lock_file}): wait for it to finish") from exc
+                             f"{self._lock_path}): wait for it to finish") from exc
+        self._lock_fd = fd
         self._remove()  # what a killed bisect left behind
         self.git(self.checkout, "worktree", "add", "--detach", str(self.path), self.rev)
         return self.path
@@ -186,7 +192,9 @@ class Worktree:
         try:
             self._remove()
         finally:
-            self._lock.release()
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # releases the flock
+                self._lock_fd = None
 
     def _remove(self) -> None:
         # Renaming first is instant, so git forgets the worktree at once (prune) even if the

@@ -18,7 +18,7 @@ from harness.explain import KconfigSession, diagnose, explain, explain_main, rep
 from harness.kconfig import Config, merge, render_config
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("explain")]  # one out dir
 
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "kconfig"
 

@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "data" / "kconfig"
 
 @pytest.fixture(scope="module")
 def session(kernel_tree: Path, docker_runner, work_cache: Path, tmp_path_factory):
-    out = work_cache / "explain-real"
+    # one output dir per xdist worker: the module's tests share it, and nothing else may
+    out = work_cache / f"explain-real-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     log_path = tmp_path_factory.mktemp("explain") / "kconfig.log"
     with open(log_path, "w", encoding="utf-8") as log:
         yield KconfigSession(kernel_tree, out, docker_runner, log)

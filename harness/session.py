@@ -129,7 +129,8 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
     from .explain import KconfigSession
 
     run_dir = Path(settings.run_dir)
-    scratch = Path(settings.cache) / "resolve" / settings.work_dir().name
+    # scratch output trees of this run only: concurrent runs must never share a .config
+    scratch = Path(settings.cache) / "resolve" / settings.run_id
     start = time.monotonic()
     with open(run_dir / "resolve.log", "w") as log:
         if settings.seed:
@@ -141,6 +142,7 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
             base = kconfig.parse_config(Path(matrix.base).read_text())
         found = resolve.resolve_all(settings, matrix, symbols, runner, base, scratch, log,
                                     workers=max(1, min(2, settings.workers * settings.jobs)))
+    shutil.rmtree(scratch, ignore_errors=True)
     resolve.save(run_dir, found)
     say(f"kmatrix: resolved {len(found)} combinations with Kconfig in "
         f"{time.monotonic() - start:.0f} s")

@@ -11,6 +11,7 @@ The answers go to resolve.json in the run directory, read by the workers.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -81,11 +82,29 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
     combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
     lanes = [combos[i::workers] for i in range(workers)]
 
+    memo = Path(settings.cache) / "resolved"
+    memo.mkdir(parents=True, exist_ok=True)
+    fingerprint = kconfig_fingerprint(Path(settings.tree))
+
     def lane(i: int) -> list[Resolution]:
         session = KconfigSession(Path(settings.tree), scratch / f"lane{i}", runner, log,
                                  arch=matrix.arch)
-        return [resolve_one(session, base, requested_for(settings, matrix, c, symbols), c)
-                for c in lanes[i]]
+        out = []
+        for c in lanes[i]:
+            requested = requested_for(settings, matrix, c, symbols)
+            # the same tree, image, base and request always resolve the same way: remembered
+            key = hashlib.sha256(json.dumps([fingerprint, settings.image, matrix.arch,
+                                             sorted(base.items()), sorted(requested.items()),
+                                             c.repair]).encode()).hexdigest()[:20]
+            known = memo / f"{key}.json"
+            if known.exists():
+                res = Resolution(**{**json.loads(known.read_text()), "combination": c.id,
+                                    "seconds": 0.0})
+            else:
+                res = resolve_one(session, base, requested, c)
+                results.atomic_write(known, json.dumps(asdict(res)))
+            out.append(res)
+        return out
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = {r.combination: r for rs in pool.map(lane, range(workers)) for r in rs}
@@ -97,6 +116,16 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
         else:
             first[res.config_hash] = res.combination
     return {r.combination: r for r in ordered}
+
+
+def kconfig_fingerprint(tree: Path) -> str:
+    """Every Kconfig file of the tree by path, size and mtime: a tree that changed (a git
+    checkout moved, a file edited) never reuses a remembered resolution."""
+    digest = hashlib.sha256(str(tree).encode())
+    for path in sorted(tree.rglob("Kconfig*")):
+        st = path.stat()
+        digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def save(run_dir: Path, resolutions: dict[str, Resolution]) -> None:

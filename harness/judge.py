@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .kconfig import parse_config
 from .verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InputError, Verdict
 
 END_MARKER = "KMATRIX-END"
@@ -363,16 +364,7 @@ def _dups_problems(scan: _Scan, modules: bool, dups: bool, trace: bool, warn_pri
 
 def parse_dotconfig(text: str) -> dict[str, str]:
     """A .config as {CONFIG_NAME: value}; "# CONFIG_X is not set" becomes "n"."""
-    config: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        match = re.fullmatch(r"# (CONFIG_\w+) is not set", line)
-        if match:
-            config[match[1]] = "n"
-        elif line.startswith("CONFIG_") and "=" in line:
-            name, _, value = line.partition("=")
-            config[name] = value
-    return config
+    return parse_config(text)
 
 
 def cmdline_from_console(text: str) -> str:

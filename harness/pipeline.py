@@ -305,9 +305,10 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
     record.mismatches = [asdict(m) for m in mismatches]
     _stage(record, "config-truth", "fail" if mismatches else "pass")
     if mismatches:
-        return Outcome(Verdict.CONFIG_DROPPED,
-                       [m.describe() for m in mismatches] + why_dropped(settings, matrix, runner,
-                                                                       out, mismatches, log))
+        # the resolve step already asked Kconfig why, for the same config; else ask now
+        why = (resolution.why if resolution is not None and resolution.why and not combo.repair
+               else why_dropped(settings, matrix, runner, out, mismatches, log))
+        return Outcome(Verdict.CONFIG_DROPPED, [m.describe() for m in mismatches] + why)
 
     targets = list(matrix.build.targets)
     if wants_boot(settings, combo) and BOOT_TARGET not in targets:

@@ -37,6 +37,7 @@ class Resolution:
     added: dict[str, str] = field(default_factory=dict)  # by repair
     unsatisfiable: str = ""  # why the request can never hold
     duplicate_of: str = ""  # the first combination that resolves to the same .config
+    why: list[str] = field(default_factory=list)  # why each dropped value does not hold
     seconds: float = 0.0
 
     @property
@@ -66,6 +67,7 @@ def resolve_one(session, base: Config, requested: Config,  # noqa: ANN001 - Kcon
         problems = diagnose(requested, base, session)
         resolved = kconfig.parse_config(session.resolved_text())
         res.holds = not problems
+        res.why = ["why: " + p.summary() for p in problems]
         impossible = [p for p in problems if p.unsatisfiable]
         if impossible:
             res.unsatisfiable = "; ".join(p.summary() for p in impossible)

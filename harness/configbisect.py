@@ -381,13 +381,6 @@ def stage_settings(settings, stage: str, **changes):
     return replace(settings, boot=settings.boot and stage == "boot", **changes)
 
 
-def warm_tree_name(settings, combo) -> str:
-    from . import pipeline
-
-    name_of = getattr(pipeline, "tree_name", None)
-    return name_of(settings, combo) if name_of is not None else combo.id
-
-
 def stage_hooks(settings, matrix, combo, symbols, runner, stage: str) -> list:
     if stage != "boot":
         return []
@@ -456,13 +449,17 @@ class CombinationOracle:
         self._combo = Combination
 
     def resolve(self, config: Config) -> Config:
+        from filelock import FileLock
+
         from . import pipeline
 
         env = self.env
         out = env.settings.work_dir() / f"{BISECT_COMBO}-resolve"
         out.mkdir(parents=True, exist_ok=True)
         tc = env.settings.toolchain(self.matrix, 1)
-        with open(self.bisect_dir / "resolve.log", "a") as log:
+        # one scratch tree for every bisect of this tree: held while its .config is ours
+        with (FileLock(str(out.parent / f"{out.name}.lock")),
+              open(self.bisect_dir / "resolve.log", "a") as log):
             resolved, _ = pipeline.olddefconfig(tc, env.runner, out, config, log)
         if resolved is None:
             from .verdict import InfraError
@@ -480,9 +477,8 @@ class CombinationOracle:
                             self.boot if self.stage == "boot" else None)
         trial_dir = self.bisect_dir / "configs" / f"{number:03d}"
         settings = stage_settings(self.env.settings, self.stage, run_dir=str(trial_dir))
-        # the trial's warm tree keeps a saved base config: it must be this bisect's good config
-        (settings.work_dir() / warm_tree_name(settings, combo) / pipeline.BASE_CONFIG
-         ).unlink(missing_ok=True)
+        # the warm tree is shared with other bisects of this tree: run_combination holds its
+        # lock, and remakes the kept base config when it is not this bisect's good config
         matrix = replace(self.matrix, combinations=[combo])
         record = pipeline.run_combination(
             settings, matrix, combo, self.env.symbols, self.env.runner,

@@ -31,6 +31,7 @@ from .verdict import InfraError, Outcome, Verdict
 BOOT_TARGET = "bzImage"
 
 BASE_CONFIG = ".kmatrix-base.config"  # the base config (tinyconfig, ...) kept in each output tree
+BASE_KEY = ".kmatrix-base.key"  # what that base config was made from (see base_key)
 CONFIG_TIMEOUT_S = 600.0
 SEED_TIMEOUT_S = 1800.0
 
@@ -100,9 +101,12 @@ class Log:
 def base_config_stage(tc: Toolchain, runner: Runner, matrix: Matrix, out: Path,
                       log: IO[str]) -> tuple[Config | None, StepResult | None]:
     """The base config kept in the output tree: tinyconfig & co come from the tree's make."""
-    saved = out / BASE_CONFIG
-    if saved.is_file():
+    saved, key_file = out / BASE_CONFIG, out / BASE_KEY
+    key = base_key(matrix)
+    if saved.is_file() and key_file.is_file() and key_file.read_text().strip() == key:
         return kconfig.parse_config(saved.read_text()), None
+    # absent, or made for another base (another matrix, another bisect's good config)
+    key_file.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     if matrix.base in matrixmod.BASES:
         step = tc.make_step("base-config", out, matrix.base, timeout_s=CONFIG_TIMEOUT_S, jobs=1)
@@ -114,7 +118,17 @@ def base_config_stage(tc: Toolchain, runner: Runner, matrix: Matrix, out: Path,
         text = Path(matrix.base).read_text()
         result = None
     results.atomic_write(saved, text)
+    results.atomic_write(key_file, key + "\n")
     return kconfig.parse_config(text), result
+
+
+def base_key(matrix: Matrix) -> str:
+    """What a kept base config was made from: the arch and the base's name, or for a file base
+    its content (the same path may hold another config next time)."""
+    if matrix.base in matrixmod.BASES:
+        return f"{matrix.arch}:{matrix.base}"
+    digest = hashlib.sha256(Path(matrix.base).read_bytes()).hexdigest()
+    return f"{matrix.arch}:file:{digest}"
 
 
 def olddefconfig(tc: Toolchain, runner: Runner, out: Path, config: Config,
@@ -138,7 +152,7 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     if settings.pristine:
         return None
     common = matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
-    key = hashlib.sha256(json.dumps([settings.tree, settings.image, matrix.arch, matrix.base,
+    key = hashlib.sha256(json.dumps([settings.tree, settings.image, base_key(matrix),
                                      sorted(common.items()), settings.ccache, "fixed-out",
                                      matrix.build.targets]).encode()
                          ).hexdigest()[:12]

@@ -451,6 +451,42 @@ def test_a_warm_tree_keeps_its_base_config(tmp_path: Path, matrix: Matrix) -> No
     assert rec2.verdict == "pass" and "base-config" not in [s.name for s in rec2.stages]
 
 
+def test_a_warm_tree_remakes_a_base_config_made_for_another_base(tmp_path: Path,
+                                                                 matrix: Matrix) -> None:
+    """Two matrices (or two runs) with the same combination id share a warm tree; the base
+    config kept there must be this matrix's, not the last user's."""
+    from dataclasses import replace
+
+    run(tmp_path, matrix, "dups-y", FakeMake(), pristine=False, ccache=False)
+    other = FakeMake()
+    rec = run(tmp_path, replace(matrix, base="allnoconfig"), "dups-y", other, pristine=False,
+              ccache=False)
+    assert [s.name for s in other.steps] == ["base-config", "olddefconfig", "build"]
+    assert other.steps[0].argv[-1] == "allnoconfig"
+    assert rec.verdict == "pass"
+
+
+def test_a_warm_tree_remakes_its_base_when_the_base_file_changed(tmp_path: Path) -> None:
+    """A config bisect writes each good config to a file: same path, other content."""
+    good = tmp_path / "good.config"
+    path = tmp_path / "m.yaml"
+    path.write_text("base: good.config\nconfig: {CONFIG_MODULES: y}\ninclude: [{id: one}]\n"
+                    + makefile.render_expect_yaml("kernel/module/", SEED_RULES))
+    seen = []
+
+    def olddefconfig_input(step: Step) -> None:
+        if step.name == "olddefconfig":
+            seen.append(kconfig.parse_config((Path(host_workdir(step)) / ".config").read_text()))
+
+    for extra in ("CONFIG_PROC_FS=y\n", "CONFIG_KALLSYMS=y\n"):
+        good.write_text(TINYCONFIG.replace("# CONFIG_KALLSYMS is not set\n", "") + extra)
+        rec = run(tmp_path, load_matrix(path), "one", FakeMake(on_step=olddefconfig_input),
+                  pristine=False, ccache=False)
+        assert rec.verdict == "pass"
+    assert seen[0].get("CONFIG_PROC_FS") == "y" and "CONFIG_KALLSYMS" not in seen[0]
+    assert seen[1].get("CONFIG_KALLSYMS") == "y" and "CONFIG_PROC_FS" not in seen[1]
+
+
 def test_a_base_config_file_needs_no_make(tmp_path: Path) -> None:
     (tmp_path / "my.config").write_text(TINYCONFIG + "CONFIG_PROC_FS=y\n")
     path = tmp_path / "m.yaml"

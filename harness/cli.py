@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow workers x jobs to exceed the cores")
     run.add_argument("--pristine", action="store_true",
                      help="build every combination from scratch (no warm trees, no ccache)")
+    run.add_argument("--trees", choices=("lanes", "own"), default=None,
+                     help="output trees: lanes (a few shared warm trees, combinations ordered by "
+                     "config distance: the default) or own (each combination its own warm tree: "
+                     "fastest reruns, more disk); overrides build.trees")
     run.add_argument("--no-ccache", dest="ccache", action="store_false",
                      help="do not use the shared compiler cache")
     run.add_argument("--no-boot", dest="boot", action="store_false",
@@ -150,7 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
                            only=tuple(args.only), workers=args.workers, jobs=args.jobs,
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
-                           oversubscribe=args.oversubscribe)
+                           oversubscribe=args.oversubscribe, trees=args.trees)
     settings, matrix = session.prepare_run(opts)
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
                    "-p", "no:benchmark",

@@ -21,7 +21,8 @@ TOP_KEYS = {"kernel", "base", "config", "fragments", "axes", "exclude", "include
 KERNEL_KEYS = {"source", "arch"}
 INCLUDE_KEYS = {"id", "config", "boot", "repair"}
 BOOT_KEYS = {"cmdline"}
-BUILD_KEYS = {"targets", "timeout", "boot_timeout"}
+BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees"}
+TREE_POLICIES = ("lanes", "own")  # see harness/schedule.py
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
 ARCHES = {"x86_64": "x86"}  # kmatrix arch -> kernel SRCARCH; one small entry per architecture
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -49,6 +50,7 @@ class BuildSettings:
     targets: tuple[str, ...] = ("kernel/module/",)
     timeout_s: float = 1800.0
     boot_timeout_s: float = 300.0
+    trees: str = "lanes"  # lanes: a few shared trees, ordered by config distance; own: one each
 
 
 @dataclass
@@ -333,8 +335,12 @@ def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
     for key in ("timeout", "boot_timeout"):
         if key in build and (not isinstance(build[key], (int, float)) or build[key] <= 0):
             raise _fail(path, yamlsrc.line_of(build, key), f"{key} must be a positive number of seconds")
+    trees = build.get("trees", BuildSettings.trees)
+    if trees not in TREE_POLICIES:
+        raise _fail(path, yamlsrc.line_of(build, "trees"),
+                    f"trees must be one of {', '.join(TREE_POLICIES)} (got {trees!r})")
     return BuildSettings(tuple(targets), float(build.get("timeout", 1800)),
-                         float(build.get("boot_timeout", 300)))
+                         float(build.get("boot_timeout", 300)), trees)
 
 
 def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:

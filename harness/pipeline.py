@@ -56,6 +56,7 @@ class RunSettings:
     ccache: bool = True
     boot: bool = True
     only: list[str] = field(default_factory=list)
+    trees: str = "lanes"  # lanes | own (harness/schedule.py); --pristine always uses own
     seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
     image_packages: dict[str, str] = field(default_factory=dict)
 
@@ -189,9 +190,10 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
 
 
 def tree_name(settings: RunSettings, combo: Combination) -> str:
-    """A combination's output tree is its own, by id, unless the resolve step found that it
-    resolves to the same .config as an earlier combination (say, one kernel booted with two
-    command lines): then they share that one's tree, and the kernel is built once."""
+    """The output tree the resolve step chose (harness/schedule.py): a shared lane, or the
+    combination's own (by id); a combination that resolves to the same .config as an earlier one
+    (say, one kernel booted with two command lines) builds right after it in its tree, so the
+    kernel is built once. Without a resolve step (bisects), the combination's own."""
     from .resolve import load
 
     found = load(Path(settings.run_dir)).get(combo.id)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from . import matrix as matrixmod
+from . import resolve
 from .container import DockerRunner
 from .pipeline import RunSettings, run_combination, tree_name
 from .session import load_symbols
@@ -46,9 +47,11 @@ class MatrixFile(pytest.File):
         run_dir = Path(self.config.getoption("--kmatrix-run-dir"))
         settings = RunSettings.load(run_dir)
         matrix = matrixmod.load_matrix(self.path)
-        for combo in matrix.combinations:
-            if settings.only and combo.id not in settings.only:
-                continue
+        places = resolve.load(run_dir)
+        combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
+        # each tree's combinations in the order the schedule chose (nearest config first)
+        combos.sort(key=lambda c: places[c.id].position if c.id in places else 0)
+        for combo in combos:
             item = CombinationItem.from_parent(self, name=combo.id, combo=combo,
                                                matrix=matrix, settings=settings)
             # Combinations that share an output tree go to the same worker, one after the

@@ -27,6 +27,7 @@ from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix
 
 RESOLVE_FILE = "resolve.json"
+MEMO_VERSION = 2  # bump when Resolution gains a field the memo must hold
 
 
 @dataclass
@@ -39,10 +40,13 @@ class Resolution:
     duplicate_of: str = ""  # the first combination that resolves to the same .config
     why: list[str] = field(default_factory=list)  # why each dropped value does not hold
     seconds: float = 0.0
+    delta: dict[str, str] = field(default_factory=dict)  # resolved values that differ from base
+    tree: str = ""  # the output tree it builds in (harness/schedule.py), and its place there
+    position: int = 0
 
     @property
     def tree_group(self) -> str:
-        return self.duplicate_of or self.combination
+        return self.tree or self.duplicate_of or self.combination
 
 
 def requested_for(settings, matrix: Matrix, combo: Combination,  # noqa: ANN001 - RunSettings
@@ -72,8 +76,20 @@ def resolve_one(session, base: Config, requested: Config,  # noqa: ANN001 - Kcon
         if impossible:
             res.unsatisfiable = "; ".join(p.summary() for p in impossible)
     res.config_hash = kconfig.config_hash(resolved)
+    res.delta = delta_from(base, resolved)
     res.seconds = round(time.monotonic() - start, 1)
     return res
+
+
+def delta_from(base: Config, resolved: Config) -> Config:
+    """The options whose resolved value differs from the base config's (what a tree that last
+    held the base has to change)."""
+    out: Config = {}
+    for name in sorted(set(base) | set(resolved)):
+        value = kconfig.actual_value(resolved, name)
+        if kconfig.normalize(value) != kconfig.normalize(kconfig.actual_value(base, name)):
+            out[name] = value
+    return out
 
 
 def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner,  # noqa: ANN001
@@ -95,7 +111,8 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
         for c in lanes[i]:
             requested = requested_for(settings, matrix, c, symbols)
             # the same tree, image, base and request always resolve the same way: remembered
-            key = hashlib.sha256(json.dumps([fingerprint, settings.image, matrix.arch,
+            key = hashlib.sha256(json.dumps([MEMO_VERSION, fingerprint, settings.image,
+                                             matrix.arch,
                                              sorted(base.items()), sorted(requested.items()),
                                              c.repair]).encode()).hexdigest()[:20]
             known = memo / f"{key}.json"
@@ -117,7 +134,23 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
             res.duplicate_of = first[res.config_hash]
         else:
             first[res.config_hash] = res.combination
+    place_in_trees(settings, ordered, {c.id for c in combos if wants_boot(settings, c)})
     return {r.combination: r for r in ordered}
+
+
+def place_in_trees(settings, ordered: list[Resolution],  # noqa: ANN001 - RunSettings
+                   boots: set[str]) -> None:
+    """Give every combination to build its output tree and its place in that tree's sequence."""
+    from . import schedule
+
+    todo = [r for r in ordered if not r.unsatisfiable]
+    tag = f"{Path(settings.seed).name[:8]}-" if settings.seed else ""
+    slots = schedule.plan({r.combination: r.delta for r in todo}, boots, settings.workers,
+                          getattr(settings, "trees", "lanes"),
+                          {r.combination: r.duplicate_of for r in todo if r.duplicate_of},
+                          tag)
+    for r in todo:
+        r.tree, r.position = slots[r.combination].tree, slots[r.combination].position
 
 
 def kconfig_fingerprint(tree: Path) -> str:
@@ -140,6 +173,25 @@ def load(run_dir: Path) -> dict[str, Resolution]:
     if not path.exists():
         return {}
     return {k: Resolution(**v) for k, v in json.loads(path.read_text()).items()}
+
+
+def tree_lines(resolutions: dict[str, Resolution]) -> list[str]:
+    """Each shared tree's sequence and the options changed along it (from the seed)."""
+    from .schedule import transitions
+
+    trees: dict[str, list[Resolution]] = {}
+    for r in sorted(resolutions.values(), key=lambda r: r.position):
+        if r.tree:
+            trees.setdefault(r.tree, []).append(r)
+    lines = []
+    for tree, members in trees.items():
+        if len(members) < 2:
+            continue
+        changes = transitions([r.combination for r in members],
+                              {r.combination: r.delta for r in members})
+        lines.append(f"tree {tree}: {' -> '.join(r.combination for r in members)} "
+                     f"({changes} option changes from the seed)")
+    return lines
 
 
 def report_lines(resolutions: dict[str, Resolution]) -> list[str]:

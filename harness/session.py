@@ -40,6 +40,7 @@ class Options:
     ccache: bool = True
     boot: bool = True
     oversubscribe: bool = False
+    trees: str | None = None  # overrides the matrix's build.trees
 
 
 def cpu_budget(cores: int, combos: int, workers: int | None, jobs: int | None,
@@ -107,6 +108,7 @@ def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
         image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
         cpus_per_build=float(jobs), pristine=opts.pristine, ccache=opts.ccache,
         boot=opts.boot, only=list(opts.only),
+        trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
         image_packages=imagemod.installed_packages(tag, client))
     settings.save()
     results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
@@ -117,7 +119,23 @@ def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
     settings.seed = str(seed) if seed else ""
     settings.save()
     resolve_first(settings, matrix, symbols, runner, say)
+    fit_to_trees(settings, opts, say)
     return settings, matrix
+
+
+def fit_to_trees(settings: RunSettings, opts: Options, say=print) -> None:
+    """Combinations of one tree run one after the other: with fewer trees than workers, give
+    the idle workers' cores to make -j instead (unless --workers/--jobs said otherwise)."""
+    from . import resolve
+
+    found = resolve.load(Path(settings.run_dir))
+    trees = len({r.tree_group for r in found.values() if not r.unsatisfiable}) or 1
+    workers, jobs = cpu_budget(os.cpu_count() or 1, trees, opts.workers, opts.jobs,
+                               opts.oversubscribe)
+    if (workers, jobs) != (settings.workers, settings.jobs) and workers <= settings.workers:
+        settings.workers, settings.jobs, settings.cpus_per_build = workers, jobs, float(jobs)
+        settings.save()
+        say(f"kmatrix: {trees} output tree(s): {workers} in parallel x make -j{jobs}")
 
 
 def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
@@ -146,7 +164,7 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
     resolve.save(run_dir, found)
     say(f"kmatrix: resolved {len(found)} combinations with Kconfig in "
         f"{time.monotonic() - start:.0f} s")
-    for line in resolve.report_lines(found):
+    for line in resolve.report_lines(found) + resolve.tree_lines(found):
         say(f"kmatrix:   {line}")
 
 

@@ -243,11 +243,13 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
         with open(combo_dir / "build.log", "w") as log:
             log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
                       f"# reproduce: {record.reproducer}\n")
-            name = tree_name(settings, combo)
-            (settings.work_dir()).mkdir(parents=True, exist_ok=True)
-            with FileLock(str(settings.work_dir() / f"{name}.lock")):
-                outcome = _chain(settings, matrix, combo, symbols, runner, requested, record,
-                                 log, extra_stages or [], output_dir(settings, name))
+            outcome = _unsatisfiable(settings, combo, record)
+            if outcome is None:  # a request that can never hold takes no tree at all
+                name = tree_name(settings, combo)
+                (settings.work_dir()).mkdir(parents=True, exist_ok=True)
+                with FileLock(str(settings.work_dir() / f"{name}.lock")):
+                    outcome = _chain(settings, matrix, combo, symbols, runner, requested,
+                                     record, log, extra_stages or [], output_dir(settings, name))
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
     except Exception as exc:  # noqa: BLE001 - the record must still be finished
@@ -269,6 +271,18 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
     if settings.pristine and record.output_dir:
         shutil.rmtree(record.output_dir, ignore_errors=True)  # a pristine tree is never reused
     return record
+
+
+def _unsatisfiable(settings: RunSettings, combo: Combination,
+                   record: results.Record) -> Outcome | None:
+    """The resolve step's verdict on a request Kconfig can never satisfy, if it gave one."""
+    from .resolve import load
+
+    resolution = load(Path(settings.run_dir)).get(combo.id)
+    if resolution is None or not resolution.unsatisfiable:
+        return None
+    _stage(record, "resolve", "fail", resolution.seconds)
+    return Outcome(Verdict.UNSATISFIABLE, [resolution.unsatisfiable])
 
 
 def _stage(record: results.Record, name: str, status: str, duration: float = 0.0,
@@ -295,9 +309,6 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
     resolution = load(Path(settings.run_dir)).get(combo.id)
     if resolution is not None:
         record.duplicate_of = resolution.duplicate_of
-        if resolution.unsatisfiable:
-            _stage(record, "resolve", "fail", resolution.seconds)
-            return Outcome(Verdict.UNSATISFIABLE, [resolution.unsatisfiable])
         if resolution.added:
             record.repaired = [f"+{k.removeprefix('CONFIG_')}={v}"
                                for k, v in resolution.added.items()]

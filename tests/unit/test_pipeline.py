@@ -512,3 +512,19 @@ def test_reproducer_line() -> None:
                [Combination("dups-y", (), 1)])
     assert pipeline.reproducer_line(m, m.combinations[0]) == \
         "kmatrix run '/my matrices/m.yaml' --only dups-y"
+
+
+def test_an_unsatisfiable_request_takes_no_tree_and_runs_no_step(tmp_path: Path,
+                                                                  matrix: Matrix) -> None:
+    from harness import resolve
+
+    settings = settings_for(tmp_path, matrix, pristine=False, ccache=False)
+    resolve.save(Path(settings.run_dir), {"dups-y": resolve.Resolution(
+        "dups-y", holds=False, unsatisfiable="CONFIG_X depends on MIPS", seconds=1.5)})
+    runner = FakeMake()
+    rec = run_combination(settings, matrix, matrix.combination("dups-y"), SYMBOLS, runner)
+    assert rec.verdict == "unsatisfiable" and rec.reasons == ["CONFIG_X depends on MIPS"]
+    assert stages(rec) == [("resolve", "fail")]
+    assert runner.steps == [] and rec.output_dir == ""
+    assert not (tmp_path / "cache/work").exists() or not any((tmp_path / "cache/work").rglob(
+        "dups-y"))

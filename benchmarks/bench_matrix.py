@@ -338,14 +338,17 @@ def ccache_hits(before: dict, after: dict) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- approaches
 
-def run_kmatrix(label: str, ctx: dict, results_dir: Path) -> dict:
-    cache: Path = ctx["kmcache"]
+def run_kmatrix(label: str, ctx: dict, results_dir: Path, cache: Path | None = None,
+                extra: tuple[str, ...] = (), combos: list | None = None) -> dict:
+    """`kmatrix run` on the combinations (default: the object tier) with KMATRIX_CACHE=cache."""
+    cache = cache or ctx["kmcache"]
     env = dict(os.environ, KMATRIX_CACHE=str(cache))
     argv = [sys.executable, "-m", "harness", "run", str(ctx["matrix_path"]),
-            "--kernel", str(ctx["tree"].path), "--results", str(results_dir)]
-    if not ctx["all_combos"]:
-        for combo in ctx["combos"]:
+            "--kernel", str(ctx["tree"].path), "--results", str(results_dir), *extra]
+    if combos is not None or not ctx["all_combos"]:
+        for combo in combos if combos is not None else ctx["combos"]:
             argv += ["--only", combo.id]
+    combos = combos if combos is not None else ctx["combos"]
     before = ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
     log = ctx["tmp"] / f"{label}.log"
     with Monitor(ctx["client"], [cache, results_dir]) as mon:
@@ -355,7 +358,7 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path) -> dict:
     runs = sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink())
     run_dir = runs[-1]
     records = []
-    for combo in ctx["combos"]:
+    for combo in combos:
         path = run_dir / combo.id / "record.json"
         if path.is_file():
             records.append(json.loads(path.read_text()))
@@ -363,6 +366,7 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path) -> dict:
     tags = count_tags(logs)
     durations = [r.get("duration_s") or 0.0 for r in records]
     trees = [Path(r["output_dir"]) for r in records if r.get("output_dir")]
+    shared = len(set(trees)) < len(trees)  # lanes: a tree holds only its last combination
     seed_s = sum(float(x) for x in re.findall(r"kmatrix: step \S+ exited \d+ after ([\d.]+) s",
                                                (run_dir / "seed.log").read_text(errors="replace")))
     invocations = sum(tags.values())
@@ -380,8 +384,22 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path) -> dict:
         # olddefconfig), which print no tag: its hits are reported, never subtracted
         "ccache_hits": hits, "ccache_misses": misses,
         "real_compiles": invocations,
-        "minimum": minimum_invocations(trees),
+        "minimum": None if shared else minimum_invocations(trees),
+        "trees": len(set(trees)),
+        "boot_s": {r["combination"]: r.get("boot", {}).get("duration_s")
+                   for r in records if r.get("boot")},
     })
+    return fig
+
+
+def boot_figures(fig: dict, boots: list) -> dict:
+    """The boot tier's lane: the first kernel is a full build, the others follow it."""
+    order = [c.id for c in boots]
+    per = fig.get("per_combo_s", {})
+    first = max(order, key=lambda c: per.get(c) or 0)  # the one that built the kernel
+    rest = [per[c] for c in order if c != first and per.get(c) is not None]
+    fig.update({"boot_tier": True, "boot_first": first, "boot_first_s": per.get(first),
+                "boot_marginal_s": round(statistics.median(rest), 1) if rest else None})
     return fig
 
 
@@ -529,17 +547,22 @@ def report(result: dict) -> str:
     head = (f"{'approach':<14}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}{'median/c':>9}"
             f"{'gcc steps':>10}{'minimum':>8}{'/min':>6}{'ccache h/m':>11}{'peak MiB':>9}")
     lines += [head, "-" * len(head)]
+    # each object compiled once per distinct set of its config inputs, counted on fresh
+    # per-combination trees (naive, or kmatrix with --trees own); lanes keep only the last state
+    minimum = next((r["minimum"] for r in rows if r.get("minimum") and not r.get("boot_tier")
+                    and r["approach"] in ("naive", "kmatrix-own-cold")), None)
     for r in rows:
+        mn = minimum if minimum and not r.get("boot_tier") else r.get("minimum")
         lines.append(f"{r['approach']:<14}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
                      f"{r['system_busy_s']:>9}{str(r.get('marginal_median_s')):>9}"
-                     f"{r['invocations']:>10}{r['minimum']:>8}"
-                     f"{ratio(r['invocations'], r['minimum']):>6}"
+                     f"{r['invocations']:>10}{str(mn):>8}"
+                     f"{ratio(r['invocations'], mn):>6}"
                      f"{ccache_cell(r):>11}"
                      f"{r['peak_rss_mib']:>9}")
     by = {r["approach"]: r for r in rows}
     lines.append("")
     n = result["combos"]
-    for name in ("kmatrix-cold", "kmatrix-warm"):
+    for name in ("kmatrix-cold", "kmatrix-warm", "kmatrix-own-cold", "kmatrix-own-warm"):
         if name in by and "naive" in by:
             lines.append(f"naive / {name}: wall {ratio(by['naive']['wall_s'], by[name]['wall_s'])}"
                          f", cpu {ratio(by['naive']['cpu_s'], by[name]['cpu_s'])}")
@@ -557,6 +580,16 @@ def report(result: dict) -> str:
         lines.append(f"marginal cost of one more combination (median per-combination duration): "
                      f"cold {by['kmatrix-cold']['marginal_median_s']} s, warm "
                      f"{by.get('kmatrix-warm', {}).get('marginal_median_s')} s (target <= 10 s)")
+    for name in ("boot-cold", "boot-warm"):
+        if name not in by:
+            continue
+        r = by[name]
+        seq = sorted(r["per_combo_s"].items(), key=lambda kv: kv[0])
+        rest = r.get("boot_marginal_s")
+        lines.append(f"{name}: " + ", ".join(f"{c} {s} s" for c, s in seq)
+                     + f"; first kernel of the lane {r.get('boot_first_s')} s, each further boot "
+                     f"combination (median) {rest} s (target <= 120 s); boots "
+                     + ", ".join(f"{v} s" for v in r.get("boot_s", {}).values()))
     if result.get("tuxmake_dropped"):
         d = result["tuxmake_dropped"]
         lines.append(f"TuxMake on a silently dropped option: exit {d.get('exit_status')}, "
@@ -575,6 +608,9 @@ def main() -> int:
     ap.add_argument("--skip-tuxmake", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-kmatrix", action="store_true")
+    ap.add_argument("--skip-own", action="store_true",
+                    help="leave out kmatrix --trees own (one warm tree per combination)")
+    ap.add_argument("--skip-boot", action="store_true", help="leave out the boot tier")
     ap.add_argument("--out", type=Path, help="write every figure as JSON to this file")
     ap.add_argument("--workdir", type=Path, help="scratch directory (default: a new temporary "
                     "directory under /var/tmp, removed at the end unless --keep)")
@@ -591,6 +627,7 @@ def main() -> int:
     symbols = kconfig.scan_symbols(tree.path)
     matrixmod.check_against_tree(matrix, symbols)
     combos = [c for c in matrix.combinations if c.boot is None]  # the object tier
+    boots = [c for c in matrix.combinations if c.boot is not None]
     all_combos = len(combos) == len(matrix.combinations)
     if args.combos:
         all_combos = all_combos and args.combos >= len(combos)
@@ -600,7 +637,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="kmatrix-bench-", dir=args.workdir or "/var/tmp"))
     ctx = {"matrix": matrix, "matrix_path": matrix.path, "tree": tree, "symbols": symbols,
            "combos": combos, "all_combos": all_combos, "client": client, "image": image,
-           "tmp": tmp, "kmcache": tmp / "kmatrix-cache"}
+           "tmp": tmp, "kmcache": tmp / "kmatrix-cache", "boots": boots}
     print(f"bench: {len(combos)} combinations, tree {tree.path}, image {image}, scratch {tmp}",
           flush=True)
     result = {"machine": machine(), "combos": len(combos), "combination_ids": [c.id for c in combos],
@@ -620,6 +657,16 @@ def main() -> int:
         if not args.skip_kmatrix:
             record(run_kmatrix("kmatrix-cold", ctx, tmp / "results-cold"))
             record(run_kmatrix("kmatrix-warm", ctx, tmp / "results-warm"))
+            if not args.skip_own:
+                own = ("--trees", "own")
+                record(run_kmatrix("kmatrix-own-cold", ctx, tmp / "results-own-cold",
+                                   tmp / "own-cache", own))
+                record(run_kmatrix("kmatrix-own-warm", ctx, tmp / "results-own-warm",
+                                   tmp / "own-cache", own))
+        if not args.skip_boot and boots:
+            for label in ("boot-cold", "boot-warm"):
+                record(boot_figures(run_kmatrix(label, ctx, tmp / f"results-{label}",
+                                                tmp / "boot-cache", (), boots), boots))
         if not args.skip_naive:
             record(run_naive(ctx))
         if not args.skip_tuxmake:

@@ -544,7 +544,7 @@ def report(result: dict) -> str:
     lines = [f"kmatrix benchmark {result['machine']['date']} on {result['machine']['cores']} cores "
              f"({result['machine']['cpu']}), Linux {result['tree']['version']} "
              f"({result['tree']['origin']}), {result['combos']} combinations", ""]
-    head = (f"{'approach':<14}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}{'median/c':>9}"
+    head = (f"{'approach':<18}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}{'median/c':>9}"
             f"{'gcc steps':>10}{'minimum':>8}{'/min':>6}{'ccache h/m':>11}{'peak MiB':>9}")
     lines += [head, "-" * len(head)]
     # each object compiled once per distinct set of its config inputs, counted on fresh
@@ -553,7 +553,7 @@ def report(result: dict) -> str:
                     and r["approach"] in ("naive", "kmatrix-own-cold")), None)
     for r in rows:
         mn = minimum if minimum and not r.get("boot_tier") else r.get("minimum")
-        lines.append(f"{r['approach']:<14}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
+        lines.append(f"{r['approach']:<18}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
                      f"{r['system_busy_s']:>9}{str(r.get('marginal_median_s')):>9}"
                      f"{r['invocations']:>10}{str(mn):>8}"
                      f"{ratio(r['invocations'], mn):>6}"

@@ -142,11 +142,12 @@ def prepare_guest(runner: Runner, guest_out: Path, log: IO[str]) -> Path:
 # -- kernel --------------------------------------------------------------------------------
 
 def bzimage_step(src: Path, out: Path, jobs: int, timeout_s: float = 3600.0) -> Step:
-    """`make O=out bzImage` on a configured output tree (source mounted read-only)."""
-    return Step("bzimage", ("make", f"O={out}", "ARCH=x86_64", f"-j{jobs}", "bzImage"),
-                (Mount(src, read_only=True), Mount(out, read_only=False)), workdir=str(src),
-                env=(("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix")),
-                timeout_s=timeout_s, cpus=float(jobs))
+    """`make O=out bzImage` on a configured output tree (source mounted read-only), the way
+    every other build step is made (harness.kbuild.Toolchain)."""
+    from .kbuild import Toolchain
+
+    return Toolchain(src, "x86_64", jobs, float(jobs)).make_step("bzimage", out, "bzImage",
+                                                                 timeout_s=timeout_s)
 
 
 def kernel_image(out: Path) -> Path:

@@ -20,8 +20,9 @@ import pytest
 from filelock import FileLock
 
 from harness import boot
-from harness.container import Mount, Step
+from harness.container import Step
 from harness.judge import parse_dotconfig
+from harness.kbuild import Toolchain
 from harness.verdict import Verdict
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("boot")]
@@ -50,10 +51,8 @@ class BootKit:
 
 
 def make_step(tree: Path, out: Path, name: str, *targets: str, timeout_s: float = 600) -> Step:
-    return Step(name, ("make", f"O={out}", "ARCH=x86_64", *targets),
-                (Mount(tree, read_only=True), Mount(out, read_only=False)), workdir=str(tree),
-                env=(("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix")),
-                timeout_s=timeout_s, cpus=float(JOBS))
+    return Toolchain(tree, "x86_64", JOBS, float(JOBS)).make_step(name, out, *targets,
+                                                                  timeout_s=timeout_s)
 
 
 def run(runner, step: Step, log) -> float:

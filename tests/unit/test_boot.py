@@ -97,9 +97,10 @@ def test_boot_step_limits_mounts_and_devices(tmp_path: Path) -> None:
 
 def test_bzimage_step(tmp_path: Path) -> None:
     step = boot.bzimage_step(Path("/src"), Path("/out"), 2)
-    assert step.argv == ("make", "O=/out", "ARCH=x86_64", "-j2", "bzImage")
-    assert step.workdir == "/src"
+    assert step.argv == ("make", "-C", "/src", "O=/out", "ARCH=x86_64", "-j2", "bzImage")
+    assert step.workdir == "/out" and step.cpus == 2.0
     assert [(m.path, m.read_only) for m in step.mounts] == [(Path("/src"), True), (Path("/out"), False)]
+    assert ("KBUILD_BUILD_USER", "kmatrix") in step.env
 
 
 def test_guest_steps_and_initramfs(tmp_path: Path) -> None:

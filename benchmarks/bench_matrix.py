@@ -13,6 +13,10 @@ Approaches:
   kmatrix-cold  `python3 -m harness run` with a fresh, empty KMATRIX_CACHE (no seed tree, no ccache,
                 no warm trees; the builder image lives in Docker and is reused)
   kmatrix-warm  the same command again with the same cache
+                (both with --trees nearest, the default; kmatrix-own-* and kmatrix-lanes-* are
+                the same with --trees own / lanes, each policy with its own fresh cache)
+  boot-cold, boot-warm
+                the boot tier alone (`--only` each boot combination), fresh cache, then again
   naive         per combination, in turn: fresh output dir, `make <base>`, append the requested
                 values, `make olddefconfig`, `make -j2 <build targets>`; same builder image, no ccache
   tuxmake       `tuxmake --runtime null ... --kconfig tinyconfig -K ... --targets config kernel` on
@@ -366,7 +370,12 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path, cache: Path | None = N
     tags = count_tags(logs)
     durations = [r.get("duration_s") or 0.0 for r in records]
     trees = [Path(r["output_dir"]) for r in records if r.get("output_dir")]
-    shared = len(set(trees)) < len(trees)  # lanes: a tree holds only its last combination
+    # a tree shared by different configs holds only its last one's state (duplicates are fine)
+    configs_in: dict[Path, set] = {}
+    for r in records:
+        if r.get("output_dir"):
+            configs_in.setdefault(Path(r["output_dir"]), set()).add(r.get("resolved_config_hash"))
+    shared = any(len(v) > 1 for v in configs_in.values())
     seed_s = sum(float(x) for x in re.findall(r"kmatrix: step \S+ exited \d+ after ([\d.]+) s",
                                                (run_dir / "seed.log").read_text(errors="replace")))
     invocations = sum(tags.values())
@@ -550,7 +559,7 @@ def report(result: dict) -> str:
     # each object compiled once per distinct set of its config inputs, counted on fresh
     # per-combination trees (naive, or kmatrix with --trees own); lanes keep only the last state
     minimum = next((r["minimum"] for r in rows if r.get("minimum") and not r.get("boot_tier")
-                    and r["approach"] in ("naive", "kmatrix-own-cold")), None)
+                    and r["approach"] in ("naive", "kmatrix-own-cold", "kmatrix-cold")), None)
     for r in rows:
         mn = minimum if minimum and not r.get("boot_tier") else r.get("minimum")
         lines.append(f"{r['approach']:<18}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
@@ -562,7 +571,8 @@ def report(result: dict) -> str:
     by = {r["approach"]: r for r in rows}
     lines.append("")
     n = result["combos"]
-    for name in ("kmatrix-cold", "kmatrix-warm", "kmatrix-own-cold", "kmatrix-own-warm"):
+    for name in [r["approach"] for r in rows
+                 if r["approach"].startswith("kmatrix") and not r.get("boot_tier")]:
         if name in by and "naive" in by:
             lines.append(f"naive / {name}: wall {ratio(by['naive']['wall_s'], by[name]['wall_s'])}"
                          f", cpu {ratio(by['naive']['cpu_s'], by[name]['cpu_s'])}")
@@ -608,8 +618,9 @@ def main() -> int:
     ap.add_argument("--skip-tuxmake", action="store_true")
     ap.add_argument("--skip-naive", action="store_true")
     ap.add_argument("--skip-kmatrix", action="store_true")
-    ap.add_argument("--skip-own", action="store_true",
-                    help="leave out kmatrix --trees own (one warm tree per combination)")
+    ap.add_argument("--policies", default="nearest,own,lanes",
+                    help="kmatrix tree policies to measure on the object tier, cold and warm "
+                    "(comma-separated; default: nearest,own,lanes; nearest is the default one)")
     ap.add_argument("--skip-boot", action="store_true", help="leave out the boot tier")
     ap.add_argument("--out", type=Path, help="write every figure as JSON to this file")
     ap.add_argument("--workdir", type=Path, help="scratch directory (default: a new temporary "
@@ -655,14 +666,12 @@ def main() -> int:
 
     try:
         if not args.skip_kmatrix:
-            record(run_kmatrix("kmatrix-cold", ctx, tmp / "results-cold"))
-            record(run_kmatrix("kmatrix-warm", ctx, tmp / "results-warm"))
-            if not args.skip_own:
-                own = ("--trees", "own")
-                record(run_kmatrix("kmatrix-own-cold", ctx, tmp / "results-own-cold",
-                                   tmp / "own-cache", own))
-                record(run_kmatrix("kmatrix-own-warm", ctx, tmp / "results-own-warm",
-                                   tmp / "own-cache", own))
+            for policy in [p.strip() for p in args.policies.split(",") if p.strip()]:
+                name = "kmatrix" if policy == "nearest" else f"kmatrix-{policy}"
+                trees = ("--trees", policy)
+                for phase in ("cold", "warm"):  # the warm run reuses the cold run's cache
+                    record(run_kmatrix(f"{name}-{phase}", ctx, tmp / f"results-{name}-{phase}",
+                                       tmp / f"cache-{policy}", trees))
         if not args.skip_boot and boots:
             for label in ("boot-cold", "boot-warm"):
                 record(boot_figures(run_kmatrix(label, ctx, tmp / f"results-{label}",

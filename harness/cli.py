@@ -56,10 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="allow workers x jobs to exceed the cores")
     run.add_argument("--pristine", action="store_true",
                      help="build every combination from scratch (no warm trees, no ccache)")
-    run.add_argument("--trees", choices=("lanes", "own"), default=None,
-                     help="output trees: lanes (a few shared warm trees, combinations ordered by "
-                     "config distance: the default) or own (each combination its own warm tree: "
-                     "fastest reruns, more disk); overrides build.trees")
+    run.add_argument("--trees", choices=("nearest", "lanes", "own"), default=None,
+                     help="which output tree builds what: nearest (the default: each combination "
+                     "follows the tree whose last config is nearest, or starts from the seed), "
+                     "lanes (one shared tree per worker: least disk) or own (one tree per "
+                     "combination); overrides build.trees")
     run.add_argument("--no-ccache", dest="ccache", action="store_false",
                      help="do not use the shared compiler cache")
     run.add_argument("--no-boot", dest="boot", action="store_false",

@@ -22,7 +22,7 @@ KERNEL_KEYS = {"source", "arch"}
 INCLUDE_KEYS = {"id", "config", "boot", "repair"}
 BOOT_KEYS = {"cmdline"}
 BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees"}
-TREE_POLICIES = ("lanes", "own")  # see harness/schedule.py
+TREE_POLICIES = ("nearest", "lanes", "own")  # see harness/schedule.py
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
 ARCHES = {"x86_64": "x86"}  # kmatrix arch -> kernel SRCARCH; one small entry per architecture
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
@@ -50,7 +50,7 @@ class BuildSettings:
     targets: tuple[str, ...] = ("kernel/module/",)
     timeout_s: float = 1800.0
     boot_timeout_s: float = 300.0
-    trees: str = "lanes"  # lanes: a few shared trees, ordered by config distance; own: one each
+    trees: str = "nearest"  # nearest | lanes | own: which tree builds what (harness/schedule.py)
 
 
 @dataclass

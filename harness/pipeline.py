@@ -56,7 +56,7 @@ class RunSettings:
     ccache: bool = True
     boot: bool = True
     only: list[str] = field(default_factory=list)
-    trees: str = "lanes"  # lanes | own (harness/schedule.py); --pristine always uses own
+    trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
     seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
     image_packages: dict[str, str] = field(default_factory=dict)
 

@@ -134,21 +134,32 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
             res.duplicate_of = first[res.config_hash]
         else:
             first[res.config_hash] = res.combination
-    place_in_trees(settings, ordered, {c.id for c in combos if wants_boot(settings, c)})
+    place_in_trees(settings, ordered, {c.id for c in combos if wants_boot(settings, c)},
+                   seed_delta(settings, base))
     return {r.combination: r for r in ordered}
 
 
+def seed_delta(settings, base: Config) -> Config:  # noqa: ANN001 - RunSettings
+    """The seed tree's resolved config (base + common values) as a delta from the base: where
+    every new output tree starts."""
+    seed_config = Path(settings.seed) / ".config" if settings.seed else None
+    if seed_config is None or not seed_config.is_file():
+        return {}
+    return delta_from(base, kconfig.parse_config(seed_config.read_text()))
+
+
 def place_in_trees(settings, ordered: list[Resolution],  # noqa: ANN001 - RunSettings
-                   boots: set[str]) -> None:
+                   boots: set[str], seed: Config) -> None:
     """Give every combination to build its output tree and its place in that tree's sequence."""
     from . import schedule
 
     todo = [r for r in ordered if not r.unsatisfiable]
     tag = f"{Path(settings.seed).name[:8]}-" if settings.seed else ""
+    policy = "own" if getattr(settings, "pristine", False) else getattr(settings, "trees",
+                                                                          "nearest")
     slots = schedule.plan({r.combination: r.delta for r in todo}, boots, settings.workers,
-                          getattr(settings, "trees", "lanes"),
-                          {r.combination: r.duplicate_of for r in todo if r.duplicate_of},
-                          tag)
+                          policy, {r.combination: r.duplicate_of for r in todo if r.duplicate_of},
+                          tag, seed)
     for r in todo:
         r.tree, r.position = slots[r.combination].tree, slots[r.combination].position
 

@@ -1,19 +1,23 @@
 """Which output tree builds which combination, and in what order: pure functions, no processes.
 
-Two policies (``build.trees`` in matrix.yaml, ``kmatrix run --trees``):
+Kbuild's fixdep recompiles only the objects whose ``CONFIG_`` inputs changed since a tree's last
+build, so the cost of a combination is how far its resolved config is from the config its tree
+last held. Three policies (``build.trees`` in matrix.yaml, ``kmatrix run --trees``):
 
-* ``lanes`` (the default): a few shared warm trees ("lanes"), the combinations of each lane in
-  an order where consecutive ones differ in as few resolved options as possible (greedy nearest
-  neighbour from the seed config). Kbuild's fixdep then recompiles only the objects whose
-  ``CONFIG_`` inputs changed since the previous combination, and a bootable kernel is relinked
-  instead of built again. The object tier gets one lane per worker; the boot tier its own lane(s)
-  (a bootable tree is big and a fresh build costs minutes, so its kernels follow each other);
-  the workers are split between them, so the boot lane starts at once beside the object lanes.
-* ``own``: every combination keeps its own warm tree (copied from the seed). A rerun of an
-  unchanged combination is a no-op build; it costs one tree of disk per combination.
+* ``nearest`` (the default): the combinations of a tier (object tier, boot tier) are ordered by
+  greedy nearest neighbour from the seed config; each one then follows the tree whose last
+  combination is nearest to it, or starts its own tree from the seed when the seed is at least
+  as near. A matrix whose combinations are each "the seed plus an option or two" gets one tree
+  per combination (a rerun is a no-op build, and they build in parallel); combinations close to
+  each other and far from the seed -- bootable kernels above all, whose first build costs
+  minutes -- follow each other in one tree, so the next one is an incremental rebuild and
+  relink. A tree takes at most max(4, tier size / workers) combinations.
+* ``lanes``: at most one tree per worker (plus the boot tier's), each a contiguous piece of the
+  nearest-neighbour path: the least disk, for large matrices.
+* ``own``: every combination its own tree, copied from the seed.
 
-Distances are counted on each combination's *delta*: the resolved options whose values differ from
-the base config, as the resolve step found them (`resolve.Resolution.delta`).
+Distances are counted on *deltas*: the resolved options whose values differ from the base
+config, as the resolve step found them (`resolve.Resolution.delta`); the seed has one too.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-POLICIES = ("lanes", "own")
+POLICIES = ("nearest", "lanes", "own")
 BOOT_CONFIGS_PER_LANE = 4  # distinct bootable configs one boot lane takes before another opens
 
 
@@ -68,37 +72,61 @@ def cut(path: Sequence[str], pieces: int) -> list[list[str]]:
     return [p for p in out if p]
 
 
+def chains(order: Sequence[str], deltas: Mapping[str, Mapping[str, str]],
+           seed: Mapping[str, str], cap: int) -> list[list[str]]:
+    """`nearest`: each combination (in `order`) follows the tree whose last combination is
+    nearest to it, or starts a new tree from the seed when the seed is at least as near (then
+    a rerun of it is a no-op, and it can build in parallel). A tree takes at most `cap`."""
+    trees: list[list[str]] = []
+    for c in order:
+        open_trees = [t for t in trees if len(t) < cap]
+        best = min(open_trees, key=lambda t: distance(deltas[t[-1]], deltas[c]), default=None)
+        if best is not None and distance(deltas[best[-1]], deltas[c]) < distance(seed, deltas[c]):
+            best.append(c)
+        else:
+            trees.append([c])
+    return trees
+
+
 def plan(deltas: Mapping[str, Mapping[str, str]], boots: set[str], workers: int,
-         policy: str = "lanes", same_as: Mapping[str, str] | None = None,
-         tag: str = "") -> dict[str, Slot]:
+         policy: str = "nearest", same_as: Mapping[str, str] | None = None,
+         tag: str = "", seed: Mapping[str, str] | None = None) -> dict[str, Slot]:
     """Each combination's tree and position.
 
-    `deltas`: every combination to build (matrix order) with its delta from the base.
-    `boots`: the ones that boot (they need a bootable kernel). `same_as`: duplicates (a
-    combination resolving to the same .config as an earlier one), which build right after that
-    one in its tree under either policy. `tag` prefixes lane names, so two matrices do not
-    take turns in one lane.
+    `deltas`: every combination to build (matrix order) with its delta from the base; `seed`:
+    the seed tree's delta (base + common config), where a new tree starts. `boots`: the ones
+    that boot (they need a bootable kernel). `same_as`: duplicates (a combination resolving to
+    the same .config as an earlier one), which build right after that one in its tree under
+    every policy. `tag` prefixes lane names, so two seeds do not take turns in one lane.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown tree policy {policy!r}: use one of {', '.join(POLICIES)}")
+    seed = seed or {}
     same_as = dict(same_as or {})
     followers: dict[str, list[str]] = {}
     for dup, first in same_as.items():
         followers.setdefault(first, []).append(dup)
     unique = [c for c in deltas if c not in same_as]
+    tiers = [("lane", [c for c in unique if c not in boots]),
+             ("boot-lane", [c for c in unique if c in boots])]
     if policy == "own":
         pieces = [(c, [c]) for c in unique]
+    elif policy == "nearest":
+        pieces = []
+        for _, combos in tiers:
+            cap = max(BOOT_CONFIGS_PER_LANE, -(-len(combos) // max(1, workers)))
+            path = nearest_path({c: deltas[c] for c in combos}, seed)
+            pieces += [(chain[0], chain) for chain in chains(path, deltas, seed, cap)]
     else:
         pieces = []
-        booting = sum(c in boots for c in unique)
+        booting = len(tiers[1][1])
         boot_lanes = max(1, min(workers, -(-booting // BOOT_CONFIGS_PER_LANE))) if booting else 0
         # a boot lane (minutes for its first kernel) runs beside the object lanes, not after
-        tiers = [("lane", [c for c in unique if c not in boots], max(1, workers - boot_lanes)),
-                 ("boot-lane", [c for c in unique if c in boots], max(1, boot_lanes))]
-        for prefix, combos, lanes in tiers:
-            path = nearest_path({c: deltas[c] for c in combos})
+        lanes = {"lane": max(1, workers - boot_lanes), "boot-lane": max(1, boot_lanes)}
+        for prefix, combos in tiers:
+            path = nearest_path({c: deltas[c] for c in combos}, seed)
             pieces += [(f"{tag}{prefix}-{n}", piece)
-                       for n, piece in enumerate(cut(path, lanes), start=1)]
+                       for n, piece in enumerate(cut(path, lanes[prefix]), start=1)]
     slots: dict[str, Slot] = {}
     for tree, piece in pieces:
         order = [x for c in piece for x in (c, *followers.get(c, []))]
@@ -106,9 +134,10 @@ def plan(deltas: Mapping[str, Mapping[str, str]], boots: set[str], workers: int,
     return slots
 
 
-def transitions(order: Sequence[str], deltas: Mapping[str, Mapping[str, str]]) -> int:
+def transitions(order: Sequence[str], deltas: Mapping[str, Mapping[str, str]],
+                seed: Mapping[str, str] | None = None) -> int:
     """Options changed along one tree's sequence, from the seed: what its builds pay for."""
-    here: Mapping[str, str] = {}
+    here: Mapping[str, str] = seed or {}
     total = 0
     for c in order:
         total += distance(here, deltas[c])

@@ -297,7 +297,7 @@ def test_empty_matrices_are_rejected(tmp_path: Path, text: str, message: str) ->
     ("include: [{}]\nbuild:\n  targets: kernel/module/\n",
      "M:3: targets must be a list of make targets"),
     ("include: [{}]\nbuild:\n  trees: shared\n",
-     "M:3: trees must be one of lanes, own (got 'shared')"),
+     "M:3: trees must be one of nearest, lanes, own (got 'shared')"),
 ])
 def test_shape_errors_name_line_and_fix(tmp_path: Path, text: str, message: str) -> None:
     assert error(tmp_path, text) == message
@@ -343,7 +343,7 @@ def test_build_settings_and_defaults(tmp_path: Path) -> None:
     m = load(tmp_path, "include: [{}]\nbuild: {targets: [kernel/module/, lib/], timeout: 60, "
              "boot_timeout: 30.5}\n")
     assert m.build == BuildSettings(("kernel/module/", "lib/"), 60.0, 30.5)
-    assert m.build.trees == "lanes"
+    assert m.build.trees == "nearest"
     assert load(tmp_path, "include: [{}]\nbuild: {trees: own}\n").build.trees == "own"
 
 

@@ -58,7 +58,7 @@ def test_cut_makes_contiguous_nearly_equal_pieces(n: int, pieces: int, sizes: li
 
 def test_object_lanes_one_per_worker_without_boots() -> None:
     deltas = {"debug": DEBUG, "dups": DUPS, "stats": STATS, "kallsyms": KALLSYMS}
-    slots = schedule.plan(deltas, set(), workers=2, tag="abc-")
+    slots = schedule.plan(deltas, set(), workers=2, policy="lanes", tag="abc-")
     assert sequences(slots) == {"abc-lane-1": ["debug", "dups"],
                                 "abc-lane-2": ["stats", "kallsyms"]}
 
@@ -66,10 +66,11 @@ def test_object_lanes_one_per_worker_without_boots() -> None:
 def test_a_boot_lane_takes_a_worker_beside_the_object_lane() -> None:
     deltas = {"debug": DEBUG, "dups": DUPS, "stats": STATS, "kallsyms": KALLSYMS,
               "boot-on": {**DUPS, "CONFIG_PRINTK": "y"}, "boot-off": {**DEBUG, "CONFIG_PRINTK": "y"}}
-    slots = schedule.plan(deltas, {"boot-on", "boot-off"}, workers=2, tag="abc-")
+    slots = schedule.plan(deltas, {"boot-on", "boot-off"}, workers=2, policy="lanes",
+                          tag="abc-")
     assert sequences(slots) == {"abc-lane-1": ["debug", "dups", "stats", "kallsyms"],
                                 "abc-boot-lane-1": ["boot-off", "boot-on"]}  # nearest first
-    one = schedule.plan(deltas, {"boot-on", "boot-off"}, workers=1)
+    one = schedule.plan(deltas, {"boot-on", "boot-off"}, workers=1, policy="lanes")
     assert set(sequences(one)) == {"lane-1", "boot-lane-1"}
 
 
@@ -95,14 +96,14 @@ def test_own_policy_gives_each_combination_its_own_tree() -> None:
 
 def test_many_distinct_boot_configs_open_more_boot_lanes() -> None:
     deltas = {f"boot{i}": {f"CONFIG_OPT{i}": "y"} for i in range(9)}
-    slots = schedule.plan(deltas, set(deltas), workers=2)
+    slots = schedule.plan(deltas, set(deltas), workers=2, policy="lanes")
     assert {s.tree for s in slots.values()} == {"boot-lane-1", "boot-lane-2"}
-    assert {s.tree for s in schedule.plan(deltas, set(deltas), workers=1).values()} == \
-        {"boot-lane-1"}
+    assert {s.tree for s in schedule.plan(deltas, set(deltas), workers=1,
+                                          policy="lanes").values()} == {"boot-lane-1"}
 
 
 def test_an_unknown_policy_is_refused() -> None:
-    with pytest.raises(ValueError, match="lanes, own"):
+    with pytest.raises(ValueError, match="nearest, lanes, own"):
         schedule.plan({"a": DUPS}, set(), 1, policy="shared")
 
 
@@ -121,7 +122,7 @@ def test_place_in_trees_skips_unsatisfiable_and_tags_lanes_by_seed(tmp_path: Pat
              resolve.Resolution("x", "h3", holds=False, unsatisfiable="needs MIPS")]
     settings = SimpleNamespace(seed=str(tmp_path / "seeds" / "0123456789ab"), workers=1,
                                trees="lanes")
-    resolve.place_in_trees(settings, found, set())
+    resolve.place_in_trees(settings, found, set(), {})
     assert [(r.tree, r.position) for r in found] == [
         ("01234567-lane-1", 0), ("01234567-lane-1", 1), ("01234567-lane-1", 2), ("", 0)]
     assert found[1].tree_group == found[0].tree_group
@@ -155,3 +156,48 @@ def test_fewer_trees_than_workers_give_the_cores_to_make(tmp_path: Path, monkeyp
     session.fit_to_trees(pinned, session.Options(Path("m.yaml"), tmp_path, workers=2, jobs=1),
                          said.append)
     assert (pinned.workers, pinned.jobs) == (2, 1)
+
+
+# the seed's own delta (base + common config): where every new tree starts
+SEED = {"CONFIG_MODULES": "y", "CONFIG_DEBUG_FS": "y"}
+
+
+def on_seed(delta: dict[str, str]) -> dict[str, str]:
+    return {**SEED, **delta}
+
+
+def test_nearest_gives_seed_plus_one_option_combinations_their_own_trees() -> None:
+    """Each is one or two options from the seed and further from each other: a chain would pay
+    for leaving the last one's options too."""
+    deltas = {"dups": on_seed(DUPS), "kallsyms": on_seed(KALLSYMS), "stats": on_seed(STATS),
+              "livepatch": on_seed(LIVEPATCH)}
+    slots = schedule.plan(deltas, set(), workers=2, seed=SEED)
+    assert {c: slots[c] for c in ("dups", "kallsyms", "stats")} == \
+        {c: Slot(c, 0) for c in ("dups", "kallsyms", "stats")}
+    # livepatch needs KALLSYMS too: 3 options from kallsyms' tree, 4 from the seed
+    assert slots["livepatch"] == Slot("kallsyms", 1)
+
+
+def test_nearest_chains_combinations_close_to_each_other_and_far_from_the_seed() -> None:
+    boot = {f"CONFIG_BOOT{i}": "y" for i in range(40)}  # the boot fragment and what it pulls in
+    deltas = {"kallsyms": on_seed(KALLSYMS),
+              "boot-on": on_seed({**boot, **DUPS}), "boot-off": on_seed({**boot, **DEBUG}),
+              "boot-stats": on_seed({**boot, **STATS})}
+    slots = schedule.plan(deltas, {"boot-on", "boot-off", "boot-stats"}, workers=2, seed=SEED,
+                          same_as={})
+    assert sequences(slots) == {"kallsyms": ["kallsyms"],
+                                "boot-off": ["boot-off", "boot-on", "boot-stats"]}
+
+
+def test_nearest_caps_a_chain_so_workers_share_a_big_tier() -> None:
+    boot = {f"CONFIG_BOOT{i}": "y" for i in range(40)}
+    deltas = {f"b{i}": on_seed({**boot, f"CONFIG_OPT{i}": "y"}) for i in range(10)}
+    trees = sequences(schedule.plan(deltas, set(deltas), workers=2, seed=SEED))
+    assert sorted(len(t) for t in trees.values()) == [5, 5]
+
+
+def test_nearest_path_and_transitions_count_from_the_seed() -> None:
+    deltas = {"far": on_seed(LIVEPATCH), "near": on_seed(DEBUG)}
+    assert schedule.nearest_path(deltas, SEED) == ["near", "far"]
+    assert schedule.transitions(["near"], deltas, SEED) == 1
+    assert schedule.transitions(["near"], deltas) == 3

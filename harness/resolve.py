@@ -187,7 +187,8 @@ def load(run_dir: Path) -> dict[str, Resolution]:
 
 
 def tree_lines(resolutions: dict[str, Resolution]) -> list[str]:
-    """Each shared tree's sequence and the options changed along it (from the seed)."""
+    """Each shared tree's sequence and the options that change along it after its first
+    combination (what the followers' incremental builds pay for)."""
     from .schedule import transitions
 
     trees: dict[str, list[Resolution]] = {}
@@ -198,10 +199,10 @@ def tree_lines(resolutions: dict[str, Resolution]) -> list[str]:
     for tree, members in trees.items():
         if len(members) < 2:
             continue
-        changes = transitions([r.combination for r in members],
-                              {r.combination: r.delta for r in members})
+        changes = transitions([r.combination for r in members[1:]],
+                              {r.combination: r.delta for r in members}, members[0].delta)
         lines.append(f"tree {tree}: {' -> '.join(r.combination for r in members)} "
-                     f"({changes} option changes from the seed)")
+                     f"({changes} option changes after the first)")
     return lines
 
 

@@ -133,7 +133,7 @@ def test_tree_lines_show_each_shared_sequence() -> None:
     found = {"a": resolve.Resolution("a", delta=DUPS, tree="lane-1", position=1),
              "b": resolve.Resolution("b", delta=DEBUG, tree="lane-1", position=0),
              "c": resolve.Resolution("c", delta=STATS, tree="lane-2", position=0)}
-    assert resolve.tree_lines(found) == ["tree lane-1: b -> a (2 option changes from the seed)"]
+    assert resolve.tree_lines(found) == ["tree lane-1: b -> a (1 option changes after the first)"]
 
 
 def test_fewer_trees_than_workers_give_the_cores_to_make(tmp_path: Path, monkeypatch) -> None:

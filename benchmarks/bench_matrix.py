@@ -554,18 +554,20 @@ def report(result: dict) -> str:
              f"({result['machine']['cpu']}), Linux {result['tree']['version']} "
              f"({result['tree']['origin']}), {result['combos']} combinations", ""]
     head = (f"{'approach':<18}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}{'median/c':>9}"
-            f"{'gcc steps':>10}{'minimum':>8}{'/min':>6}{'ccache h/m':>11}{'peak MiB':>9}")
+            f"{'gcc steps':>10}{'minimum':>8}{'/min':>8}{'ccache h/m':>11}{'peak MiB':>9}")
     lines += [head, "-" * len(head)]
     # each object compiled once per distinct set of its config inputs, counted on fresh
     # per-combination trees (naive, or kmatrix with --trees own); lanes keep only the last state
     minimum = next((r["minimum"] for r in rows if r.get("minimum") and not r.get("boot_tier")
                     and r["approach"] in ("naive", "kmatrix-own-cold", "kmatrix-cold")), None)
     for r in rows:
-        mn = minimum if minimum and not r.get("boot_tier") else r.get("minimum")
+        # whole kernels (the boot tier, TuxMake's bzImages) against their own minimum
+        whole = r.get("boot_tier") or r["approach"] == "tuxmake"
+        mn = minimum if minimum and not whole else r.get("minimum")
         lines.append(f"{r['approach']:<18}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
                      f"{r['system_busy_s']:>9}{str(r.get('marginal_median_s')):>9}"
                      f"{r['invocations']:>10}{str(mn):>8}"
-                     f"{ratio(r['invocations'], mn):>6}"
+                     f"{ratio(r['invocations'], mn):>8}"
                      f"{ccache_cell(r):>11}"
                      f"{r['peak_rss_mib']:>9}")
     by = {r["approach"]: r for r in rows}

@@ -6,12 +6,12 @@ last held. Three policies (``build.trees`` in matrix.yaml, ``kmatrix run --trees
 
 * ``nearest`` (the default): the combinations of a tier (object tier, boot tier) are ordered by
   greedy nearest neighbour from the seed config; each one then follows the tree whose last
-  combination is nearest to it, or starts its own tree from the seed when the seed is at least
-  as near. A matrix whose combinations are each "the seed plus an option or two" gets one tree
-  per combination (a rerun is a no-op build, and they build in parallel); combinations close to
-  each other and far from the seed -- bootable kernels above all, whose first build costs
-  minutes -- follow each other in one tree, so the next one is an incremental rebuild and
-  relink. A tree takes at most max(4, tier size / workers) combinations.
+  combination is nearest to it when that is much nearer than the seed (FOLLOW_FACTOR), or
+  starts its own tree from the seed. A matrix whose combinations are each "the seed plus an
+  option or two" gets one tree per combination (a rerun is a no-op build, and they build in
+  parallel); combinations close to each other and far from the seed -- bootable kernels above
+  all, whose first build costs minutes -- follow each other in one tree, so the next one is an
+  incremental rebuild and relink. A tree takes at most max(4, tier size / workers).
 * ``lanes``: at most one tree per worker (plus the boot tier's), each a contiguous piece of the
   nearest-neighbour path: the least disk, for large matrices.
 * ``own``: every combination its own tree, copied from the seed.
@@ -27,6 +27,12 @@ from dataclasses import dataclass
 
 POLICIES = ("nearest", "lanes", "own")
 BOOT_CONFIGS_PER_LANE = 4  # distinct bootable configs one boot lane takes before another opens
+# A combination follows another tree only when that is at least this many times nearer than
+# the seed: a follower pays its distance on the first run and again on every rerun (its tree
+# goes back to the first combination's config and forth), a tree of its own pays the distance
+# from the seed once and nothing on reruns. Measured (docs/performance.md, runs E and F):
+# following at 1x made the default object tier slower warm (38.9 s against 34.7 s).
+FOLLOW_FACTOR = 2
 
 
 @dataclass(frozen=True)
@@ -75,13 +81,15 @@ def cut(path: Sequence[str], pieces: int) -> list[list[str]]:
 def chains(order: Sequence[str], deltas: Mapping[str, Mapping[str, str]],
            seed: Mapping[str, str], cap: int) -> list[list[str]]:
     """`nearest`: each combination (in `order`) follows the tree whose last combination is
-    nearest to it, or starts a new tree from the seed when the seed is at least as near (then
-    a rerun of it is a no-op, and it can build in parallel). A tree takes at most `cap`."""
+    nearest to it when that is FOLLOW_FACTOR times nearer than the seed, else starts a tree of
+    its own from the seed (a rerun of it is then a no-op, and it builds in parallel). A tree
+    takes at most `cap` combinations."""
     trees: list[list[str]] = []
     for c in order:
         open_trees = [t for t in trees if len(t) < cap]
         best = min(open_trees, key=lambda t: distance(deltas[t[-1]], deltas[c]), default=None)
-        if best is not None and distance(deltas[best[-1]], deltas[c]) < distance(seed, deltas[c]):
+        if best is not None and (FOLLOW_FACTOR * distance(deltas[best[-1]], deltas[c])
+                                 < distance(seed, deltas[c])):
             best.append(c)
         else:
             trees.append([c])

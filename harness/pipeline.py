@@ -427,4 +427,4 @@ def _write_reproducer(combo_dir: Path, runner: Runner, record: results.Record) -
         lines.append(shlex.join(["cp", str(combo_dir / "input.config"), f"{out}/.config"]))
     lines += [f"# {s.name}\n{s.command}" for s in record.stages
               if s.command and s.name != "base-config"]
-    results.atomic_write(combo_dir / "reproducer.sh", "\n".join(lines) + "\n")
+    results.atomic_write(combo_dir / "reproducer.sh", "\n".join(lines) + "\n", mode=0o755)

@@ -30,11 +30,14 @@ from .verdict import InfraError, Verdict
 RECORD = "record.json"
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write a whole file or nothing (a temporary file renamed over it), readable by others
+    like any file the build writes (mkstemp alone would leave it 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
+            os.fchmod(fd, mode)
             with os.fdopen(fd, "w") as f:
                 f.write(text)
                 f.flush()

@@ -230,7 +230,9 @@ def test_the_record_on_disk_is_complete(tmp_path: Path, matrix: Matrix) -> None:
 def test_reproducer_lists_the_commands_after_the_base_config(tmp_path: Path, matrix: Matrix) -> None:
     rec = run(tmp_path, matrix, "dups-y", FakeMake())
     out = rec.output_dir
-    text = (tmp_path / "results/r1/dups-y/reproducer.sh").read_text()
+    script = tmp_path / "results/r1/dups-y/reproducer.sh"
+    assert script.stat().st_mode & 0o777 == 0o755  # ./reproducer.sh runs as it stands
+    text = script.read_text()
     make = f"fake-docker-run make -C {MINI_TREE} O=/kmatrix/out ARCH=x86_64 -j1"
     assert text.splitlines() == [
         "#!/bin/sh",

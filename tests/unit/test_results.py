@@ -55,6 +55,7 @@ def test_atomic_write_creates_parents_and_replaces(tmp_path: Path) -> None:
     results.atomic_write(target, "two\n")
     assert target.read_text() == "two\n"
     assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
+    assert target.stat().st_mode & 0o777 == 0o644  # a shared results directory can read it
 
 
 def test_an_exception_mid_write_leaves_the_old_file_and_no_temporary(

@@ -43,6 +43,31 @@ class Options:
     trees: str | None = None  # overrides the matrix's build.trees
 
 
+MEM_PER_BUILD_MAX = 4 << 30  # a tinyconfig-based build peaks near 300 MiB (docs/performance.md)
+MEM_PER_BUILD_MIN = 1 << 30
+
+
+def mem_budget(available: int | None, workers: int) -> tuple[int, int]:
+    """(workers, memory limit per build container): three quarters of the available memory
+    split between the parallel builds, at most 4 GiB each; when that is under 1 GiB each, fewer
+    builds run at once. Unknown memory: the 4 GiB limit."""
+    if not available:
+        return workers, MEM_PER_BUILD_MAX
+    usable = available * 3 // 4
+    fit = max(1, min(workers, usable // MEM_PER_BUILD_MIN))
+    return fit, max(MEM_PER_BUILD_MIN, min(MEM_PER_BUILD_MAX, usable // fit))
+
+
+def mem_available() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def cpu_budget(cores: int, combos: int, workers: int | None, jobs: int | None,
                oversubscribe: bool = False) -> tuple[int, int]:
     """Split the cores between parallel combinations and make -j (workers x jobs <= cores)."""
@@ -97,6 +122,10 @@ def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
     workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos), opts.workers, opts.jobs,
                                opts.oversubscribe)
+    fit, mem_bytes = mem_budget(mem_available(), workers)
+    if fit < workers:
+        say(f"kmatrix: memory for {fit} build(s) at once, not {workers}: running {fit}")
+        workers, jobs = fit, jobs if opts.jobs else max(1, (os.cpu_count() or 1) // fit)
     run_id = new_run_id()
     run_dir = (opts.results / run_id).resolve()
     run_dir.mkdir(parents=True)
@@ -106,14 +135,16 @@ def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
         kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
                 "path": str(tree.path)},
         image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
-        cpus_per_build=float(jobs), pristine=opts.pristine, ccache=opts.ccache,
+        cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
+        ccache=opts.ccache,
         boot=opts.boot, only=list(opts.only),
         trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
         image_packages=imagemod.installed_packages(tag, client))
     settings.save()
     results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
     say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
-        f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}")
+        f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
+        f"{mem_bytes >> 20} MiB each")
     with open(run_dir / "seed.log", "w") as log:
         seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
     settings.seed = str(seed) if seed else ""

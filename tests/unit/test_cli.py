@@ -268,3 +268,17 @@ def test_cpu_budget_refuses_oversubscription_unless_asked(workers: int | None,
         cpu_budget(2, 15, workers, jobs)
     w, j = cpu_budget(2, 15, workers, jobs, oversubscribe=True)
     assert w * j > 2
+
+
+@pytest.mark.parametrize("available, workers, expected", [
+    (None, 2, (2, 4 << 30)),  # unknown: the 4 GiB limit
+    (20 << 30, 2, (2, 4 << 30)),  # plenty: 4 GiB each
+    (4 << 30, 2, (2, 3 << 29)),  # 3 GiB usable: 1.5 GiB each
+    (2 << 30, 2, (1, 3 << 29)),  # 1.5 GiB usable: one build at a time
+    (512 << 20, 2, (1, 1 << 30)),  # never below 1 GiB
+])
+def test_mem_budget_bounds_memory_per_build(available: int | None, workers: int,
+                                            expected: tuple[int, int]) -> None:
+    from harness.session import mem_budget
+
+    assert mem_budget(available, workers) == expected

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import __version__
@@ -125,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     bcf.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
                      help="results directory (default: ./results)")
     bcf.add_argument("--jobs", type=int, help="make -j (default: 2 at most)")
+
+    cch = sub.add_parser("cache", help="what kmatrix's cache holds; --prune DAYS removes "
+                         "output trees and seeds unused for that long")
+    cch.add_argument("--prune", type=float, metavar="DAYS",
+                     help="remove output trees and seeds not used for DAYS days (never one a run "
+                     "is using); kmatrix remakes them when needed")
 
     summ = sub.add_parser("summary", help="print the summary table of a run")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest")
@@ -300,6 +307,28 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    from . import cache, source
+
+    root = source.cache_root()
+    if args.prune is not None:
+        if args.prune < 0:
+            raise InputError("--prune takes a number of days (0 or more)")
+        removed, busy = cache.prune(cache.stale(root, args.prune * 86400))
+        for item in removed:
+            print(f"removed {item.path} ({cache.human(item.bytes)}, last used "
+                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))})")
+        for item in busy:
+            print(f"kept {item.path}: a run is using it")
+        print(f"freed {cache.human(sum(i.bytes for i in removed))} in {len(removed)} tree(s)")
+        return EXIT_OK
+    parts = cache.usage(root)
+    print(f"{root}: {cache.human(sum(p.bytes for p in parts))}")
+    for part in parts:
+        print(f"  {part.name + '/':<17}{cache.human(part.bytes):>11}  {part.what}")
+    return EXIT_OK
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from . import results
 
@@ -313,4 +342,4 @@ def cmd_summary(args: argparse.Namespace) -> int:
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
             "verdict": cmd_verdict, "explain": cmd_explain,
-            "bisect": cmd_bisect, "bisect-config": cmd_bisect_config}
+            "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache}

@@ -22,6 +22,7 @@ from filelock import FileLock
 from . import kconfig, linkcheck, results
 from . import matrix as matrixmod
 from .boot_stage import boot_fragment, wants_boot
+from .cache import touch_seed
 from .container import Runner, StepResult
 from .kbuild import Toolchain, first_errors, infra_trouble, step_output
 from .kconfig import Config, SymbolTable
@@ -162,6 +163,7 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     seed = seeds / key
     with FileLock(str(seeds / f"{key}.lock")):
         if (seed / ".kmatrix-seed-done").exists():
+            touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
             return seed
         shutil.rmtree(seed, ignore_errors=True)
         tc = settings.toolchain(matrix, jobs)

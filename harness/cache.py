@@ -1,0 +1,126 @@
+"""kmatrix's cache on disk: what it holds, and pruning the output trees and seeds nobody used
+for a while (`kmatrix cache [--prune DAYS]`). Plain file operations, no Docker.
+
+Last use: every combination rewrites its tree's `.config` (an atomic rename), so the mtime of
+`.config` (or of the tree itself, before its first olddefconfig) is when a tree was last used;
+a seed's `.kmatrix-seed-done` marker is touched each time a run starts from it. A tree or seed
+whose lock is held (a run is using it) is never removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+PARTS = {  # what each top-level directory holds, and whether kmatrix remakes it on demand
+    "trees": "unpacked kernel sources (remade from the Debian package or tarball)",
+    "work": "warm output trees, one per tree name (remade from the seed)",
+    "seeds": "prepared seed trees: base + common config, make prepare (remade)",
+    "ccache": "the shared compiler cache (refilled by the next builds)",
+    "resolved": "remembered Kconfig resolutions (resolved again)",
+    "pristine": "--pristine trees of runs that were interrupted (safe to delete)",
+    "resolve": "the resolve step's scratch trees of interrupted runs (safe to delete)",
+    "bisect-test-git": "the test suite's git history (remade by the tests)",
+}
+SEED_MARKER = ".kmatrix-seed-done"
+
+
+@dataclass(frozen=True)
+class Part:
+    name: str
+    path: Path
+    bytes: int
+    what: str
+
+
+@dataclass(frozen=True)
+class Stale:
+    """An output tree or seed not used for a while, with the lock that guards it."""
+
+    path: Path
+    lock: Path
+    last_used: float
+    bytes: int
+
+
+def disk_bytes(path: Path) -> int:
+    """Bytes on disk under path (allocated blocks, hard links once)."""
+    total, seen = 0, set()
+    for root, dirs, files in os.walk(path):
+        for name in files + dirs:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            total += st.st_blocks * 512
+    return total
+
+
+def usage(root: Path) -> list[Part]:
+    return [Part(name, root / name, disk_bytes(root / name), what)
+            for name, what in PARTS.items() if (root / name).is_dir()]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def candidates(root: Path) -> Iterator[Stale]:
+    """Every output tree (work/<tree+image key>/<name>) and seed (seeds/<key>)."""
+    for key_dir in sorted((root / "work").glob("*")):
+        if not key_dir.is_dir():
+            continue
+        for tree in sorted(p for p in key_dir.iterdir() if p.is_dir() and
+                           not p.name.startswith(".")):
+            used = max(_mtime(tree / ".config"), _mtime(tree))
+            yield Stale(tree, key_dir / f"{tree.name}.lock", used, 0)
+    for seed in sorted(p for p in (root / "seeds").glob("*") if p.is_dir()):
+        used = max(_mtime(seed / SEED_MARKER), _mtime(seed / ".config"))
+        yield Stale(seed, seed.parent / f"{seed.name}.lock", used, 0)
+
+
+def stale(root: Path, older_than_s: float, now: float | None = None) -> list[Stale]:
+    cutoff = (time.time() if now is None else now) - older_than_s
+    return [Stale(s.path, s.lock, s.last_used, disk_bytes(s.path))
+            for s in candidates(root) if s.last_used < cutoff]
+
+
+def prune(items: list[Stale]) -> tuple[list[Stale], list[Stale]]:
+    """Remove each item unless its lock is held; (removed, in use)."""
+    removed, busy = [], []
+    for item in items:
+        try:
+            with FileLock(str(item.lock), timeout=0):
+                shutil.rmtree(item.path)
+            removed.append(item)
+        except Timeout:
+            busy.append(item)
+    return removed, busy
+
+
+def touch_seed(seed: Path) -> None:
+    """A run starts from this seed: it is in use (see `stale`)."""
+    marker = seed / SEED_MARKER
+    if marker.exists():
+        os.utime(marker)
+
+
+def human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

@@ -27,6 +27,8 @@ from .container import Runner, StepResult
 from .kbuild import Toolchain, first_errors, infra_trouble, step_output
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix
+from .resolve import Resolution
+from .resolve import load as load_resolutions
 from .verdict import InfraError, Outcome, Verdict
 
 BOOT_TARGET = "bzImage"
@@ -196,10 +198,11 @@ def tree_name(settings: RunSettings, combo: Combination) -> str:
     combination's own (by id); a combination that resolves to the same .config as an earlier one
     (say, one kernel booted with two command lines) builds right after it in its tree, so the
     kernel is built once. Without a resolve step (bisects), the combination's own."""
-    from .resolve import load
+    return _tree_of(load_resolutions(Path(settings.run_dir)).get(combo.id), combo)
 
-    found = load(Path(settings.run_dir)).get(combo.id)
-    return found.tree_group if found else combo.id
+
+def _tree_of(resolution: Resolution | None, combo: Combination) -> str:
+    return resolution.tree_group if resolution is not None else combo.id
 
 
 def output_dir(settings: RunSettings, name: str) -> Path:
@@ -245,13 +248,15 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
         with open(combo_dir / "build.log", "w") as log:
             log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
                       f"# reproduce: {record.reproducer}\n")
-            outcome = _unsatisfiable(settings, combo, record)
+            resolution = load_resolutions(run_dir).get(combo.id)  # if the resolve step ran
+            outcome = _unsatisfiable(resolution, record)
             if outcome is None:  # a request that can never hold takes no tree at all
-                name = tree_name(settings, combo)
+                name = _tree_of(resolution, combo)
                 (settings.work_dir()).mkdir(parents=True, exist_ok=True)
                 with FileLock(str(settings.work_dir() / f"{name}.lock")):
                     outcome = _chain(settings, matrix, combo, symbols, runner, requested,
-                                     record, log, extra_stages or [], output_dir(settings, name))
+                                     record, log, extra_stages or [], output_dir(settings, name),
+                                     resolution)
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
     except Exception as exc:  # noqa: BLE001 - the record must still be finished
@@ -275,12 +280,8 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
     return record
 
 
-def _unsatisfiable(settings: RunSettings, combo: Combination,
-                   record: results.Record) -> Outcome | None:
+def _unsatisfiable(resolution: Resolution | None, record: results.Record) -> Outcome | None:
     """The resolve step's verdict on a request Kconfig can never satisfy, if it gave one."""
-    from .resolve import load
-
-    resolution = load(Path(settings.run_dir)).get(combo.id)
     if resolution is None or not resolution.unsatisfiable:
         return None
     _stage(record, "resolve", "fail", resolution.seconds)
@@ -294,7 +295,8 @@ def _stage(record: results.Record, name: str, status: str, duration: float = 0.0
 
 def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: SymbolTable,
            runner: Runner, requested: Config, record: results.Record, log: IO[str],
-           extra_stages: list[Hook], out: Path) -> Outcome:
+           extra_stages: list[Hook], out: Path,
+           resolution: Resolution | None = None) -> Outcome:
     tc = settings.toolchain(matrix)
     record.output_dir = str(out)
 
@@ -306,9 +308,6 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
         return Outcome(Verdict.INFRA_ERROR, [f"`make {matrix.base}` failed: "
                                              + " | ".join(failed.tail[-3:] if failed else [])])
 
-    from .resolve import load
-
-    resolution = load(Path(settings.run_dir)).get(combo.id)
     if resolution is not None:
         record.duplicate_of = resolution.duplicate_of
         if resolution.added:

@@ -13,7 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -93,8 +93,7 @@ def candidates(root: Path) -> Iterator[Stale]:
 
 def stale(root: Path, older_than_s: float, now: float | None = None) -> list[Stale]:
     cutoff = (time.time() if now is None else now) - older_than_s
-    return [Stale(s.path, s.lock, s.last_used, disk_bytes(s.path))
-            for s in candidates(root) if s.last_used < cutoff]
+    return [replace(s, bytes=disk_bytes(s.path)) for s in candidates(root) if s.last_used < cutoff]
 
 
 def prune(items: list[Stale]) -> tuple[list[Stale], list[Stale]]:

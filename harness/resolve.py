@@ -155,10 +155,9 @@ def place_in_trees(settings, ordered: list[Resolution],  # noqa: ANN001 - RunSet
 
     todo = [r for r in ordered if not r.unsatisfiable]
     tag = f"{Path(settings.seed).name[:8]}-" if settings.seed else ""
-    policy = "own" if getattr(settings, "pristine", False) else getattr(settings, "trees",
-                                                                          "nearest")
     slots = schedule.plan({r.combination: r.delta for r in todo}, boots, settings.workers,
-                          policy, {r.combination: r.duplicate_of for r in todo if r.duplicate_of},
+                          settings.trees,  # prepare_run makes it "own" under --pristine
+                          {r.combination: r.duplicate_of for r in todo if r.duplicate_of},
                           tag, seed)
     for r in todo:
         r.tree, r.position = slots[r.combination].tree, slots[r.combination].position

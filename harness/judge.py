@@ -362,11 +362,6 @@ def _dups_problems(scan: _Scan, modules: bool, dups: bool, trace: bool, warn_pri
 
 # -- `kmatrix verdict` ---------------------------------------------------------------------
 
-def parse_dotconfig(text: str) -> dict[str, str]:
-    """A .config as {CONFIG_NAME: value}; "# CONFIG_X is not set" becomes "n"."""
-    return parse_config(text)
-
-
 def cmdline_from_console(text: str) -> str:
     for line in clean_lines(text):
         match = re.match(r"(Kernel )?[Cc]ommand line: (.*)", line)
@@ -385,7 +380,7 @@ def verdict_json(console_path: Path, dotconfig_path: Path,
             config_text = Path(dotconfig_path).read_text(errors="replace")
         except OSError as exc:
             raise InputError(f"cannot read {exc.filename}: {exc.strerror}") from exc
-        config = parse_dotconfig(config_text)
+        config = parse_config(config_text)
         if not config:
             raise InputError(f"{dotconfig_path} has no CONFIG_ lines: is it a kernel .config?")
         used = cmdline if cmdline is not None else cmdline_from_console(console)

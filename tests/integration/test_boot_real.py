@@ -21,8 +21,8 @@ from filelock import FileLock
 
 from harness import boot
 from harness.container import Step
-from harness.judge import parse_dotconfig
 from harness.kbuild import Toolchain
+from harness.kconfig import parse_config
 from harness.verdict import Verdict
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("boot")]
@@ -69,7 +69,7 @@ def build_kernel(runner, tree: Path, out: Path, dups: bool, log) -> tuple[float,
     with open(out / ".config", "a") as config:
         config.write("\n".join(wanted) + "\n")
     config_s += run(runner, make_step(tree, out, "olddefconfig", "olddefconfig"), log)
-    resolved = parse_dotconfig((out / ".config").read_text())
+    resolved = parse_config((out / ".config").read_text())
     dropped = [line for line in wanted if _value(line) != resolved.get(_name(line), "n")]
     assert not dropped, f"olddefconfig dropped {dropped}"
     build_s = run(runner, boot.bzimage_step(tree, out, JOBS), log)
@@ -102,7 +102,7 @@ def kit(kernel_tree: Path, docker_runner, work_cache: Path) -> BootKit:
             image = work / f"bzImage-{label}"
             shutil.copy(boot.kernel_image(out), image)
             shutil.copy(out / ".config", work / f"config-{label}")
-            kernels[dups] = Kernel(image, parse_dotconfig((out / ".config").read_text()))
+            kernels[dups] = Kernel(image, parse_config((out / ".config").read_text()))
         initramfs = boot.prepare_guest(docker_runner, work / "guest", log)
         start = time.monotonic()
         accel = boot.probe_accel(docker_runner, kernels[True].image, work / "probe", log)

@@ -14,11 +14,11 @@ import pytest
 
 from harness import boot, cpio
 from harness.container import Step, StepResult
-from harness.judge import parse_dotconfig
+from harness.kconfig import parse_config
 from harness.verdict import InfraError, InputError, Verdict
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "console"
-ON = parse_dotconfig((DATA / "dups-on.config").read_text())
+ON = parse_config((DATA / "dups-on.config").read_text())
 
 Action = Callable[[Step], StepResult]
 

@@ -14,10 +14,10 @@ from harness.judge import (
     cmdline_from_console,
     judge,
     main_print,
-    parse_dotconfig,
     trace_on_cmdline,
     verdict_json,
 )
+from harness.kconfig import parse_config
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InputError, Verdict
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "console"
@@ -30,7 +30,7 @@ def log(name: str) -> str:
 
 
 def config(name: str) -> dict[str, str]:
-    return parse_dotconfig((DATA / f"{name}.config").read_text())
+    return parse_config((DATA / f"{name}.config").read_text())
 
 
 ON, OFF = config("dups-on"), config("dups-off")
@@ -376,7 +376,7 @@ def test_trace_warning_with_a_relative_source_path_passes() -> None:
     `at ../../../tmp/kernel/linux-source-6.12/kernel/module/dups.c:174`. Still the dups trace."""
     text = (DATA / "dups-on-trace-relative-path.log").read_text()
     assert "/kernel/module/dups.c:" in text and "at kernel/module/dups.c" not in text
-    cfg = parse_dotconfig((DATA / "dups-on-kmatrix-run.config").read_text())
+    cfg = parse_config((DATA / "dups-on-kmatrix-run.config").read_text())
     result = judge(text, cfg, "console=ttyS0 module.enable_dups_trace=1")
     assert result.verdict is Verdict.PASS, result.reasons
     assert result.phases["concurrent-fs"].dups_warnings == 7

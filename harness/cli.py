@@ -283,9 +283,10 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     import hashlib
 
-    from . import explain, image, source
+    from . import image, source
     from . import matrix as matrixmod
     from .container import DockerRunner, connect
+    from .kconfig.command import explain_main
 
     config = args.config
     if args.combo:
@@ -301,7 +302,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     key = hashlib.sha256(str(tree.path).encode()).hexdigest()[:12]
     out = source.cache_root() / "explain" / key
     out.mkdir(parents=True, exist_ok=True)
-    text, status = explain.explain_main(args.symbol, config, tree.path, out,
+    text, status = explain_main(args.symbol, config, tree.path, out,
                                         DockerRunner(tag, client))
     print(text)
     return status

@@ -368,7 +368,7 @@ def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: S
 
 def kconfig_session(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path,
                     log: IO[str]):  # noqa: ANN201 - explain.KconfigSession
-    from .explain import KconfigSession
+    from .kconfig.session import KconfigSession
 
     return KconfigSession(Path(settings.tree), out, runner, log, arch=matrix.arch)
 
@@ -377,7 +377,7 @@ def why_dropped(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path
                 mismatches: list[kconfig.Mismatch], log: IO[str]) -> list[str]:
     """The unmet Kconfig condition behind each dropped value, read by the tree's own Kconfig
     code from the resolved .config (e.g. `MODULE_DEBUG_AUTOLOAD_DUPS=y needs MODULE_DEBUG [=n]`)."""
-    from .explain import explain
+    from .kconfig.explain import explain
 
     try:
         dump = kconfig_session(settings, matrix, runner, out, log).dump()
@@ -392,7 +392,7 @@ def repair_stage(settings: RunSettings, matrix: Matrix, runner: Runner, out: Pat
                  requested: Config, record: results.Record, log: IO[str]) -> Config:
     """`repair: true`: add the smallest set of assignments that makes the request hold (each
     round checked by the real olddefconfig); the combination is still judged by config truth."""
-    from .explain import repair
+    from .kconfig.repair import repair
 
     start = time.monotonic()
     fixed = repair(requested, base, kconfig_session(settings, matrix, runner, out, log))

@@ -57,7 +57,7 @@ def requested_for(settings, matrix: Matrix, combo: Combination,  # noqa: ANN001 
 
 def resolve_one(session, base: Config, requested: Config,  # noqa: ANN001 - KconfigSession
                 combo: Combination) -> Resolution:
-    from .explain import diagnose, repair
+    from .kconfig.repair import diagnose, repair
 
     start = time.monotonic()
     res = Resolution(combo.id)
@@ -95,7 +95,7 @@ def delta_from(base: Config, resolved: Config) -> Config:
 def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner,  # noqa: ANN001
                 base: Config, scratch: Path, log: IO[str], workers: int = 2) -> dict[str, Resolution]:
     """Resolve the selected combinations, `workers` scratch trees in parallel."""
-    from .explain import KconfigSession
+    from .kconfig.session import KconfigSession
 
     combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
     lanes = [combos[i::workers] for i in range(workers)]

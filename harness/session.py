@@ -175,7 +175,7 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
     import time
 
     from . import resolve
-    from .explain import KconfigSession
+    from .kconfig.session import KconfigSession
 
     run_dir = Path(settings.run_dir)
     # scratch output trees of this run only: concurrent runs must never share a .config

@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.explain import KconfigSession, diagnose, explain, explain_main, repair
 from harness.kconfig import Config, merge, render_config
+from harness.kconfig.command import explain_main
+from harness.kconfig.explain import explain
+from harness.kconfig.repair import diagnose, repair
+from harness.kconfig.session import KconfigSession
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("explain")]  # one out dir

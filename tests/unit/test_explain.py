@@ -6,21 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.explain import (
-    TRI_NAME,
-    And,
-    Compare,
-    KconfigDump,
-    Or,
-    Sym,
-    evaluate,
-    explain,
-    parse_request,
-    render,
-    repair,
-    symbols_in,
-)
 from harness.kconfig import Config
+from harness.kconfig.command import parse_request
+from harness.kconfig.dump import KconfigDump
+from harness.kconfig.explain import explain
+from harness.kconfig.expr import TRI_NAME, And, Compare, Or, Sym, evaluate, render, symbols_in
+from harness.kconfig.repair import repair
 from harness.verdict import InputError
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "kconfig"

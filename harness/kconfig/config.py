@@ -172,3 +172,13 @@ def config_value(symbol_type: str, value: str) -> str:
     if symbol_type == "hex" and not value.lower().startswith("0x"):
         return "0x" + value
     return value
+
+
+def config_name(name: str) -> str:
+    """`X` or `CONFIG_X` -> `CONFIG_X`: the name as .config files and matrices write it."""
+    return name if name.startswith("CONFIG_") else "CONFIG_" + name
+
+
+def bare_name(name: str) -> str:
+    """`CONFIG_X` or `X` -> `X`: the name as Kconfig files and explanations write it."""
+    return name.removeprefix("CONFIG_")

@@ -1,0 +1,116 @@
+"""One Kconfig session: the only place kmatrix runs the tree's own Kconfig (config targets,
+`make olddefconfig`, and the dumper compiled against the tree's lkc objects), through a Runner."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from ..container import Runner, Step
+from ..kbuild import Toolchain
+from ..verdict import InfraError
+from .config import Config, parse_config, render_config
+from .dump import KconfigDump
+
+DUMPER_SOURCE = Path(__file__).resolve().parent / "kconfig_dump.c"
+LKC_OBJECTS = ("confdata.o", "expr.o", "lexer.lex.o", "menu.o", "parser.tab.o",
+               "preprocess.o", "symbol.o", "util.o")
+
+
+@dataclass
+class KconfigSession:
+    """One output directory in which configs are resolved and dumped, one at a time.
+
+    `out` is ours (read-write); `tree` is mounted read-only. Every command run is kept in
+    `commands` (the `docker run` line a human would rerun) and logged to `log`."""
+
+    tree: Path
+    out: Path
+    runner: Runner
+    log: IO[str]
+    arch: str = "x86_64"
+    timeout_s: float = 600.0
+    commands: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def toolchain(self) -> Toolchain:
+        return Toolchain(tree=self.tree, arch=self.arch, jobs=1, mem_bytes=2 << 30)
+
+    def _run(self, step: Step) -> list[str]:
+        self.commands.append(self.runner.reproducer(step))
+        started = time.monotonic()
+        result = self.runner.run(step, self.log)
+        self.timings[step.name] = self.timings.get(step.name, 0.0) + time.monotonic() - started
+        if not result.ok:
+            tail = " | ".join(result.tail[-5:])
+            raise InfraError(f"{step.name} failed (exit {result.exit_code}): {tail}; "
+                             f"rerun: {self.commands[-1]}")
+        return result.tail
+
+    def olddefconfig(self, config: Config) -> Config:
+        """Write `config` as OUT/.config, run the tree's `make olddefconfig`, return the result.
+
+        This is the oracle: the resolved config is what any build from `config` gets."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / ".config").write_text(render_config(config))
+        self._run(self.toolchain.make_step("kconfig:olddefconfig", self.out, "olddefconfig",
+                                           timeout_s=self.timeout_s))
+        return parse_config((self.out / ".config").read_text())
+
+    def config_target(self, target: str) -> Config:
+        """Run a config target such as `tinyconfig` or `defconfig` in OUT; return its .config."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._run(self.toolchain.make_step(f"kconfig:{target}", self.out, target,
+                                           timeout_s=self.timeout_s))
+        return parse_config((self.out / ".config").read_text())
+
+    def resolved_text(self) -> str:
+        return (self.out / ".config").read_text()
+
+    def kconfig_env(self) -> tuple[tuple[str, str], ...]:
+        """The environment Kconfig saw in `make`: Kconfig itself records it in auto.conf.cmd."""
+        cmd = self.out / "include" / "config" / "auto.conf.cmd"
+        if not cmd.exists():
+            raise InfraError(f"{cmd} is missing: run olddefconfig in {self.out} first")
+        pairs = re.findall(r'^ifneq "\$\(([A-Za-z0-9_]+)\)" "(.*)"$', cmd.read_text(), re.MULTILINE)
+        return tuple(pairs)
+
+    def dumper(self) -> Path:
+        """OUT/kconfig_dump-HASH, compiled in the builder against this tree's lkc objects."""
+        source = DUMPER_SOURCE.read_bytes()
+        binary = self.out / f"kconfig_dump-{hashlib.sha256(source).hexdigest()[:12]}"
+        if binary.exists():
+            return binary
+        objdir = self.out / "scripts" / "kconfig"
+        missing = [o for o in LKC_OBJECTS if not (objdir / o).exists()]
+        if missing:
+            raise InfraError(f"{objdir} lacks {', '.join(missing)}: run olddefconfig first")
+        src_copy = self.out / "kconfig_dump.c"
+        src_copy.write_bytes(source)
+        kconfig_src = self.tree / "scripts" / "kconfig"
+        argv = ("gcc", "-O1", "-w", "-I", str(kconfig_src), "-I", str(self.tree / "scripts" / "include"),
+                "-I", str(objdir), "-o", str(binary), str(src_copy),
+                *(str(objdir / o) for o in LKC_OBJECTS))
+        self._run(Step("kconfig:compile-dumper", argv, self.toolchain.mounts(self.out),
+                       workdir=str(self.out), timeout_s=self.timeout_s))
+        return binary
+
+    def dump(self, config_name: str = ".config", write: str | None = None) -> KconfigDump:
+        """Dump OUT/config_name as Kconfig reads it (conf_read: the same as olddefconfig)."""
+        binary = self.dumper()
+        argv = [str(binary), "--config", config_name]
+        if write:
+            argv += ["--write", write]
+        argv += ["--dump", "kconfig-dump.jsonl", "Kconfig"]
+        env = (("srctree", str(self.tree)),
+               *((k, v) for k, v in self.kconfig_env() if k != "srctree"))
+        self._run(Step("kconfig:dump", tuple(argv), self.toolchain.mounts(self.out),
+                       workdir=str(self.out), env=env, timeout_s=self.timeout_s))
+        return KconfigDump.from_file(self.out / "kconfig-dump.jsonl")
+
+

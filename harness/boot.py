@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from . import arch as archmod
 from . import cpio
+from .arch import Arch
 from .container import Mount, Runner, Step
 from .judge import Judgement, PhaseCounts, judge, tail_reason
 from .verdict import InfraError, InputError, Outcome, Verdict
@@ -28,8 +30,6 @@ from .verdict import InfraError, InputError, Outcome, Verdict
 HARNESS_DIR = Path(__file__).resolve().parent
 GUEST_SRC = HARNESS_DIR / "guest"
 BOOT_FRAGMENT = HARNESS_DIR / "fragments" / "boot.config"
-QEMU = "qemu-system-x86_64"
-BASE_CMDLINE = ("console=ttyS0", "panic=-1", "printk.devkmsg=on", "loglevel=7")
 TRACE_PARAM = "module.enable_dups_trace=1"
 DEFAULT_BOOT_LIMIT_S = 180.0  # a pass takes about 15-30 s under TCG
 KVM_PROBE_LIMIT_S = 20.0  # a working KVM boots to the no-root panic in about a second
@@ -41,13 +41,14 @@ CONTAINER_SLACK_S = 30.0  # the Step's own limit: QEMU's limit plus container st
 class BootSpec:
     """One boot: a kernel image, the kmatrix initramfs, where the console log goes."""
 
-    kernel: Path  # .../arch/x86/boot/bzImage
+    kernel: Path  # the output tree's arch.image_path
     initramfs: Path
     work_dir: Path  # console log and QEMU output land here (mounted read-write)
     cmdline: str
     limit_s: float = DEFAULT_BOOT_LIMIT_S
     accel: str = "tcg"  # "tcg" or "kvm" (from probe_accel)
     mem_mb: int = 256
+    arch: Arch = field(default_factory=archmod.default)
 
     @property
     def console_log(self) -> Path:
@@ -141,34 +142,40 @@ def prepare_guest(runner: Runner, guest_out: Path, log: IO[str]) -> Path:
 
 # -- kernel --------------------------------------------------------------------------------
 
-def bzimage_step(src: Path, out: Path, jobs: int, timeout_s: float = 3600.0) -> Step:
-    """`make O=out bzImage` on a configured output tree (source mounted read-only), the way
-    every other build step is made (harness.kbuild.Toolchain)."""
+def bzimage_step(src: Path, out: Path, jobs: int, timeout_s: float = 3600.0,
+                 arch: Arch | None = None) -> Step:
+    """`make O=out <image target>` on a configured output tree (source mounted read-only), the
+    way every other build step is made (harness.kbuild.Toolchain)."""
     from .kbuild import Toolchain
 
-    return Toolchain(src, "x86_64", jobs, float(jobs)).make_step("bzimage", out, "bzImage",
-                                                                 timeout_s=timeout_s)
+    arch = arch or archmod.default()
+    return Toolchain(src, arch, jobs, float(jobs)).make_step("bzimage", out, arch.image_target,
+                                                             timeout_s=timeout_s)
 
 
-def kernel_image(out: Path) -> Path:
-    return out / "arch" / "x86" / "boot" / "bzImage"
+def kernel_image(out: Path, arch: Arch | None = None) -> Path:
+    return out / (arch or archmod.default()).image_path
 
 
 # -- QEMU ----------------------------------------------------------------------------------
 
-def kernel_cmdline(trace: bool = False, extra: Sequence[str] = ()) -> str:
+def kernel_cmdline(trace: bool = False, extra: Sequence[str] = (), arch: Arch | None = None
+                   ) -> str:
     """The guest command line; `trace` adds module.enable_dups_trace=1 (no rebuild needed)."""
-    return " ".join([*BASE_CMDLINE, *([TRACE_PARAM] if trace else []), *extra])
+    base = (arch or archmod.default()).base_cmdline
+    return " ".join([*base, *([TRACE_PARAM] if trace else []), *extra])
 
 
 def qemu_argv(kernel: Path, console_log: Path, cmdline: str, accel: str,
-              initramfs: Path | None = None, mem_mb: int = 256, limit_s: float = 180.0
-              ) -> tuple[str, ...]:
+              initramfs: Path | None = None, mem_mb: int = 256, limit_s: float = 180.0,
+              arch: Arch | None = None) -> tuple[str, ...]:
     """QEMU under coreutils `timeout`: serial console to a file, no network, no reboot."""
     if accel not in ("tcg", "kvm"):
         raise ValueError(f"accel must be tcg or kvm, not {accel!r}")
+    arch = arch or archmod.default()
     argv = ["timeout", f"--kill-after={KILL_GRACE_S}", f"{limit_s:g}",
-            QEMU, "-M", "pc", "-accel", accel, "-cpu", "max" if accel == "tcg" else "host",
+            arch.qemu, "-M", arch.machine, "-accel", accel,
+            "-cpu", arch.cpu_tcg if accel == "tcg" else arch.cpu_kvm,
             "-m", str(mem_mb), "-smp", "1", "-nodefaults", "-display", "none",
             "-no-reboot", "-nic", "none", "-serial", f"file:{console_log}",
             "-kernel", str(kernel), "-append", cmdline]
@@ -183,26 +190,29 @@ def boot_step(req: BootSpec) -> Step:
     unique = tuple({m.path: m for m in mounts}.values())
     return Step(f"boot-{req.accel}",
                 qemu_argv(req.kernel, req.console_log, req.cmdline, req.accel, req.initramfs,
-                          req.mem_mb, req.limit_s),
+                          req.mem_mb, req.limit_s, req.arch),
                 unique, workdir=str(req.work_dir), timeout_s=req.limit_s + CONTAINER_SLACK_S,
                 cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
                 devices=("/dev/kvm",) if req.accel == "kvm" else ())
 
 
-def kvm_probe_step(kernel: Path, probe_dir: Path, kvm_device: str = "/dev/kvm") -> Step:
+def kvm_probe_step(kernel: Path, probe_dir: Path, kvm_device: str = "/dev/kvm",
+                   arch: Arch | None = None) -> Step:
     """Boot the kernel under KVM with no initramfs: a working KVM reaches the no-root panic,
     reboots (panic=-1) and QEMU exits within seconds; a broken one aborts or hangs, bounded."""
+    arch = arch or archmod.default()
     console = probe_dir / "kvm-probe-console.log"
     return Step("kvm-probe",
-                qemu_argv(kernel, console, "console=ttyS0 panic=-1", "kvm", None, 128,
-                          KVM_PROBE_LIMIT_S),
+                qemu_argv(kernel, console, f"console={arch.console} panic=-1", "kvm", None,
+                          128, KVM_PROBE_LIMIT_S, arch),
                 (Mount(kernel.parent), Mount(probe_dir, read_only=False)),
                 workdir=str(probe_dir), timeout_s=KVM_PROBE_LIMIT_S + CONTAINER_SLACK_S,
                 devices=(kvm_device,))
 
 
 def probe_accel(runner: Runner, kernel: Path, probe_dir: Path, log: IO[str],
-                kvm_device: Path = Path("/dev/kvm"), wanted: str = "auto") -> str:
+                kvm_device: Path = Path("/dev/kvm"), wanted: str = "auto",
+                arch: Arch | None = None) -> str:
     """"kvm" only when a bounded probe boot under KVM really ran the kernel; else "tcg".
     Call once per run and pass the answer to every BootSpec."""
     if wanted in ("tcg", "kvm"):
@@ -211,7 +221,7 @@ def probe_accel(runner: Runner, kernel: Path, probe_dir: Path, log: IO[str],
         log.write(f"kmatrix: {kvm_device} is not usable, booting with TCG\n")
         return "tcg"
     probe_dir.mkdir(parents=True, exist_ok=True)
-    step = kvm_probe_step(kernel, probe_dir, str(kvm_device))
+    step = kvm_probe_step(kernel, probe_dir, str(kvm_device), arch)
     console = probe_dir / "kvm-probe-console.log"
     console.unlink(missing_ok=True)
     result = runner.run(step, log)

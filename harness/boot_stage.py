@@ -1,31 +1,34 @@
-"""Joins the boot tier to the pipeline, for combinations that ask to be booted.
+"""The boot stage of the pipeline, for combinations that ask to be booted.
 
 A booted combination's requested config includes the boot fragment (so config truth checks it
-too), its build adds `bzImage`, and after the link check this hook builds the guest (once per
-run), probes KVM (once per run, bounded), boots the kernel in QEMU and judges the console log.
+too), its build adds the architecture's kernel image, and after the link check this stage builds
+the guest (once per run), probes KVM (once per run, bounded), boots the kernel in QEMU and judges
+the console log. The pipeline decides when it runs (``Job.boots``).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from filelock import FileLock
 
-from . import boot, kconfig, results
+from . import boot as bootmod
+from . import kconfig, results
+from .arch import Arch
 from .container import Runner
 from .kconfig import Config
-from .matrix import Combination
 from .verdict import Outcome, Verdict
 
+if TYPE_CHECKING:
+    from .settings import Job
 
-def wants_boot(settings, combo: Combination) -> bool:  # noqa: ANN001 - RunSettings
-    return combo.boot is not None and settings.boot
 
-
-def boot_fragment() -> Config:
-    return kconfig.parse_config("\n".join(boot.fragment_lines()))
+def boot_fragment(arch: Arch | None = None) -> Config:
+    """The boot fragment (harness/fragments/boot.config) plus the architecture's own lines."""
+    lines = [*bootmod.fragment_lines(), *(arch.boot_config if arch is not None else ())]
+    return kconfig.parse_config("\n".join(lines))
 
 
 def ensure_guest(run_dir: Path, runner: Runner, log: IO[str]) -> Path:
@@ -33,40 +36,35 @@ def ensure_guest(run_dir: Path, runner: Runner, log: IO[str]) -> Path:
     guest = run_dir / "guest"
     with FileLock(str(run_dir / "guest.lock")):
         initramfs = guest / "initramfs.cpio"
-        return initramfs if initramfs.exists() else boot.prepare_guest(runner, guest, log)
+        return initramfs if initramfs.exists() else bootmod.prepare_guest(runner, guest, log)
 
 
-def ensure_accel(run_dir: Path, runner: Runner, kernel: Path, log: IO[str]) -> str:
+def ensure_accel(run_dir: Path, runner: Runner, kernel: Path, log: IO[str], arch: Arch) -> str:
     """KVM only when a bounded probe boot shows it works; the answer is kept for the run."""
     saved = run_dir / "accel.json"
     with FileLock(str(run_dir / "accel.lock")):
         if saved.exists():
-            return json.loads(saved.read_text())["accel"]
-        accel = boot.probe_accel(runner, kernel, run_dir / "kvm-probe", log)
+            return str(json.loads(saved.read_text())["accel"])
+        accel = bootmod.probe_accel(runner, kernel, run_dir / "kvm-probe", log, arch=arch)
         results.atomic_write(saved, json.dumps({"accel": accel}))
         return accel
 
 
-def boot_hook(settings, matrix, combo, symbols, runner):  # noqa: ANN001, ANN201
-    """The pipeline's extra stage for a booted combination, or None."""
-    if not wants_boot(settings, combo):
-        return None
-    run_dir = Path(settings.run_dir)
-    limit = matrix.build.boot_timeout_s
-
-    def stage(record: results.Record, out: Path, resolved: Config, log: IO[str]) -> Outcome:
-        kernel = boot.kernel_image(out)
-        initramfs = ensure_guest(run_dir, runner, log)
-        accel = ensure_accel(run_dir, runner, kernel, log)
-        cmdline = boot.kernel_cmdline(False, tuple(combo.boot.cmdline.split()))
-        spec = boot.BootSpec(kernel=kernel, initramfs=initramfs, work_dir=run_dir / combo.id,
-                             cmdline=cmdline, limit_s=limit, accel=accel)
-        result = boot.boot(runner, spec, resolved, log)
-        record.boot = result.to_json()
-        record.stages.append(results.StageRecord(
-            "boot", "pass" if result.verdict is Verdict.PASS else
-            ("error" if result.verdict is Verdict.INFRA_ERROR else "fail"),
-            round(result.duration_s, 1), runner.reproducer(boot.boot_step(spec))))
-        return result.outcome
-
-    return stage
+def boot(job: Job, record: results.Record, out: Path, resolved: Config, log: IO[str]) -> Outcome:
+    """Boot the kernel built in `out` and judge its console; fills record.boot and the stage."""
+    assert job.combo.boot is not None, "the pipeline boots only combinations that ask for it"
+    arch, runner, run_dir = job.matrix.arch, job.runner, job.run_dir
+    kernel = bootmod.kernel_image(out, arch)
+    initramfs = ensure_guest(run_dir, runner, log)
+    accel = ensure_accel(run_dir, runner, kernel, log, arch)
+    cmdline = bootmod.kernel_cmdline(False, tuple(job.combo.boot.cmdline.split()), arch)
+    spec = bootmod.BootSpec(kernel=kernel, initramfs=initramfs, work_dir=job.combo_dir,
+                            cmdline=cmdline, limit_s=job.matrix.build.boot_timeout_s,
+                            accel=accel, arch=arch)
+    result = bootmod.boot(runner, spec, resolved, log)
+    record.boot = result.to_json()
+    record.stages.append(results.StageRecord(
+        "boot", "pass" if result.verdict is Verdict.PASS else
+        ("error" if result.verdict is Verdict.INFRA_ERROR else "fail"),
+        round(result.duration_s, 1), runner.reproducer(bootmod.boot_step(spec))))
+    return result.outcome

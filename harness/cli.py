@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .verdict import (
@@ -23,6 +24,10 @@ from .verdict import (
     KmatrixError,
     exit_status_for,
 )
+
+if TYPE_CHECKING:
+    from .matrix import Matrix
+    from .settings import RunSettings
 
 DEFAULT_MATRIX = Path("matrix.yaml")
 DEFAULT_RESULTS = Path("results")
@@ -184,11 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if not records:
         raise InputError("no combination ran: check --only and the -k expression")
-    return exit_status_for([r.verdict_enum for r in records])
+    return exit_status_for([r.final for r in records])
 
 
-def _bisect_new_failures(args: argparse.Namespace, settings, matrix) -> None:
-    from .bisect import bisect_new_failures, previous_run_dir
+def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
+    from .bisect.nightly import bisect_new_failures, previous_run_dir
     from .results import atomic_write
 
     run_dir = Path(settings.run_dir)
@@ -205,8 +210,8 @@ def _bisect_new_failures(args: argparse.Namespace, settings, matrix) -> None:
 
 
 def cmd_bisect(args: argparse.Namespace) -> int:
-    from .bisect import bisect_on_tree, report_text
-    from .configbisect import open_env
+    from .bisect.commits import bisect_on_tree, report_text
+    from .bisect.trial import open_env
 
     if not args.kernel:
         raise InputError("kmatrix bisect needs --kernel pointing at a git checkout of the kernel")
@@ -219,7 +224,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
 
 
 def cmd_bisect_config(args: argparse.Namespace) -> int:
-    from .configbisect import config_bisect_on_tree, open_env, report_text
+    from .bisect.ddmin import report_text
+    from .bisect.oracle import config_bisect_on_tree
+    from .bisect.trial import open_env
 
     env = open_env(args.matrix, args.results, args.kernel, args.jobs, "bisect-config")
     result = config_bisect_on_tree(env, args.good, args.bad)
@@ -337,7 +344,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
     if not records:
         raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
     print(results.summary_text(records))
-    return exit_status_for([r.verdict_enum for r in records])
+    return exit_status_for([r.final for r in records])
 
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,

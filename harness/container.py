@@ -237,3 +237,8 @@ def connect() -> object:
         raise InfraError(
             f"no Docker engine is reachable ({one_line(exc)[:160]}): start one with "
             "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`") from exc
+
+
+def make_runner(image: str, client: object | None = None) -> DockerRunner:
+    """The runner of one builder image: every part of kmatrix makes its runner here."""
+    return DockerRunner(image, client)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .arch import Arch
 from .container import Mount, Step
 
 OUT_INSIDE = Path("/kmatrix/out")
@@ -25,7 +26,7 @@ class Toolchain:
     """How make is invoked for one tree and architecture."""
 
     tree: Path
-    arch: str  # make's ARCH=, e.g. x86_64
+    arch: Arch
     jobs: int = 1
     cpus: float = 1.0
     mem_bytes: int = 4 << 30
@@ -39,7 +40,7 @@ class Toolchain:
         return OUT_INSIDE if self.fixed_out else out
 
     def make_argv(self, out: Path, *targets: str, jobs: int | None = None) -> tuple[str, ...]:
-        argv = ["make", "-C", str(self.tree), f"O={self.out_inside(out)}", f"ARCH={self.arch}",
+        argv = ["make", "-C", str(self.tree), f"O={self.out_inside(out)}", f"ARCH={self.arch.make_arch}",
                 f"-j{jobs or self.jobs}"]
         if self.ccache_dir is not None:
             argv.append("CC=ccache gcc")

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import arch as archmod
 from . import kconfig, linkcheck, yamlsrc
+from .arch import Arch
 from .kconfig import Config, SymbolTable
 from .verdict import InputError
 
@@ -24,7 +26,6 @@ BOOT_KEYS = {"cmdline"}
 BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees"}
 TREE_POLICIES = ("nearest", "lanes", "own")  # see harness/schedule.py
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
-ARCHES = {"x86_64": "x86"}  # kmatrix arch -> kernel SRCARCH; one small entry per architecture
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 NAME_RE = re.compile(r"^(CONFIG_)?[A-Z0-9][A-Z0-9_]*$")
 
@@ -57,7 +58,7 @@ class BuildSettings:
 class Matrix:
     path: Path
     source: str  # "debian" (Debian's linux-source package), a directory, or a tarball
-    arch: str
+    arch: Arch  # harness/arch: everything architecture-specific
     base: str  # tinyconfig | allnoconfig | defconfig | path to a config file
     common: tuple[tuple[str, str, int], ...]  # inline common values with their lines
     fragment_files: tuple[Path, ...]
@@ -68,7 +69,7 @@ class Matrix:
 
     @property
     def srcarch(self) -> str:
-        return ARCHES[self.arch]
+        return self.arch.srcarch
 
     def combination(self, combo_id: str) -> Combination:
         for combo in self.combinations:
@@ -157,10 +158,10 @@ def load_matrix(path: Path) -> Matrix:
     source = str(kernel.get("source", "debian"))
     if source != "debian":
         source = str((here / source).resolve()) if not Path(source).is_absolute() else source
-    arch = str(kernel.get("arch", "x86_64"))
-    if arch not in ARCHES:
-        raise _fail(path, yamlsrc.line_of(kernel, "arch"),
-                    f"arch {arch!r} is not supported yet: use one of {', '.join(ARCHES)}")
+    try:
+        arch = archmod.get(str(kernel.get("arch", archmod.DEFAULT)))
+    except InputError as exc:
+        raise _fail(path, yamlsrc.line_of(kernel, "arch"), exc.message) from None
 
     base = top.get("base", "tinyconfig")
     if not isinstance(base, str):

@@ -1,7 +1,10 @@
-"""One combination, end to end: config -> olddefconfig -> config truth -> build -> link check.
+"""One combination, end to end: config -> olddefconfig -> config truth -> build -> link check
+-> boot (for combinations that ask for one).
 
-``run_combination`` is the whole chain for one combination; it talks to the outside world only
-through a ``Runner`` (containers) and the filesystem, and it always leaves a finished record.
+``run_combination(job)`` is the whole chain for one combination; it talks to the outside world
+only through the job's ``Runner`` (containers) and the filesystem, and it always leaves a
+finished record. The pipeline decides which stages a combination gets (the boot stage
+included); a job's ``last_stage`` stops it early (bisects).
 """
 
 from __future__ import annotations
@@ -12,26 +15,24 @@ import shlex
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
 from filelock import FileLock
 
-from . import kconfig, linkcheck, results
+from . import boot_stage, kconfig, linkcheck, results
 from . import matrix as matrixmod
-from .boot_stage import boot_fragment, wants_boot
 from .cache import touch_seed
 from .container import Runner, StepResult
 from .kbuild import Toolchain, first_errors, infra_trouble, step_output
-from .kconfig import Config, SymbolTable
+from .kconfig import Config
+from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
 from .resolve import Resolution
 from .resolve import load as load_resolutions
-from .verdict import InfraError, Outcome, Verdict
-
-BOOT_TARGET = "bzImage"
+from .settings import Job, RunSettings
+from .verdict import InfraError, Outcome, Stage, Verdict
 
 BASE_CONFIG = ".kmatrix-base.config"  # the base config (tinyconfig, ...) kept in each output tree
 BASE_KEY = ".kmatrix-base.key"  # what that base config was made from (see base_key)
@@ -39,67 +40,14 @@ CONFIG_TIMEOUT_S = 600.0
 SEED_TIMEOUT_S = 1800.0
 
 
-@dataclass
-class RunSettings:
-    """Everything a worker needs to run combinations; saved as run.json in the run directory."""
-
-    run_id: str
-    matrix_path: str
-    run_dir: str
-    cache: str
-    tree: str
-    kernel: dict[str, str | None]
-    image: str
-    image_id: str = ""
-    jobs: int = 1
-    workers: int = 1
-    cpus_per_build: float = 1.0
-    mem_bytes: int = 4 << 30
-    pristine: bool = False
-    ccache: bool = True
-    boot: bool = True
-    only: list[str] = field(default_factory=list)
-    trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
-    seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
-    image_packages: dict[str, str] = field(default_factory=dict)
-
-    def save(self) -> None:
-        results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))
-
-    @classmethod
-    def load(cls, run_dir: Path) -> RunSettings:
-        return cls(**json.loads((run_dir / "run.json").read_text()))
-
-    def toolchain(self, matrix: Matrix, jobs: int | None = None) -> Toolchain:
-        ccache = Path(self.cache) / "ccache" if self.ccache and not self.pristine else None
-        if ccache is not None:
-            ccache.mkdir(parents=True, exist_ok=True)
-        return Toolchain(Path(self.tree), matrix.arch, jobs or self.jobs,
-                         float(jobs or self.cpus_per_build), self.mem_bytes, ccache,
-                         fixed_out=True)
-
-    def work_dir(self) -> Path:
-        key = hashlib.sha256(f"{self.tree}|{self.image}".encode()).hexdigest()[:12]
-        return Path(self.cache) / "work" / key
-
-
 def reproducer_line(matrix: Matrix, combo: Combination) -> str:
     return shlex.join(["kmatrix", "run", str(matrix.path), "--only", combo.id])
 
 
-class Log:
-    """The combination's build log: every command a human can rerun, then its output."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self.stream = stream
-        self.commands: list[str] = []
-
-    def note(self, text: str) -> None:
-        self.stream.write(text.rstrip("\n") + "\n")
-        self.stream.flush()
-
-    def command(self, line: str) -> None:
-        self.commands.append(line)
+def kconfig_session(tc: Toolchain, runner: Runner, out: Path, log: IO[str]) -> KconfigSession:
+    """The Kconfig session of a build tree: the run's own toolchain, one step at a time."""
+    return KconfigSession(tc.tree, out, runner, log, arch=tc.arch, timeout_s=CONFIG_TIMEOUT_S,
+                          build_toolchain=tc)
 
 
 def base_config_stage(tc: Toolchain, runner: Runner, matrix: Matrix, out: Path,
@@ -113,9 +61,9 @@ def base_config_stage(tc: Toolchain, runner: Runner, matrix: Matrix, out: Path,
     key_file.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     if matrix.base in matrixmod.BASES:
-        step = tc.make_step("base-config", out, matrix.base, timeout_s=CONFIG_TIMEOUT_S, jobs=1)
-        result = runner.run(step, log)
-        if not result.ok:
+        base, result = kconfig_session(tc, runner, out, log).config_target_step(
+            matrix.base, "base-config")
+        if base is None:
             return None, result
         text = (out / ".config").read_text()
     else:
@@ -130,24 +78,19 @@ def base_key(matrix: Matrix) -> str:
     """What a kept base config was made from: the arch and the base's name, or for a file base
     its content (the same path may hold another config next time)."""
     if matrix.base in matrixmod.BASES:
-        return f"{matrix.arch}:{matrix.base}"
+        return f"{matrix.arch.name}:{matrix.base}"
     digest = hashlib.sha256(Path(matrix.base).read_bytes()).hexdigest()
-    return f"{matrix.arch}:file:{digest}"
+    return f"{matrix.arch.name}:file:{digest}"
 
 
 def olddefconfig(tc: Toolchain, runner: Runner, out: Path, config: Config,
                  log: IO[str]) -> tuple[Config | None, StepResult]:
     """Write the merged config and let the tree's own Kconfig resolve it."""
-    results.atomic_write(out / ".config", kconfig.render_config(config))
-    step = tc.make_step("olddefconfig", out, "olddefconfig", timeout_s=CONFIG_TIMEOUT_S, jobs=1)
-    result = runner.run(step, log)
-    if not result.ok:
-        return None, result
-    return kconfig.parse_config((out / ".config").read_text()), result
+    return kconfig_session(tc, runner, out, log).olddefconfig_step(config)
 
 
-def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, runner: Runner,
-                log: IO[str], jobs: int) -> Path | None:
+def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
+                runner: Runner, log: IO[str], jobs: int) -> Path | None:
     """A prepared output tree (base + common config, `make prepare` done) to copy from.
 
     Built once per tree, image, base and common config, and kept in the cache. Kbuild's own
@@ -184,9 +127,9 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         # objects the common config already decides are then warm in every copy. A failure
         # here is the combinations' business, not the seed's.
         dirs = [t for t in matrix.build.targets if t.endswith("/")]  # not vmlinux & co
-        result = runner.run(tc.make_step("warm-targets", seed, *dirs, timeout_s=limit),
-                            log) if dirs else None
-        if result is not None and not result.ok:
+        warm = runner.run(tc.make_step("warm-targets", seed, *dirs, timeout_s=limit),
+                          log) if dirs else None
+        if warm is not None and not warm.ok:
             log.write("kmatrix: the seed could not build the targets; each combination "
                       "builds them itself\n")
         (seed / ".kmatrix-seed-done").write_text(results.now() + "\n")
@@ -225,17 +168,11 @@ def output_dir(settings: RunSettings, name: str) -> Path:
     return out
 
 
-Hook = Callable[[results.Record, Path, Config, IO[str]], Outcome | None]
-
-
-def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
-                    symbols: SymbolTable, runner: Runner,
-                    extra_stages: list[Hook] | None = None) -> results.Record:
+def run_combination(job: Job) -> results.Record:
     """Run one combination and return its finished record (also written to the run dir)."""
-    run_dir = Path(settings.run_dir)
-    booting = wants_boot(settings, combo)
-    requested = matrixmod.requested_config(matrix, combo, symbols,
-                                           boot_fragment() if booting else None)
+    settings, matrix, combo = job.settings, job.matrix, job.combo
+    run_dir = job.run_dir
+    requested = job.requested()
     record = results.Record(
         combination=combo.id, run_id=settings.run_id, matrix=str(matrix.path),
         values=dict(combo.values), requested=requested,
@@ -243,37 +180,35 @@ def run_combination(settings: RunSettings, matrix: Matrix, combo: Combination,
         reproducer=reproducer_line(matrix, combo))
     results.write_record(run_dir, record)  # early, so a killed run still shows what ran
     start = time.monotonic()
-    combo_dir = run_dir / combo.id
     try:
-        with open(combo_dir / "build.log", "w") as log:
+        with open(job.combo_dir / "build.log", "w") as log:
             log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
                       f"# reproduce: {record.reproducer}\n")
             resolution = load_resolutions(run_dir).get(combo.id)  # if the resolve step ran
             outcome = _unsatisfiable(resolution, record)
             if outcome is None:  # a request that can never hold takes no tree at all
                 name = _tree_of(resolution, combo)
-                (settings.work_dir()).mkdir(parents=True, exist_ok=True)
+                settings.work_dir().mkdir(parents=True, exist_ok=True)
                 with FileLock(str(settings.work_dir() / f"{name}.lock")):
-                    outcome = _chain(settings, matrix, combo, symbols, runner, requested,
-                                     record, log, extra_stages or [], output_dir(settings, name),
-                                     resolution)
+                    chain = Chain(job, record, log, output_dir(settings, name), resolution)
+                    outcome = chain.run(requested)
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
     except Exception as exc:  # noqa: BLE001 - the record must still be finished
         outcome = Outcome(Verdict.INFRA_ERROR, [f"kmatrix failed: {type(exc).__name__}: {exc}"])
     except KeyboardInterrupt:
-        record.status, record.verdict = "interrupted", Verdict.INFRA_ERROR.value
+        record.status, record.verdict = "interrupted", Verdict.INFRA_ERROR
         record.reasons = ["interrupted (Ctrl-C) before this combination finished"]
         record.duration_s = time.monotonic() - start
         record.finished = results.now()
         results.write_record(run_dir, record)
         raise
-    record.verdict = outcome.verdict.value
+    record.verdict = outcome.verdict
     record.reasons = outcome.reasons
     record.status = "done"
     record.duration_s = round(time.monotonic() - start, 1)
     record.finished = results.now()
-    _write_reproducer(combo_dir, runner, record)
+    _write_reproducer(job.combo_dir, job.runner, record)
     results.write_record(run_dir, record)
     if settings.pristine and record.output_dir:
         shutil.rmtree(record.output_dir, ignore_errors=True)  # a pristine tree is never reused
@@ -293,113 +228,127 @@ def _stage(record: results.Record, name: str, status: str, duration: float = 0.0
     record.stages.append(results.StageRecord(name, status, round(duration, 1), command))
 
 
-def _chain(settings: RunSettings, matrix: Matrix, combo: Combination, symbols: SymbolTable,
-           runner: Runner, requested: Config, record: results.Record, log: IO[str],
-           extra_stages: list[Hook], out: Path,
-           resolution: Resolution | None = None) -> Outcome:
-    tc = settings.toolchain(matrix)
-    record.output_dir = str(out)
+class Chain:
+    """The stages of one combination in one output tree, each filling the record as it goes."""
 
-    base, failed = base_config_stage(tc, runner, matrix, out, log)
-    if failed is not None:
-        _stage(record, "base-config", "pass" if failed.ok else "error", failed.duration_s,
-               failed.command)
-    if base is None:
-        return Outcome(Verdict.INFRA_ERROR, [f"`make {matrix.base}` failed: "
-                                             + " | ".join(failed.tail[-3:] if failed else [])])
+    def __init__(self, job: Job, record: results.Record, log: IO[str], out: Path,
+                 resolution: Resolution | None) -> None:
+        self.job, self.record, self.log, self.out = job, record, log, out
+        self.resolution = resolution
+        self.tc = job.settings.toolchain(job.matrix)
+        record.output_dir = str(out)
 
-    if resolution is not None:
-        record.duplicate_of = resolution.duplicate_of
-        if resolution.added:
-            record.repaired = [f"+{k.removeprefix('CONFIG_')}={v}"
-                               for k, v in resolution.added.items()]
-            requested = kconfig.merge(resolution.added, requested)
-            record.requested = requested
-    elif combo.repair:
-        requested = repair_stage(settings, matrix, runner, out, base, requested, record, log)
-    merged = kconfig.merge(base, requested)
-    results.atomic_write(Path(settings.run_dir) / combo.id / "input.config",
-                         kconfig.render_config(merged))
-    resolved, step = olddefconfig(tc, runner, out, merged, log)
-    _stage(record, "olddefconfig", "pass" if step.ok else "error", step.duration_s,
-           step.command)
-    if resolved is None:
-        return Outcome(Verdict.INFRA_ERROR if step.timed_out else Verdict.BUILD_ERROR,
-                       ["make olddefconfig failed: " + " | ".join(step.tail[-3:])])
-    shutil.copyfile(out / ".config", Path(settings.run_dir) / combo.id / "config")
-    record.resolved_config_hash = kconfig.config_hash(resolved)
+    def run(self, requested: Config) -> Outcome:
+        job, record, log = self.job, self.record, self.log
+        resolved_or_outcome = self.config(requested)
+        if isinstance(resolved_or_outcome, Outcome):
+            return resolved_or_outcome
+        resolved = resolved_or_outcome
+        if job.last_stage is Stage.CONFIG:
+            return Outcome.ok()
+        outcome = self.build()
+        if outcome.verdict is not Verdict.PASS or job.last_stage is Stage.BUILD:
+            return outcome
+        outcome = link_stage(job.matrix, self.out, resolved, record)
+        if outcome.verdict is not Verdict.PASS or not job.boots:
+            return outcome
+        return boot_stage.boot(job, record, self.out, resolved, log)
 
-    mismatches = kconfig.config_truth(requested, resolved)
-    record.mismatches = [asdict(m) for m in mismatches]
-    _stage(record, "config-truth", "fail" if mismatches else "pass")
-    if mismatches:
-        # the resolve step already asked Kconfig why, for the same config; else ask now
-        why = (resolution.why if resolution is not None and resolution.why and not combo.repair
-               else why_dropped(settings, matrix, runner, out, mismatches, log))
-        return Outcome(Verdict.CONFIG_DROPPED, [m.describe() for m in mismatches] + why)
+    def config(self, requested: Config) -> Config | Outcome:
+        """Base config, repair, olddefconfig and config truth: the resolved config, or the
+        outcome that ends the combination here."""
+        job, record, log, out, resolution = self.job, self.record, self.log, self.out, \
+            self.resolution
+        base, failed = base_config_stage(self.tc, job.runner, job.matrix, out, log)
+        if failed is not None:
+            _stage(record, "base-config", "pass" if failed.ok else "error", failed.duration_s,
+                   failed.command)
+        if base is None:
+            return Outcome(Verdict.INFRA_ERROR, [f"`make {job.matrix.base}` failed: "
+                                                 + " | ".join(failed.tail[-3:] if failed else [])])
+        if resolution is not None:
+            record.duplicate_of = resolution.duplicate_of
+            if resolution.added:
+                record.repaired = _repaired(resolution.added)
+                requested = kconfig.merge(resolution.added, requested)
+                record.requested = requested
+        elif job.combo.repair:
+            requested = self.repair(base, requested)
+        merged = kconfig.merge(base, requested)
+        results.atomic_write(job.combo_dir / "input.config", kconfig.render_config(merged))
+        resolved, step = olddefconfig(self.tc, job.runner, out, merged, log)
+        _stage(record, "olddefconfig", "pass" if step.ok else "error", step.duration_s,
+               step.command)
+        if resolved is None:
+            return Outcome(Verdict.INFRA_ERROR if step.timed_out else Verdict.BUILD_ERROR,
+                           ["make olddefconfig failed: " + " | ".join(step.tail[-3:])])
+        shutil.copyfile(out / ".config", job.combo_dir / "config")
+        record.resolved_config_hash = kconfig.config_hash(resolved)
 
-    targets = list(matrix.build.targets)
-    if wants_boot(settings, combo) and BOOT_TARGET not in targets:
-        targets.append(BOOT_TARGET)
-    step = runner.run(tc.make_step("build", out, *targets, timeout_s=matrix.build.timeout_s), log)
-    _stage(record, "build", "pass" if step.ok else ("error" if step.timed_out else "fail"),
-           step.duration_s, step.command)
-    if step.timed_out:
-        return Outcome(Verdict.INFRA_ERROR, [f"build timed out after {matrix.build.timeout_s:g} s: "
-                                             "raise build.timeout or lower the load"])
-    if not step.ok:
-        log.flush()
-        lines = step_output((Path(settings.run_dir) / combo.id / "build.log").read_text(
-            errors="replace").splitlines())
-        if trouble := infra_trouble(lines):
-            return Outcome(Verdict.INFRA_ERROR, [trouble])
-        errors = first_errors(lines) or step.tail[-3:]
-        return Outcome(Verdict.BUILD_ERROR, ["make failed: " + errors[0], *errors[1:]])
+        mismatches = kconfig.config_truth(requested, resolved)
+        record.mismatches = [asdict(m) for m in mismatches]
+        _stage(record, "config-truth", "fail" if mismatches else "pass")
+        if mismatches:
+            # the resolve step already asked Kconfig why, for the same config; else ask now
+            why = (resolution.why if resolution is not None and resolution.why
+                   and not job.combo.repair else self.why_dropped(mismatches))
+            return Outcome(Verdict.CONFIG_DROPPED, [m.describe() for m in mismatches] + why)
+        return resolved
 
-    outcome = link_stage(matrix, out, resolved, record)
-    if outcome.verdict is not Verdict.PASS:
-        return outcome
-    for hook in extra_stages:
-        extra = hook(record, out, resolved, log)
-        if extra is not None and extra.verdict is not Verdict.PASS:
-            return extra
-    return Outcome.ok()
+    def build(self) -> Outcome:
+        job, record, log, out = self.job, self.record, self.log, self.out
+        matrix = job.matrix
+        targets = list(matrix.build.targets)
+        if job.boots and matrix.arch.image_target not in targets:
+            targets.append(matrix.arch.image_target)
+        step = job.runner.run(self.tc.make_step("build", out, *targets,
+                                                timeout_s=matrix.build.timeout_s), log)
+        _stage(record, "build", "pass" if step.ok else ("error" if step.timed_out else "fail"),
+               step.duration_s, step.command)
+        if step.timed_out:
+            return Outcome(Verdict.INFRA_ERROR, [f"build timed out after {matrix.build.timeout_s:g}"
+                                                 " s: raise build.timeout or lower the load"])
+        if not step.ok:
+            log.flush()
+            lines = step_output((job.combo_dir / "build.log").read_text(
+                errors="replace").splitlines())
+            if trouble := infra_trouble(lines):
+                return Outcome(Verdict.INFRA_ERROR, [trouble])
+            errors = first_errors(lines) or step.tail[-3:]
+            return Outcome(Verdict.BUILD_ERROR, ["make failed: " + errors[0], *errors[1:]])
+        return Outcome.ok()
+
+    def why_dropped(self, mismatches: list[kconfig.Mismatch]) -> list[str]:
+        """The unmet Kconfig condition behind each dropped value, read by the tree's own Kconfig
+        code from the resolved .config (`MODULE_DEBUG_AUTOLOAD_DUPS=y needs MODULE_DEBUG [=n]`)."""
+        from .kconfig.explain import explain
+
+        try:
+            dump = kconfig_session(self.tc, self.job.runner, self.out, self.log).dump()
+        except InfraError as exc:
+            self.log.write(f"kmatrix: no explanation for the dropped values: {exc.message}\n")
+            return []
+        return ["why: " + explain(m.symbol, m.requested, dump, tree=self.tc.tree).summary()
+                for m in mismatches]
+
+    def repair(self, base: Config, requested: Config) -> Config:
+        """`repair: true`: add the smallest set of assignments that makes the request hold (each
+        round checked by the real olddefconfig); the combination is still judged by config
+        truth."""
+        from .kconfig.repair import repair
+
+        start = time.monotonic()
+        session = kconfig_session(self.tc, self.job.runner, self.out, self.log)
+        fixed = repair(requested, base, session)
+        self.record.repaired = _repaired(fixed.added)
+        _stage(self.record, "repair", "pass" if fixed.holds else "fail",
+               time.monotonic() - start)
+        self.log.write(f"kmatrix: {fixed.describe()}\n")
+        return kconfig.merge(fixed.added, requested)
 
 
-def kconfig_session(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path,
-                    log: IO[str]):  # noqa: ANN201 - explain.KconfigSession
-    from .kconfig.session import KconfigSession
-
-    return KconfigSession(Path(settings.tree), out, runner, log, arch=matrix.arch)
-
-
-def why_dropped(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path,
-                mismatches: list[kconfig.Mismatch], log: IO[str]) -> list[str]:
-    """The unmet Kconfig condition behind each dropped value, read by the tree's own Kconfig
-    code from the resolved .config (e.g. `MODULE_DEBUG_AUTOLOAD_DUPS=y needs MODULE_DEBUG [=n]`)."""
-    from .kconfig.explain import explain
-
-    try:
-        dump = kconfig_session(settings, matrix, runner, out, log).dump()
-    except InfraError as exc:
-        log.write(f"kmatrix: no explanation for the dropped values: {exc.message}\n")
-        return []
-    return ["why: " + explain(m.symbol, m.requested, dump, tree=Path(settings.tree)).summary()
-            for m in mismatches]
-
-
-def repair_stage(settings: RunSettings, matrix: Matrix, runner: Runner, out: Path, base: Config,
-                 requested: Config, record: results.Record, log: IO[str]) -> Config:
-    """`repair: true`: add the smallest set of assignments that makes the request hold (each
-    round checked by the real olddefconfig); the combination is still judged by config truth."""
-    from .kconfig.repair import repair
-
-    start = time.monotonic()
-    fixed = repair(requested, base, kconfig_session(settings, matrix, runner, out, log))
-    record.repaired = [f"+{k.removeprefix('CONFIG_')}={v}" for k, v in fixed.added.items()]
-    _stage(record, "repair", "pass" if fixed.holds else "fail", time.monotonic() - start)
-    log.write(f"kmatrix: {fixed.describe()}\n")
-    return kconfig.merge(fixed.added, requested)
+def _repaired(added: Config) -> list[str]:
+    return [f"+{kconfig.bare_name(k)}={v}" for k, v in added.items()]
 
 
 def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Record) -> Outcome:
@@ -407,7 +356,8 @@ def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Reco
     for directory, expect in matrix.expect.items():
         archive = out / directory / "built-in.a"
         if not archive.is_file():
-            if any(t.rstrip("/") in (directory.rstrip("/"), "all", "vmlinux", "bzImage")
+            if any(t.rstrip("/") in (directory.rstrip("/"), "all", "vmlinux",
+                                     matrix.arch.image_target)
                    for t in matrix.build.targets) or directory in matrix.build.targets:
                 reasons.append(f"{directory}built-in.a was not produced by the build")
             continue
@@ -422,7 +372,7 @@ def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Reco
 
 def _write_reproducer(combo_dir: Path, runner: Runner, record: results.Record) -> None:
     lines = ["#!/bin/sh", f"# Reproduce combination {record.combination} "
-             f"(verdict: {record.verdict}) step by step.", "set -e"]
+             f"(verdict: {record.verdict_text}) step by step.", "set -e"]
     out = record.output_dir
     if out:
         lines.append(shlex.join(["cp", str(combo_dir / "input.config"), f"{out}/.config"]))

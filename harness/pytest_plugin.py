@@ -15,9 +15,9 @@ import pytest
 
 from . import matrix as matrixmod
 from . import resolve
-from .container import DockerRunner
-from .pipeline import RunSettings, run_combination, tree_name
+from .pipeline import run_combination, tree_name
 from .session import load_symbols
+from .settings import Job, RunSettings
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,16 +66,12 @@ class CombinationItem(pytest.Item):
         self.combo, self.matrix, self.settings = combo, matrix, settings
 
     def runtest(self) -> None:
-        from .boot_stage import boot_hook
-
         symbols = load_symbols(Path(self.settings.run_dir))
-        runner = DockerRunner(self.settings.image)
-        hooks = [boot_hook(self.settings, self.matrix, self.combo, symbols, runner)]
-        record = run_combination(self.settings, self.matrix, self.combo, symbols, runner,
-                                 [h for h in hooks if h is not None])
-        self.user_properties.append(("verdict", record.verdict))
-        if record.verdict != "pass":
-            raise CombinationFailed(record.verdict, record.reasons, record.reproducer)
+        job = Job(self.settings, self.matrix, self.combo, symbols, self.settings.runner())
+        record = run_combination(job)
+        self.user_properties.append(("verdict", record.verdict_text))
+        if not record.passed:
+            raise CombinationFailed(record.verdict_text, record.reasons, record.reproducer)
 
     def repr_failure(self, excinfo, style=None):  # noqa: ANN001 - pytest's signature
         if isinstance(excinfo.value, CombinationFailed):

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import IO
 
 from . import kconfig, results
-from . import matrix as matrixmod
-from .boot_stage import boot_fragment, wants_boot
 from .container import Runner
 from .kconfig import Config, SymbolTable
+from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
+from .settings import Job, RunSettings
 
 RESOLVE_FILE = "resolve.json"
 MEMO_VERSION = 2  # bump when Resolution gains a field the memo must hold
@@ -49,13 +49,12 @@ class Resolution:
         return self.tree or self.duplicate_of or self.combination
 
 
-def requested_for(settings, matrix: Matrix, combo: Combination,  # noqa: ANN001 - RunSettings
-                  symbols: SymbolTable) -> Config:
-    return matrixmod.requested_config(
-        matrix, combo, symbols, boot_fragment() if wants_boot(settings, combo) else None)
+def requested_for(settings: RunSettings, matrix: Matrix, combo: Combination,
+                  symbols: SymbolTable, runner: Runner) -> Config:
+    return Job(settings, matrix, combo, symbols, runner).requested()
 
 
-def resolve_one(session, base: Config, requested: Config,  # noqa: ANN001 - KconfigSession
+def resolve_one(session: KconfigSession, base: Config, requested: Config,
                 combo: Combination) -> Resolution:
     from .kconfig.repair import diagnose, repair
 
@@ -92,11 +91,9 @@ def delta_from(base: Config, resolved: Config) -> Config:
     return out
 
 
-def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner,  # noqa: ANN001
+def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, runner: Runner,
                 base: Config, scratch: Path, log: IO[str], workers: int = 2) -> dict[str, Resolution]:
     """Resolve the selected combinations, `workers` scratch trees in parallel."""
-    from .kconfig.session import KconfigSession
-
     combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
     lanes = [combos[i::workers] for i in range(workers)]
 
@@ -109,10 +106,10 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
                                  arch=matrix.arch)
         out = []
         for c in lanes[i]:
-            requested = requested_for(settings, matrix, c, symbols)
+            requested = requested_for(settings, matrix, c, symbols, runner)
             # the same tree, image, base and request always resolve the same way: remembered
             key = hashlib.sha256(json.dumps([MEMO_VERSION, fingerprint, settings.image,
-                                             matrix.arch,
+                                             matrix.arch.name,
                                              sorted(base.items()), sorted(requested.items()),
                                              c.repair]).encode()).hexdigest()[:20]
             known = memo / f"{key}.json"
@@ -134,12 +131,13 @@ def resolve_all(settings, matrix: Matrix, symbols: SymbolTable, runner: Runner, 
             res.duplicate_of = first[res.config_hash]
         else:
             first[res.config_hash] = res.combination
-    place_in_trees(settings, ordered, {c.id for c in combos if wants_boot(settings, c)},
+    boots = {c.id for c in combos if Job(settings, matrix, c, symbols, runner).boots}
+    place_in_trees(settings, ordered, boots,
                    seed_delta(settings, base))
     return {r.combination: r for r in ordered}
 
 
-def seed_delta(settings, base: Config) -> Config:  # noqa: ANN001 - RunSettings
+def seed_delta(settings: RunSettings, base: Config) -> Config:
     """The seed tree's resolved config (base + common values) as a delta from the base: where
     every new output tree starts."""
     seed_config = Path(settings.seed) / ".config" if settings.seed else None
@@ -148,7 +146,7 @@ def seed_delta(settings, base: Config) -> Config:  # noqa: ANN001 - RunSettings
     return delta_from(base, kconfig.parse_config(seed_config.read_text()))
 
 
-def place_in_trees(settings, ordered: list[Resolution],  # noqa: ANN001 - RunSettings
+def place_in_trees(settings: RunSettings, ordered: list[Resolution],
                    boots: set[str], seed: Config) -> None:
     """Give every combination to build its output tree and its place in that tree's sequence."""
     from . import schedule

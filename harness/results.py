@@ -73,7 +73,7 @@ class Record:
     values: dict[str, str]  # the combination's own values
     requested: dict[str, str]  # everything asked of Kconfig (fragments, common, own)
     status: str = "running"  # running, done, interrupted
-    verdict: str = ""
+    verdict: Verdict | None = None  # None until the combination finished
     reasons: list[str] = field(default_factory=list)
     stages: list[StageRecord] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
@@ -90,22 +90,43 @@ class Record:
     reproducer: str = ""
     output_dir: str = ""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.verdict, str) and not isinstance(self.verdict, Verdict):
+            try:
+                self.verdict = Verdict(self.verdict) if self.verdict else None
+            except ValueError:
+                self.verdict = None  # not a verdict kmatrix knows: as if it never finished
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+        data = asdict(self)
+        data["verdict"] = self.verdict.value if self.verdict is not None else ""
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Record:
         data = dict(data)
         data["stages"] = [StageRecord(**s) for s in data.get("stages", [])]
+        try:
+            data["verdict"] = Verdict(data["verdict"]) if data.get("verdict") else None
+        except ValueError:
+            data["verdict"] = None  # not a verdict kmatrix knows: as if it never finished
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @property
-    def verdict_enum(self) -> Verdict:
-        try:
-            return Verdict(self.verdict)
-        except ValueError:
-            return Verdict.INFRA_ERROR  # a record that never finished is not a kernel verdict
+    def final(self) -> Verdict:
+        """The verdict for reports and exit statuses: a record that never finished is an
+        infrastructure problem, never a kernel verdict."""
+        return self.verdict if self.verdict is not None else Verdict.INFRA_ERROR
+
+    @property
+    def verdict_text(self) -> str:
+        """The verdict as reports print it (the record's status while it has none)."""
+        return self.verdict.value if self.verdict is not None else self.status
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASS
 
 
 def write_record(run_dir: Path, record: Record) -> Path:
@@ -129,8 +150,8 @@ def _xml_text(text: str) -> str:
 
 
 def junit_xml(records: list[Record], suite: str = "kmatrix") -> str:
-    failures = sum(1 for r in records if r.verdict_enum.is_kernel_failure)
-    errors = sum(1 for r in records if r.verdict_enum is Verdict.INFRA_ERROR)
+    failures = sum(1 for r in records if r.final.is_kernel_failure)
+    errors = sum(1 for r in records if r.final is Verdict.INFRA_ERROR)
     total = sum(r.duration_s for r in records)
     out = ['<?xml version="1.0" encoding="utf-8"?>',
            f'<testsuites><testsuite name={quoteattr(suite)} tests="{len(records)}" '
@@ -140,11 +161,12 @@ def junit_xml(records: list[Record], suite: str = "kmatrix") -> str:
                    f'name={quoteattr(r.combination)} time="{r.duration_s:.1f}">')
         lines = r.reasons + ([f"reproduce: {r.reproducer}"] if r.reproducer else [])
         body = escape(_xml_text("\n".join(lines)))
-        message = quoteattr(_xml_text((r.reasons[0] if r.reasons else r.verdict)[:500]))
-        if r.verdict_enum is Verdict.INFRA_ERROR:
-            out.append(f'    <error type="{r.verdict or "infra-error"}" message={message}>{body}</error>')
-        elif r.verdict_enum.is_kernel_failure:
-            out.append(f'    <failure type="{r.verdict}" message={message}>{body}</failure>')
+        first = r.reasons[0] if r.reasons else (r.verdict.value if r.verdict else "")
+        message = quoteattr(_xml_text(first[:500]))
+        if r.final is Verdict.INFRA_ERROR:
+            out.append(f'    <error type="{r.final.value}" message={message}>{body}</error>')
+        elif r.final.is_kernel_failure:
+            out.append(f'    <failure type="{r.final.value}" message={message}>{body}</failure>')
         out.append("  </testcase>")
     out.append("</testsuite></testsuites>")
     return "\n".join(out) + "\n"
@@ -157,18 +179,19 @@ def _cell(text: str) -> str:
 def summary_markdown(records: list[Record], title: str) -> str:
     counts: dict[str, int] = {}
     for r in records:
-        counts[r.verdict or "unfinished"] = counts.get(r.verdict or "unfinished", 0) + 1
+        key = r.verdict.value if r.verdict is not None else "unfinished"
+        counts[key] = counts.get(key, 0) + 1
     lines = [f"# {title}", "",
              ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), "",
              "| combination | verdict | time | reason | reproduce |",
              "| --- | --- | --- | --- | --- |"]
     for r in records:
-        failed = r.verdict != "pass"
+        failed = not r.passed
         reason = _cell("; ".join(r.reasons[:3])) if failed else ""
         if r.repaired:
             reason = _cell("repaired: " + " ".join(r.repaired)) + ("; " + reason if reason else "")
         repro = f"`{_cell(r.reproducer)}`" if failed and r.reproducer else ""
-        lines.append(f"| {r.combination} | {r.verdict or r.status} | {r.duration_s:.0f} s "
+        lines.append(f"| {r.combination} | {r.verdict_text} | {r.duration_s:.0f} s "
                      f"| {reason} | {repro} |")
     return "\n".join(lines) + "\n"
 
@@ -178,10 +201,10 @@ def summary_text(records: list[Record]) -> str:
     width = max([len(r.combination) for r in records] + [11])
     rows = [f"{'combination':<{width}}  {'verdict':<14} {'time':>6}  reason"]
     for r in records:
-        reason = "; ".join(r.reasons[:2]) if r.verdict != "pass" else ""
-        rows.append(f"{r.combination:<{width}}  {r.verdict or r.status:<14} "
+        reason = "; ".join(r.reasons[:2]) if not r.passed else ""
+        rows.append(f"{r.combination:<{width}}  {r.verdict_text:<14} "
                     f"{r.duration_s:5.0f}s  {reason}")
-        if r.verdict != "pass" and r.reproducer:
+        if not r.passed and r.reproducer:
             rows.append(f"{'':<{width}}  reproduce: {r.reproducer}")
     return "\n".join(rows)
 

@@ -13,19 +13,22 @@ import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import image as imagemod
 from . import kconfig, results, source
 from . import matrix as matrixmod
-from .container import DockerRunner, connect
+from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
-from .pipeline import BASE_CONFIG, RunSettings, ensure_seed
+from .pipeline import BASE_CONFIG, ensure_seed
+from .settings import RunSettings
 from .verdict import InfraError, InputError
 
 MIN_FREE_BYTES = 4 << 30
+Say = Callable[[str], None]
 
 
 @dataclass
@@ -110,15 +113,20 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
+def open_engine(cache: Path, say: Say = print) -> tuple[str, object, Runner]:
+    """Connect to the container engine and make sure the builder image exists: its tag, the
+    client and the runner every step of the run goes through."""
+    client = connect()
+    tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say)
+    return tag, client, make_runner(tag, client)
+
+
+def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     matrix, tree, symbols = load_checked(opts)
     cache = source.cache_root()
     check_disk(cache)
     check_disk(opts.results)
-    client = connect()
-    spec = imagemod.read_spec()
-    tag = imagemod.ensure_image(client, spec, cache, log=say)
-    runner = DockerRunner(tag, client)
+    tag, client, runner = open_engine(cache, say)
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
     workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos), opts.workers, opts.jobs,
                                opts.oversubscribe)
@@ -154,7 +162,7 @@ def prepare_run(opts: Options, say=print) -> tuple[RunSettings, Matrix]:
     return settings, matrix
 
 
-def fit_to_trees(settings: RunSettings, opts: Options, say=print) -> None:
+def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None:
     """Combinations of one tree run one after the other: with fewer trees than workers, give
     the idle workers' cores to make -j instead (unless --workers/--jobs said otherwise)."""
     from . import resolve
@@ -170,7 +178,7 @@ def fit_to_trees(settings: RunSettings, opts: Options, say=print) -> None:
 
 
 def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
-                  runner: DockerRunner, say=print) -> None:
+                  runner: Runner, say: Say = print) -> None:
     """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs."""
     import time
 

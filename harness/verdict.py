@@ -6,7 +6,16 @@ import enum
 from dataclasses import dataclass, field
 
 
-class Verdict(str, enum.Enum):
+class Stage(enum.StrEnum):
+    """The checks of a combination, in order; a bisect can stop after any of them."""
+
+    CONFIG = "config"  # olddefconfig and config truth
+    BUILD = "build"
+    LINK = "link"  # the link check of the expected objects
+    BOOT = "boot"
+
+
+class Verdict(enum.StrEnum):
     """The outcome of one combination (or one stage of it)."""
 
     PASS = "pass"
@@ -21,6 +30,16 @@ class Verdict(str, enum.Enum):
     @property
     def is_kernel_failure(self) -> bool:
         return self not in (Verdict.PASS, Verdict.INFRA_ERROR)
+
+    @property
+    def stage(self) -> Stage | None:
+        """The check this verdict is the failure of (None for pass and infra-error)."""
+        return _STAGE_OF.get(self)
+
+
+_STAGE_OF = {Verdict.CONFIG_DROPPED: Stage.CONFIG, Verdict.UNSATISFIABLE: Stage.CONFIG,
+             Verdict.BUILD_ERROR: Stage.BUILD, Verdict.LINK_MISMATCH: Stage.LINK,
+             Verdict.BOOT_FAIL: Stage.BOOT, Verdict.BOOT_TIMEOUT: Stage.BOOT}
 
 
 # Exit statuses shared by every kmatrix command.

@@ -10,8 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from ..container import Runner, Step
+from .. import arch as archmod
+from ..arch import Arch
+from ..container import Runner, Step, StepResult
 from ..kbuild import Toolchain
+from ..results import atomic_write
 from ..verdict import InfraError
 from .config import Config, parse_config, render_config
 from .dump import KconfigDump
@@ -32,42 +35,73 @@ class KconfigSession:
     out: Path
     runner: Runner
     log: IO[str]
-    arch: str = "x86_64"
+    arch: Arch = field(default_factory=archmod.default)
     timeout_s: float = 600.0
     commands: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
+    # the run's own toolchain (make -j, ccache, limits) when the session works in a build tree
+    build_toolchain: Toolchain | None = None
+
     @property
     def toolchain(self) -> Toolchain:
+        if self.build_toolchain is not None:
+            return self.build_toolchain
         return Toolchain(tree=self.tree, arch=self.arch, jobs=1, mem_bytes=2 << 30)
 
     def _run(self, step: Step) -> list[str]:
-        self.commands.append(self.runner.reproducer(step))
-        started = time.monotonic()
-        result = self.runner.run(step, self.log)
-        self.timings[step.name] = self.timings.get(step.name, 0.0) + time.monotonic() - started
+        result = self._step(step)
         if not result.ok:
             tail = " | ".join(result.tail[-5:])
             raise InfraError(f"{step.name} failed (exit {result.exit_code}): {tail}; "
                              f"rerun: {self.commands[-1]}")
         return result.tail
 
+    def _step(self, step: Step) -> StepResult:
+        self.commands.append(self.runner.reproducer(step))
+        started = time.monotonic()
+        result = self.runner.run(step, self.log)
+        self.timings[step.name] = self.timings.get(step.name, 0.0) + time.monotonic() - started
+        return result
+
+    def olddefconfig_step(self, config: Config, name: str = "olddefconfig"
+                          ) -> tuple[Config | None, StepResult]:
+        """Write `config` as OUT/.config and run the tree's `make olddefconfig`: the resolved
+        config (None when make failed) and the step's result, for a stage record."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        atomic_write(self.out / ".config", render_config(config))
+        result = self._step(self.toolchain.make_step(name, self.out, "olddefconfig",
+                                                     timeout_s=self.timeout_s, jobs=1))
+        if not result.ok:
+            return None, result
+        return parse_config((self.out / ".config").read_text()), result
+
+    def config_target_step(self, target: str, name: str = "") -> tuple[Config | None, StepResult]:
+        """Run a config target such as `tinyconfig` or `defconfig` in OUT; its .config."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        result = self._step(self.toolchain.make_step(name or f"kconfig:{target}", self.out,
+                                                     target, timeout_s=self.timeout_s, jobs=1))
+        if not result.ok:
+            return None, result
+        return parse_config((self.out / ".config").read_text()), result
+
     def olddefconfig(self, config: Config) -> Config:
         """Write `config` as OUT/.config, run the tree's `make olddefconfig`, return the result.
 
         This is the oracle: the resolved config is what any build from `config` gets."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / ".config").write_text(render_config(config))
-        self._run(self.toolchain.make_step("kconfig:olddefconfig", self.out, "olddefconfig",
-                                           timeout_s=self.timeout_s))
-        return parse_config((self.out / ".config").read_text())
+        resolved, result = self.olddefconfig_step(config, "kconfig:olddefconfig")
+        if resolved is None:
+            raise InfraError(f"olddefconfig failed (exit {result.exit_code}): "
+                             f"{' | '.join(result.tail[-5:])}; rerun: {self.commands[-1]}")
+        return resolved
 
     def config_target(self, target: str) -> Config:
         """Run a config target such as `tinyconfig` or `defconfig` in OUT; return its .config."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        self._run(self.toolchain.make_step(f"kconfig:{target}", self.out, target,
-                                           timeout_s=self.timeout_s))
-        return parse_config((self.out / ".config").read_text())
+        resolved, result = self.config_target_step(target)
+        if resolved is None:
+            raise InfraError(f"{target} failed (exit {result.exit_code}): "
+                             f"{' | '.join(result.tail[-5:])}; rerun: {self.commands[-1]}")
+        return resolved
 
     def resolved_text(self) -> str:
         return (self.out / ".config").read_text()

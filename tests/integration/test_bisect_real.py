@@ -121,8 +121,8 @@ include:
 @pytest.mark.xdist_group("commit-bisect")  # one bisect of a checkout at a time (worktree lock)
 def test_commit_bisect_finds_the_culprit_and_skips_the_other_break(tmp_path, kernel_tree,
                                                                    kmatrix_cache, builder_image):
-    from harness.bisect import bisect_on_tree
-    from harness.configbisect import open_env
+    from harness.bisect.commits import bisect_on_tree
+    from harness.bisect.trial import open_env
 
     repo = kernel_git_checkout(kernel_tree, kmatrix_cache)
     branch = f"kmatrix-bisect-test-{os.getpid()}"
@@ -159,8 +159,8 @@ def test_commit_bisect_finds_the_culprit_and_skips_the_other_break(tmp_path, ker
 @pytest.mark.xdist_group("commit-bisect")
 def test_commit_bisect_reports_the_skip(tmp_path, kernel_tree, kmatrix_cache, builder_image):
     """A short range where git must land on the commit that breaks main.c: it is a skip."""
-    from harness.bisect import bisect_on_tree
-    from harness.configbisect import open_env
+    from harness.bisect.commits import bisect_on_tree
+    from harness.bisect.trial import open_env
 
     repo = kernel_git_checkout(kernel_tree, kmatrix_cache)
     branch = f"kmatrix-bisect-skip-{os.getpid()}"
@@ -207,7 +207,8 @@ HARMLESS = ("CONFIG_PRINTK: y, CONFIG_BUG: y, CONFIG_MULTIUSER: y, CONFIG_FUTEX:
 
 
 def config_bisect(tmp_path: Path, kernel_tree: Path, bad: str):
-    from harness.configbisect import config_bisect_on_tree, open_env
+    from harness.bisect.oracle import config_bisect_on_tree
+    from harness.bisect.trial import open_env
 
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(CONFIG_MATRIX.format(tree=kernel_tree, common=HARMLESS))

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock
 
-from harness import boot
+from harness import arch, boot
 from harness.container import Step
 from harness.kbuild import Toolchain
 from harness.kconfig import parse_config
@@ -51,7 +51,7 @@ class BootKit:
 
 
 def make_step(tree: Path, out: Path, name: str, *targets: str, timeout_s: float = 600) -> Step:
-    return Toolchain(tree, "x86_64", JOBS, float(JOBS)).make_step(name, out, *targets,
+    return Toolchain(tree, arch.get("x86_64"), JOBS, float(JOBS)).make_step(name, out, *targets,
                                                                   timeout_s=timeout_s)
 
 

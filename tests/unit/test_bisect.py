@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bisect import (
+from harness.bisect.commits import (
     Git,
     Mark,
     bisect_commits,
@@ -18,7 +18,7 @@ from harness.bisect import (
     report_text,
     signature,
 )
-from harness.configbisect import Observation
+from harness.bisect.trial import Observation
 from harness.verdict import InputError
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "A U Thor", "GIT_AUTHOR_EMAIL": "a@example.org",
@@ -235,8 +235,7 @@ def write_run(results: Path, name: str, kernel_commit: str | None, verdicts: dic
 
 
 def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
-    from harness import bisect as bisectmod
-    from harness import configbisect
+    from harness.bisect import nightly as bisectmod
 
     old = write_run(tmp_path, "20250101T000000Z-aaaa", None,
                     {"a": "pass", "b": "pass", "c": "build-error", "d": "pass"},
@@ -253,8 +252,8 @@ def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
     class FakeEnv:
         settings = type("S", (), {"run_dir": "results/bisect-config-x"})()
 
-    monkeypatch.setattr(configbisect, "open_env", lambda *a, **k: FakeEnv())
-    monkeypatch.setattr(configbisect, "config_bisect_on_tree",
+    monkeypatch.setattr(bisectmod, "open_env", lambda *a, **k: FakeEnv())
+    monkeypatch.setattr(bisectmod, "config_bisect_on_tree",
                         lambda env, good, bad, deadline=None: calls.append((good, bad)) or Result())
     lines = bisectmod.bisect_new_failures(old, new, 60, tmp_path / "m.yaml", tmp_path,
                                           say=lambda _: None)
@@ -265,7 +264,7 @@ def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
 
 
 def test_nightly_budget_used_up(tmp_path):
-    from harness import bisect as bisectmod
+    from harness.bisect import nightly as bisectmod
 
     old = write_run(tmp_path, "20250101T000000Z-aaaa", None, {"a": "pass"})
     new = write_run(tmp_path, "20250102T000000Z-bbbb", None, {"a": "build-error"})

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from harness.configbisect import (
-    Observation,
+from harness.bisect.ddmin import (
     Trial,
     Unit,
     bisect_config,
@@ -14,6 +13,7 @@ from harness.configbisect import (
     report_text,
     split,
 )
+from harness.bisect.trial import Observation
 from harness.kconfig import Config
 
 OPTS = [f"CONFIG_OPT{i}" for i in range(12)]

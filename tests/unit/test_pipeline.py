@@ -13,11 +13,12 @@ from typing import IO
 
 import pytest
 
-from harness import kconfig, linkcheck, makefile, pipeline, results
+from harness import arch, kconfig, linkcheck, makefile, pipeline, results
 from harness.container import Step, StepResult, host_workdir
 from harness.matrix import Combination, Matrix, load_matrix
-from harness.pipeline import RunSettings, run_combination
-from harness.verdict import InfraError, Outcome, Verdict
+from harness.pipeline import run_combination
+from harness.settings import Job, RunSettings
+from harness.verdict import InfraError, Outcome, Stage, Verdict
 
 MINI_TREE = Path(__file__).resolve().parent.parent / "data" / "mini-tree"
 SYMBOLS = kconfig.scan_symbols(MINI_TREE)
@@ -158,7 +159,7 @@ def settings_for(tmp_path: Path, matrix: Matrix, **kw: object) -> RunSettings:
 def run(tmp_path: Path, matrix: Matrix, combo_id: str, runner: FakeMake,
         **kw: object) -> results.Record:
     settings = settings_for(tmp_path, matrix, **kw)
-    return run_combination(settings, matrix, matrix.combination(combo_id), SYMBOLS, runner)
+    return run_combination(Job(settings, matrix, matrix.combination(combo_id), SYMBOLS, runner))
 
 
 def stages(record: results.Record) -> list[tuple[str, str]]:
@@ -414,23 +415,40 @@ def test_ctrl_c_leaves_an_interrupted_record_and_propagates(tmp_path: Path, matr
 
 # --- extra stages, output trees, settings -----------------------------------------------------
 
-def test_extra_stages_run_after_a_clean_link_and_can_fail(tmp_path: Path, matrix: Matrix) -> None:
+def test_the_pipeline_boots_after_a_clean_link_only(tmp_path: Path, matrix: Matrix,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline decides the boot stage itself: a combination that asks for a boot gets the
+    kernel image built and is booted after a clean link check, and never after a mismatch."""
+    from dataclasses import replace
+
+    from harness import boot_stage
+    from harness.matrix import BootRequest
+
     calls: list[str] = []
 
-    def boot(record: results.Record, out: Path, resolved: kconfig.Config,
-             log: IO[str]) -> Outcome | None:
+    def boot(job: Job, record: results.Record, out: Path, resolved: kconfig.Config,
+             log: IO[str]) -> Outcome:
         calls.append(record.combination)
         assert resolved["CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS"] == "y"
         return Outcome(Verdict.BOOT_FAIL, ["no dups warning on the console"])
 
+    monkeypatch.setattr(boot_stage, "boot", boot)
+    monkeypatch.setattr(boot_stage, "boot_fragment", lambda arch=None: {})
     settings = settings_for(tmp_path, matrix)
-    rec = run_combination(settings, matrix, matrix.combination("dups-y"), SYMBOLS, FakeMake(),
-                          [boot])
+    runner = FakeMake()
+    booted = replace(matrix.combination("dups-y"), boot=BootRequest())
+    rec = run_combination(Job(settings, matrix, booted, SYMBOLS, runner))
     assert (rec.verdict, rec.reasons, calls) == ("boot-fail", ["no dups warning on the console"],
                                                  ["dups-y"])
-    rec = run_combination(settings, matrix, matrix.combination("dups-n"), SYMBOLS,
-                          FakeMake(wiring={**SEED_RULES, "dups.o": "y"}), [boot])
+    assert matrix.arch.image_target in runner.steps[-1].argv
+    rec = run_combination(Job(settings, matrix, replace(matrix.combination("dups-n"),
+                                                        boot=BootRequest()),
+                              SYMBOLS, FakeMake(wiring={**SEED_RULES, "dups.o": "y"})))
     assert rec.verdict == "link-mismatch" and calls == ["dups-y"]  # no boot after a mismatch
+    # a job that stops at the build (a bisect of a build failure) neither links nor boots
+    rec = run_combination(Job(settings, matrix, booted, SYMBOLS, FakeMake(),
+                              last_stage=Stage.BUILD))
+    assert rec.verdict == "pass" and calls == ["dups-y"] and not rec.link
 
 
 def test_pristine_starts_from_an_empty_output_tree(tmp_path: Path, matrix: Matrix) -> None:
@@ -510,7 +528,7 @@ def test_run_settings_round_trip_and_no_seed_when_pristine(tmp_path: Path, matri
 
 
 def test_reproducer_line() -> None:
-    m = Matrix(Path("/my matrices/m.yaml"), "debian", "x86_64", "tinyconfig", (), (),
+    m = Matrix(Path("/my matrices/m.yaml"), "debian", arch.get("x86_64"), "tinyconfig", (), (),
                [Combination("dups-y", (), 1)])
     assert pipeline.reproducer_line(m, m.combinations[0]) == \
         "kmatrix run '/my matrices/m.yaml' --only dups-y"
@@ -524,7 +542,7 @@ def test_an_unsatisfiable_request_takes_no_tree_and_runs_no_step(tmp_path: Path,
     resolve.save(Path(settings.run_dir), {"dups-y": resolve.Resolution(
         "dups-y", holds=False, unsatisfiable="CONFIG_X depends on MIPS", seconds=1.5)})
     runner = FakeMake()
-    rec = run_combination(settings, matrix, matrix.combination("dups-y"), SYMBOLS, runner)
+    rec = run_combination(Job(settings, matrix, matrix.combination("dups-y"), SYMBOLS, runner))
     assert rec.verdict == "unsatisfiable" and rec.reasons == ["CONFIG_X depends on MIPS"]
     assert stages(rec) == [("resolve", "fail")]
     assert runner.steps == [] and rec.output_dir == ""

@@ -127,9 +127,9 @@ def test_read_records_sorted_by_combination(tmp_path: Path) -> None:
 
 
 def test_an_unfinished_record_counts_as_infra_error() -> None:
-    assert record("x", "", status="running").verdict_enum is Verdict.INFRA_ERROR
-    assert record("x", "garbage").verdict_enum is Verdict.INFRA_ERROR
-    assert record("x", "link-mismatch").verdict_enum is Verdict.LINK_MISMATCH
+    assert record("x", "", status="running").final is Verdict.INFRA_ERROR
+    assert record("x", "garbage").final is Verdict.INFRA_ERROR
+    assert record("x", "link-mismatch").final is Verdict.LINK_MISMATCH
 
 
 # --- JUnit ------------------------------------------------------------------------------------

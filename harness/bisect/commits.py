@@ -10,6 +10,7 @@ its parents passes again) and written to results/bisect-<id>/bisect.json and bis
 Every git command is an argument list and is printed before it runs.
 """
 
+
 from __future__ import annotations
 
 import enum
@@ -25,19 +26,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from .configbisect import (
-    STAGES,
-    VERDICT_STAGE,
-    Env,
-    Observation,
-    observe,
-    stage_hooks,
-    stage_matrix,
-    stage_settings,
-)
-from .verdict import InfraError, InputError, KmatrixError
-
-Say = Callable[[str], None]
+from ..verdict import InfraError, InputError, KmatrixError, Stage, Verdict
+from .trial import STAGES, Env, Observation, Say, run_trial
 
 
 class Mark(enum.StrEnum):
@@ -62,7 +52,7 @@ def classify(obs: Observation, target: Observation) -> tuple[Mark, str]:
     """good / bad / skip for one step, against the failure being bisected."""
     if obs.passed:
         return Mark.GOOD, ""
-    if obs.verdict == "infra-error":
+    if obs.verdict is Verdict.INFRA_ERROR:
         return Mark.SKIP, "infrastructure error: " + "; ".join(obs.reasons[:1])
     if obs.stage != target.stage:
         return Mark.SKIP, (f"a failure at another stage ({obs.verdict} at {obs.stage}): "
@@ -77,9 +67,10 @@ def default_stage(results_dir: Path, combo_id: str) -> str:
     path = results_dir / "latest" / combo_id / "record.json"
     if path.is_file():
         verdict = json.loads(path.read_text()).get("verdict", "")
-        if verdict in VERDICT_STAGE:
-            return VERDICT_STAGE[verdict]
-    return "build"
+        stage = Verdict(verdict).stage if verdict in set(Verdict) else None
+        if stage is not None:
+            return stage.value
+    return Stage.BUILD.value
 
 
 @dataclass
@@ -254,7 +245,7 @@ class CommitBisector:
 
     def bisect(self, good: str, bad: str, result: BisectResult) -> None:
         first = self.run_step(bad, "check-bad")
-        if first.verdict == "pass" or first.verdict == "infra-error":
+        if first.verdict in (Verdict.PASS, Verdict.INFRA_ERROR):
             raise InputError(f"--bad {bad[:12]} does not fail at the {result.stage} stage "
                              f"({first.verdict}): nothing to bisect")
         assert self.target is not None
@@ -373,7 +364,7 @@ def report_text(result: BisectResult) -> str:
 
 
 def write_report(result: BisectResult, directory: Path) -> None:
-    from . import results
+    from .. import results
 
     results.atomic_write(directory / "bisect.json", json.dumps(result.to_dict(), indent=2))
     results.atomic_write(directory / "bisect.txt", report_text(result))
@@ -382,24 +373,16 @@ def write_report(result: BisectResult, directory: Path) -> None:
 # --------------------------------------------------------------------------- on the real tree
 
 
-def combination_step(env: Env, combo_id: str, stage: str, tree: Path) -> StepFn:
+def combination_step(env: Env, combo_id: str, stage: Stage, tree: Path) -> StepFn:
     """Each step: the combination's own checks up to `stage`, in the worktree, one warm out dir."""
-    from . import pipeline
-
-    combo = env.matrix.combination(combo_id)  # type: ignore[attr-defined]
-    matrix = stage_matrix(env.matrix, stage)
-    base = env.settings  # type: ignore[assignment]
+    combo = env.matrix.combination(combo_id)
+    base = env.settings
 
     def step(commit: str, number: int) -> Observation:
         run_dir = Path(base.run_dir) / "steps" / f"{number:02d}-{commit[:12]}"
         kernel = {**base.kernel, "commit": commit, "path": str(tree)}
-        settings = stage_settings(base, stage, tree=str(tree), run_dir=str(run_dir),
-                                  kernel=kernel)
         env.say(f"kmatrix: {combo.id} at {commit[:12]} (log: {run_dir / combo.id / 'build.log'})")
-        record = pipeline.run_combination(settings, matrix, combo, env.symbols, env.runner,
-                                          stage_hooks(settings, matrix, combo, env.symbols,
-                                                      env.runner, stage))
-        obs = observe(record, run_dir / combo.id)
+        _, obs = run_trial(env, combo, run_dir, stage, tree=str(tree), kernel=kernel)
         return replace(obs, reasons=tuple(tree_relative(r, tree) for r in obs.reasons))
     return step
 
@@ -413,111 +396,21 @@ def bisect_on_tree(env: Env, checkout: Path, good: str, bad: str, combo_id: str,
                    stage: str | None, results_dir: Path,
                    deadline: float | None = None) -> BisectResult:
     """`kmatrix bisect`: the user's checkout stays as it is; results in env's run dir."""
-    from .source import cache_root
+    from ..source import cache_root
 
     if not (checkout / ".git").exists():
         raise InputError(f"{checkout} is not a git checkout: `kmatrix bisect` needs "
                          "--kernel pointing at the top of a git checkout of the kernel")
-    env.matrix.combination(combo_id)  # type: ignore[attr-defined]
+    env.matrix.combination(combo_id)
     stage = stage or default_stage(results_dir, combo_id)
-    run_dir = Path(env.settings.run_dir)  # type: ignore[attr-defined]
+    run_dir = Path(env.settings.run_dir)
     git = Git(env.say)
     result = bisect_commits(git, checkout, worktree_path(cache_root(), checkout), good, bad,
-                            combo_id, stage, lambda tree: combination_step(env, combo_id, stage,
-                                                                           tree),
+                            combo_id, stage,
+                            lambda tree: combination_step(env, combo_id, Stage(stage), tree),
                             env.say, deadline,
                             on_exit=lambda partial: write_report(partial, run_dir))
     write_report(result, run_dir)
     return result
 
 
-# --------------------------------------------------------------------------- nightly
-
-
-def previous_run_dir(results_dir: Path, current: Path) -> Path | None:
-    """The run before `current` in results/ (run ids sort by time)."""
-    runs = sorted(p for p in results_dir.iterdir()
-                  if p.is_dir() and (p / "run.json").is_file() and p.name < current.name
-                  and not p.name.startswith("bisect"))
-    return runs[-1] if runs else None
-
-
-def _records(run_dir: Path) -> dict[str, dict]:
-    out = {}
-    for path in run_dir.glob("*/record.json"):
-        data = json.loads(path.read_text())
-        out[data["combination"]] = data
-    return out
-
-
-def nearest_passing(failing: dict, records: dict[str, dict]) -> str | None:
-    """The passing combination whose requested values differ least from the failing one's."""
-    want = failing.get("requested", {})
-    best: tuple[int, str] | None = None
-    for cid, rec in records.items():
-        if rec.get("verdict") != "pass":
-            continue
-        have = rec.get("requested", {})
-        distance = sum(1 for k in set(want) | set(have) if want.get(k) != have.get(k))
-        if best is None or distance < best[0]:
-            best = (distance, cid)
-    return best[1] if best else None
-
-
-def bisect_new_failures(previous_run_dir: Path, current_run_dir: Path, budget_s: float,
-                        matrix_path: Path, results_dir: Path, kernel: str | None = None,
-                        jobs: int | None = None, say: Say = print) -> list[str]:
-    """For each combination that passed in the previous run and fails now, find why, within
-    `budget_s` seconds in all, and return summary lines.
-
-    - the kernel commit changed and both are commits of the current (git) tree: commit bisect
-      between them, at the stage that failed;
-    - otherwise, when the previous run kept this combination's passing .config: config bisect
-      from it to the failing combination (the matrix or a fragment changed);
-    - otherwise: config bisect from the nearest passing combination of this run.
-    """
-    from .configbisect import config_bisect_on_tree, open_env
-
-    deadline = time.monotonic() + budget_s
-    previous, current = _records(previous_run_dir), _records(current_run_dir)
-    run = json.loads((current_run_dir / "run.json").read_text())
-    prev_run = json.loads((previous_run_dir / "run.json").read_text())
-    new = sorted(cid for cid, rec in current.items()
-                 if rec.get("verdict") not in ("pass", "infra-error", "", None)
-                 and previous.get(cid, {}).get("verdict") == "pass")
-    lines = [f"## New failures since {previous_run_dir.name}: {len(new)}"] if new else []
-    for cid in new:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            lines.append(f"- {cid}: not bisected (time budget of {budget_s:.0f} s used up)")
-            continue
-        rec = current[cid]
-        stage = VERDICT_STAGE.get(rec["verdict"], "build")
-        old, now = prev_run["kernel"].get("commit"), run["kernel"].get("commit")
-        tree = Path(run["kernel"].get("path") or run["tree"])
-        try:
-            if old and now and old != now and (tree / ".git").exists():
-                env = open_env(matrix_path, results_dir, kernel or str(tree), jobs, "bisect", say)
-                res = bisect_on_tree(env, tree, old, now, cid, stage, results_dir, deadline)
-                lines.append(f"- {cid}: commit bisect {old[:12]}..{now[:12]}: {res.message} "
-                             f"({len(res.steps)} steps, {res.duration_s:.0f} s; "
-                             f"{env.settings.run_dir})")  # type: ignore[attr-defined]
-                continue
-            old_config = previous_run_dir / cid / "config"
-            new_config = current_run_dir / cid / "config"
-            if old_config.is_file() and new_config.is_file() and \
-                    old_config.read_text() != new_config.read_text():
-                good = str(old_config)
-            else:
-                good = nearest_passing(rec, current) or ""
-            if not good:
-                lines.append(f"- {cid}: not bisected: no passing config to compare with")
-                continue
-            env = open_env(matrix_path, results_dir, kernel, jobs, "bisect-config", say)
-            cres = config_bisect_on_tree(env, good, cid, deadline)
-            lines.append(f"- {cid}: config bisect from {Path(good).name if '/' in good else good}"
-                         f": {cres.message} ({len(cres.tried)} configs, "
-                         f"{cres.duration_s:.0f} s; {env.settings.run_dir})")  # type: ignore[attr-defined]
-        except (InputError, InfraError) as exc:
-            lines.append(f"- {cid}: not bisected: {exc.message}")
-    return lines

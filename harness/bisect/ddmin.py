@@ -15,6 +15,7 @@ The logic here is plain functions over plain data; the oracle (resolve a config,
 combination's checks) is passed in, so the algorithm is tested with fakes in milliseconds.
 """
 
+
 from __future__ import annotations
 
 import enum
@@ -23,7 +24,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from .kconfig import Config, actual_value, normalize
+from ..kconfig import Config, actual_value, normalize
+from ..verdict import Verdict
+from .trial import Observation
 
 
 class Trial(enum.StrEnum):
@@ -33,24 +36,6 @@ class Trial(enum.StrEnum):
     PASS = "pass"
     UNRESOLVED = "unresolved"  # the assignments did not hold, or another failure, or infra
 
-
-STAGES = ("config", "build", "link", "boot")
-VERDICT_STAGE = {"config-dropped": "config", "unsatisfiable": "config", "build-error": "build",
-                 "link-mismatch": "link", "boot-fail": "boot", "boot-timeout": "boot"}
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the combination's checks said about one config (or one commit)."""
-
-    verdict: str  # a Verdict value
-    stage: str = ""  # config | build | link | boot (empty when it passed)
-    reasons: tuple[str, ...] = ()
-    record_dir: str = ""  # where the step's record.json and build.log are
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
 
 
 @dataclass(frozen=True)
@@ -170,10 +155,10 @@ def classify(obs: Observation, target: Observation) -> tuple[Trial, str]:
     """A candidate fails like the bad config only with the same verdict at the same stage."""
     if obs.passed:
         return Trial.PASS, ""
-    if obs.verdict == "config-dropped":
+    if obs.verdict is Verdict.CONFIG_DROPPED:
         return Trial.UNRESOLVED, "unresolved: Kconfig did not keep the tested assignments: " + \
             "; ".join(obs.reasons[:2])
-    if obs.verdict == "infra-error":
+    if obs.verdict is Verdict.INFRA_ERROR:
         return Trial.UNRESOLVED, "infrastructure error: " + "; ".join(obs.reasons[:1])
     if obs.verdict == target.verdict and obs.stage == target.stage:
         return Trial.FAIL, ""
@@ -342,224 +327,3 @@ def report_text(result: ConfigBisectResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --------------------------------------------------------------------------- the real oracle
-# Everything below runs the combination's own checks (pipeline.run_combination) in containers.
-
-STAGE_OF_STEP = {"base-config": "config", "olddefconfig": "config", "config-truth": "config",
-                 "build": "build", "link-check": "link", "boot": "boot"}
-BISECT_COMBO = "config-bisect"  # the combination id (and warm output tree) of every trial
-
-
-def observe(record, record_dir) -> Observation:
-    """A finished record as an Observation: its verdict and the stage that failed."""
-    if record.verdict == "pass":
-        return Observation("pass", "", (), str(record_dir))
-    stage = VERDICT_STAGE.get(record.verdict, "")
-    if not stage:
-        failed = [s.name for s in record.stages if s.status in ("fail", "error")]
-        stage = STAGE_OF_STEP.get(failed[-1], failed[-1]) if failed else ""
-    return Observation(record.verdict, stage, tuple(record.reasons), str(record_dir))
-
-
-def stage_matrix(matrix, stage: str):
-    """The matrix with its checks cut after `stage`: config (no build), build (no link check),
-    link and boot (everything)."""
-    from dataclasses import replace
-
-    if stage == "config":
-        return replace(matrix, build=replace(matrix.build, targets=("kernelversion",)),
-                       expect={})
-    if stage == "build":
-        return replace(matrix, expect={})
-    return matrix
-
-
-def stage_settings(settings, stage: str, **changes):
-    """Settings for a step cut after `stage`: no boot (nor bzImage) unless the stage is boot."""
-    from dataclasses import replace
-
-    return replace(settings, boot=settings.boot and stage == "boot", **changes)
-
-
-def stage_hooks(settings, matrix, combo, symbols, runner, stage: str) -> list:
-    if stage != "boot":
-        return []
-    from .boot_stage import boot_hook
-
-    hook = boot_hook(settings, matrix, combo, symbols, runner)
-    return [hook] if hook is not None else []
-
-
-@dataclass
-class Env:
-    """What every bisect step needs: settings (tree, cache, image, -j), matrix, symbols, runner."""
-
-    settings: object  # pipeline.RunSettings
-    matrix: object  # matrix.Matrix
-    symbols: object  # kconfig.SymbolTable
-    runner: object  # container.Runner
-    say: Callable[[str], None] = print
-
-
-def open_env(matrix_path, results_dir, kernel: str | None, jobs: int | None, label: str,
-             say: Callable[[str], None] = print) -> Env:
-    """Check the matrix and the tree, connect to Docker, make sure the image exists, and create
-    results/<label>-<id>/: the same checks `kmatrix run` makes before it builds anything."""
-    import os
-    from pathlib import Path
-
-    from . import image as imagemod
-    from . import session, source
-    from .container import DockerRunner, connect
-    from .pipeline import RunSettings
-
-    matrix, tree, symbols = session.load_checked(
-        session.Options(matrix=Path(matrix_path), results=Path(results_dir), kernel=kernel))
-    cache = source.cache_root()
-    session.check_disk(cache)
-    client = connect()
-    tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say)
-    runner = DockerRunner(tag, client)
-    run_id = f"{label}-{session.new_run_id()}"
-    run_dir = (Path(results_dir) / run_id).resolve()
-    run_dir.mkdir(parents=True)
-    jobs = jobs or max(1, min(2, os.cpu_count() or 1))
-    settings = RunSettings(
-        run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
-        tree=str(tree.path), kernel={"version": tree.version, "origin": tree.origin,
-                                     "commit": tree.commit, "path": str(tree.path)},
-        image=tag, image_id=runner.image_id(), jobs=jobs, workers=1, cpus_per_build=float(jobs))
-    settings.save()
-    return Env(settings, matrix, symbols, runner, say)
-
-
-class CombinationOracle:
-    """Trials on the real tree: the good config as the base, the tested assignments as the
-    combination's own values (so config truth checks that they held), one warm output tree."""
-
-    def __init__(self, env: Env, good_config_file, bisect_dir, stage: str,
-                 boot=None) -> None:
-        from dataclasses import replace
-
-        from .matrix import Combination
-
-        self.env, self.bisect_dir, self.stage, self.boot = env, bisect_dir, stage, boot
-        self.matrix = replace(stage_matrix(env.matrix, stage), base=str(good_config_file),
-                              common=(), fragment_files=())
-        self._combo = Combination
-
-    def resolve(self, config: Config) -> Config:
-        from filelock import FileLock
-
-        from . import pipeline
-
-        env = self.env
-        out = env.settings.work_dir() / f"{BISECT_COMBO}-resolve"
-        out.mkdir(parents=True, exist_ok=True)
-        tc = env.settings.toolchain(self.matrix, 1)
-        # one scratch tree for every bisect of this tree: held while its .config is ours
-        with (FileLock(str(out.parent / f"{out.name}.lock")),
-              open(self.bisect_dir / "resolve.log", "a") as log):
-            resolved, _ = pipeline.olddefconfig(tc, env.runner, out, config, log)
-        if resolved is None:
-            from .verdict import InfraError
-
-            raise InfraError(f"make olddefconfig failed while grouping options: see "
-                             f"{self.bisect_dir / 'resolve.log'}")
-        return resolved
-
-    def check(self, number: int, assignments: Config) -> Observation:
-        from dataclasses import replace
-
-        from . import pipeline
-
-        combo = self._combo(BISECT_COMBO, tuple(assignments.items()), 0,
-                            self.boot if self.stage == "boot" else None)
-        trial_dir = self.bisect_dir / "configs" / f"{number:03d}"
-        settings = stage_settings(self.env.settings, self.stage, run_dir=str(trial_dir))
-        # the warm tree is shared with other bisects of this tree: run_combination holds its
-        # lock, and remakes the kept base config when it is not this bisect's good config
-        matrix = replace(self.matrix, combinations=[combo])
-        record = pipeline.run_combination(
-            settings, matrix, combo, self.env.symbols, self.env.runner,
-            stage_hooks(settings, matrix, combo, self.env.symbols, self.env.runner, self.stage))
-        return observe(record, trial_dir / combo.id)
-
-
-def config_input(spec: str, matrix, role: str):
-    """A combination id of the matrix, or a .config / fragment file, as a Combination."""
-    from pathlib import Path
-
-    from .kconfig import parse_config
-    from .matrix import Combination, slug
-    from .verdict import InputError
-
-    for combo in matrix.combinations:
-        if combo.id == spec:
-            return combo
-    path = Path(spec)
-    if path.is_file():
-        values = parse_config(path.read_text(errors="replace"))
-        if not values:
-            raise InputError(f"{path} holds no CONFIG_ assignment: give a .config, a fragment or "
-                             "a combination id")
-        return Combination(f"bisect-{role}-{slug(path.name)}", tuple(values.items()), 0)
-    raise InputError(f"--{role} {spec!r} is neither a combination of {matrix.path.name} "
-                     f"(`kmatrix list`) nor a file")
-
-
-def run_input(env: Env, combo, run_dir, stage: str):
-    """Run one input (good or bad) through its checks; return (record, Observation)."""
-
-    from . import pipeline
-
-    settings = stage_settings(env.settings, stage, run_dir=str(run_dir))
-    matrix = stage_matrix(env.matrix, stage)
-    env.say(f"kmatrix: checking {combo.id} (log: {run_dir / combo.id / 'build.log'})")
-    record = pipeline.run_combination(settings, matrix, combo, env.symbols, env.runner,
-                                      stage_hooks(settings, matrix, combo, env.symbols,
-                                                  env.runner, stage))
-    return record, observe(record, run_dir / combo.id)
-
-
-def config_bisect_on_tree(env: Env, good_spec: str, bad_spec: str,
-                          deadline: float | None = None) -> ConfigBisectResult:
-    """`kmatrix bisect-config`: check both inputs, then ddmin; writes bisect-config.json/.txt."""
-    import json
-    from pathlib import Path
-
-    from . import results
-    from .kconfig import parse_config, render_config
-    from .verdict import InputError
-
-    start = time.monotonic()
-    bisect_dir = Path(env.settings.run_dir)
-    good_combo = config_input(good_spec, env.matrix, "good")
-    bad_combo = config_input(bad_spec, env.matrix, "bad")
-    bad_rec, target = run_input(env, bad_combo, bisect_dir / "inputs", "boot")
-    if target.passed or target.verdict == "infra-error":
-        raise InputError(f"--bad {bad_spec} does not fail ({target.verdict}"
-                         f"{': ' + target.reasons[0] if target.reasons else ''}): nothing to "
-                         "bisect") if target.passed else \
-            InputError(f"--bad {bad_spec}: infrastructure error: {target.reasons[:1]}")
-    if target.verdict == "config-dropped":
-        raise InputError(f"--bad {bad_spec} fails config truth ({target.reasons[0]}): its "
-                         "requested values never resolve, so no config can reproduce it; fix the "
-                         "request instead")
-    good_rec, good_obs = run_input(env, good_combo, bisect_dir / "inputs", target.stage)
-    if not good_obs.passed:
-        raise InputError(f"--good {good_spec} does not pass ({good_obs.verdict}: "
-                         f"{'; '.join(good_obs.reasons[:1])}): pick a passing config")
-    good = parse_config((bisect_dir / "inputs" / good_combo.id / "config").read_text())
-    bad = parse_config((bisect_dir / "inputs" / bad_combo.id / "config").read_text())
-    good_file = bisect_dir / "good.config"
-    results.atomic_write(good_file, render_config(good))
-    results.atomic_write(bisect_dir / "bad.config", render_config(bad))
-    candidates = list(dict.fromkeys([*good_rec.requested, *bad_rec.requested]))
-    oracle = CombinationOracle(env, good_file, bisect_dir, target.stage, bad_combo.boot)
-    result = bisect_config(good_spec, bad_spec, good, bad, target, oracle, candidates,
-                           say=env.say, deadline=deadline)
-    result.duration_s = round(time.monotonic() - start, 1)
-    results.atomic_write(bisect_dir / "bisect-config.json", json.dumps(result.to_dict(), indent=2))
-    results.atomic_write(bisect_dir / "bisect-config.txt", report_text(result))
-    return result

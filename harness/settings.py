@@ -1,0 +1,104 @@
+"""The typed joints between stages: a run's settings, and the job one combination's stages get.
+
+``RunSettings`` is everything a worker needs to run combinations (saved as run.json in the run
+directory and read back by every worker); ``Job`` is one combination's work: settings, matrix,
+combination, symbol table and runner, plus the last check it asks for (bisects stop early).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import results
+from .container import Runner, make_runner
+from .kbuild import Toolchain
+from .kconfig import Config, SymbolTable
+from .matrix import Combination, Matrix, requested_config
+from .verdict import Stage
+
+
+@dataclass
+class RunSettings:
+    """Everything a worker needs to run combinations; saved as run.json in the run directory."""
+
+    run_id: str
+    matrix_path: str
+    run_dir: str
+    cache: str
+    tree: str
+    kernel: dict[str, str | None]
+    image: str
+    image_id: str = ""
+    jobs: int = 1
+    workers: int = 1
+    cpus_per_build: float = 1.0
+    mem_bytes: int = 4 << 30
+    pristine: bool = False
+    ccache: bool = True
+    boot: bool = True
+    only: list[str] = field(default_factory=list)
+    trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
+    seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
+    image_packages: dict[str, str] = field(default_factory=dict)
+
+    def save(self) -> None:
+        results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunSettings:
+        data = json.loads((run_dir / "run.json").read_text())
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def toolchain(self, matrix: Matrix, jobs: int | None = None) -> Toolchain:
+        ccache = Path(self.cache) / "ccache" if self.ccache and not self.pristine else None
+        if ccache is not None:
+            ccache.mkdir(parents=True, exist_ok=True)
+        return Toolchain(Path(self.tree), matrix.arch, jobs or self.jobs,
+                         float(jobs or self.cpus_per_build), self.mem_bytes, ccache,
+                         fixed_out=True)
+
+    def work_dir(self) -> Path:
+        key = hashlib.sha256(f"{self.tree}|{self.image}".encode()).hexdigest()[:12]
+        return Path(self.cache) / "work" / key
+
+    def runner(self) -> Runner:
+        """The runner of this run's builder image (the one place a worker makes one)."""
+        return make_runner(self.image)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One combination's work, as every stage receives it."""
+
+    settings: RunSettings
+    matrix: Matrix
+    combo: Combination
+    symbols: SymbolTable
+    runner: Runner
+    last_stage: Stage = Stage.BOOT  # the checks after this one are not run (bisects)
+
+    @property
+    def boots(self) -> bool:
+        """The combination asks for a boot, the run allows boots, and the job goes that far."""
+        return (self.combo.boot is not None and self.settings.boot
+                and self.last_stage is Stage.BOOT)
+
+    def requested(self) -> Config:
+        """Everything the job asks of Kconfig: fragments, common values, the combination's own,
+        and the boot fragment when it boots (checked by config truth like every other value)."""
+        from .boot_stage import boot_fragment
+
+        return requested_config(self.matrix, self.combo, self.symbols,
+                                boot_fragment(self.matrix.arch) if self.boots else None)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.settings.run_dir)
+
+    @property
+    def combo_dir(self) -> Path:
+        return self.run_dir / self.combo.id

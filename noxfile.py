@@ -4,7 +4,8 @@
     nox -s matrix -- --only dups-y.trace-n   (any `kmatrix run` arguments after --)
     nox -s tests               unit tests + integration tests on the real kernel in real containers
     nox -s unit                the fast unit tests only (seconds, no Docker)
-    nox -s lint                ruff
+    nox -s lint                ruff on harness/, tests/ and benchmarks/
+    nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
 """
 
 import os
@@ -45,5 +46,13 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff on the code, the tests, the benchmarks and this file."""
     _install(session)
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy on harness/ (every function annotated; settings in pyproject.toml)."""
+    _install(session)
+    session.run("mypy")

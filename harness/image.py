@@ -11,6 +11,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,8 @@ def debootstrap_argv(spec: ImageSpec, rootfs: Path) -> list[str]:
             SUITE, str(rootfs), MIRROR]
 
 
-def ensure_image(client: object, spec: ImageSpec, cache_dir: Path, log=print) -> str:
+def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
+                 log: Callable[[str], None] = print) -> str:
     """Return the tag of the builder image, building it if it is missing."""
     import docker.errors
 
@@ -68,7 +70,8 @@ def build_with_dockerfile(client: object, spec: ImageSpec) -> None:
                         network_mode="default", timeout=1200)
 
 
-def build_offline(client: object, spec: ImageSpec, cache_dir: Path, log=print) -> None:
+def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
+                  log: Callable[[str], None] = print) -> None:
     if shutil.which("debootstrap") is None:
         raise InfraError("debootstrap is missing and no registry is reachable: "
                          "apt-get install debootstrap (as root), then rerun")

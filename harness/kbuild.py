@@ -55,7 +55,7 @@ class Toolchain:
         return tuple(mounts)
 
     def env(self) -> tuple[tuple[str, str], ...]:
-        env = BUILD_ENV
+        env: tuple[tuple[str, str], ...] = BUILD_ENV
         if self.ccache_dir is not None:
             env += (("CCACHE_DIR", str(self.ccache_dir)), ("CCACHE_BASEDIR", "/"),
                     ("CCACHE_NOHASHDIR", "1"))

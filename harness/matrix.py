@@ -279,7 +279,7 @@ def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
             raw = entry["boot"]
             if raw is True:
                 boot = BootRequest()
-            elif isinstance(raw, dict):
+            elif isinstance(raw, yamlsrc.LineDict):  # every YAML mapping loads as one
                 _unknown_keys(path, raw, BOOT_KEYS, "boot")
                 cmdline = raw.get("cmdline", "")
                 if not isinstance(cmdline, str):

@@ -9,12 +9,16 @@ the verdict's reasons when the kernel (or the infrastructure) failed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _pytest._code.code import TerminalRepr, TracebackStyle
 
 from . import matrix as matrixmod
 from . import resolve
+from .matrix import Combination, Matrix
 from .pipeline import run_combination, tree_name
 from .session import load_symbols
 from .settings import Job, RunSettings
@@ -43,7 +47,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 class MatrixFile(pytest.File):
-    def collect(self):
+    def collect(self) -> Iterator[CombinationItem]:
         run_dir = Path(self.config.getoption("--kmatrix-run-dir"))
         settings = RunSettings.load(run_dir)
         matrix = matrixmod.load_matrix(self.path)
@@ -61,7 +65,8 @@ class MatrixFile(pytest.File):
 
 
 class CombinationItem(pytest.Item):
-    def __init__(self, *, combo, matrix, settings, **kwargs) -> None:
+    def __init__(self, *, combo: Combination, matrix: Matrix, settings: RunSettings,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.combo, self.matrix, self.settings = combo, matrix, settings
 
@@ -73,14 +78,15 @@ class CombinationItem(pytest.Item):
         if not record.passed:
             raise CombinationFailed(record.verdict_text, record.reasons, record.reproducer)
 
-    def repr_failure(self, excinfo, style=None):  # noqa: ANN001 - pytest's signature
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
+                     style: TracebackStyle | None = None) -> str | TerminalRepr:
         if isinstance(excinfo.value, CombinationFailed):
             exc = excinfo.value
             return "\n".join([f"{self.combo.id}: {exc.verdict}", *[f"  {r}" for r in exc.reasons],
                               f"  reproduce: {exc.reproducer}"])
         return super().repr_failure(excinfo)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, self.combo.line - 1, f"combination {self.combo.id}"
 
 
@@ -124,7 +130,7 @@ class ProgressReporter:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.progress.total = len(session.items)
 
-    def pytest_runtest_logstart(self, nodeid: str, location) -> None:  # noqa: ANN001
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.progress.started(nodeid)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -133,5 +139,5 @@ class ProgressReporter:
             line = self.progress.finished(report.nodeid, str(verdict), report.duration)
             print("\n" + line, flush=True)
 
-    def pytest_xdist_node_collection_finished(self, node, ids) -> None:  # noqa: ANN001
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
         self.progress.total = len(ids)

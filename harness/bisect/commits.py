@@ -232,7 +232,7 @@ class CommitBisector:
             mark, note = (Mark.GOOD if obs.passed else Mark.BAD), ""
         else:
             mark, note = classify(obs, self.target)
-        step = BisectStep(number, commit, purpose, mark.value, obs.verdict, obs.stage, note,
+        step = BisectStep(number, commit, purpose, mark.value, obs.verdict, obs.stage or "", note,
                           list(obs.reasons[:5]), round(time.monotonic() - start, 1),
                           obs.record_dir)
         self.steps.append(step)

@@ -237,7 +237,7 @@ class Bisector:
         obs = self.oracle.check(number, assignments)
         outcome, note = classify(obs, self.target)
         self.tried.append(TriedConfig(number, _render(assignments), outcome.value, obs.verdict,
-                                      obs.stage, note, round(time.monotonic() - start, 1),
+                                      obs.stage or "", note, round(time.monotonic() - start, 1),
                                       obs.record_dir))
         self.say(f"config {number}: good + {len(assignments)} assignment(s) "
                  f"[{' '.join(_render(assignments))[:160]}]: {outcome.value}"
@@ -269,7 +269,7 @@ def bisect_config(good_name: str, bad_name: str, good: Config, bad: Config,
     start = time.monotonic()
     delta = differing(good, bad, candidates)
     result = ConfigBisectResult(good_name, bad_name,
-                                {"verdict": target.verdict, "stage": target.stage},
+                                {"verdict": target.verdict, "stage": target.stage or ""},
                                 _render(delta), [], [])
     if not delta:
         result.message = "the good and the bad config resolve to the same values: nothing to bisect"

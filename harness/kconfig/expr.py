@@ -147,8 +147,8 @@ def symbols_in(e: Expr | None) -> Iterator[Sym]:
     elif isinstance(e, Not):
         yield from symbols_in(e.a)
     else:
-        yield from symbols_in(e.a)  # type: ignore[union-attr]
-        yield from symbols_in(e.b)  # type: ignore[union-attr]
+        yield from symbols_in(e.a)
+        yield from symbols_in(e.b)
 
 
 def and_all(exprs: list[Expr]) -> Expr:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .kconfig import Config
+from .kconfig.config import config_name
 
 _TOKEN_RE = re.compile(r"\s*(&&|\|\||!|\(|\)|[A-Za-z0-9_]+)")
 
@@ -36,7 +37,7 @@ def tokenize(text: str) -> list[str]:
 
 
 def condition_symbols(text: str) -> set[str]:
-    return {"CONFIG_" + t.removeprefix("CONFIG_") for t in tokenize(text)
+    return {config_name(t) for t in tokenize(text)
             if t not in ("&&", "||", "!", "(", ")", "y", "n")}
 
 
@@ -84,7 +85,7 @@ def evaluate(text: str, config: Config) -> bool:
             return True
         if tok == "n":
             return False
-        return config.get("CONFIG_" + tok.removeprefix("CONFIG_"), "n") == "y"
+        return config.get(config_name(tok), "n") == "y"
 
     result = or_expr()
     if pos != len(tokens):

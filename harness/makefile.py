@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .kconfig.config import bare_name
+
 _RULE_RE = re.compile(r"^obj-(y|\$\((CONFIG_[A-Za-z0-9_]+)\))\s*[:+]?=\s*(.*)$")
 _IF_RE = re.compile(r"^(ifdef|ifndef)\s+(CONFIG_[A-Za-z0-9_]+)\s*$")
 _IFEQ_RE = re.compile(
@@ -56,11 +58,11 @@ def parse_object_rules(text: str) -> list[ObjectRule]:
         if not line:
             continue
         if m := _IF_RE.match(line):
-            sym = m.group(2).removeprefix("CONFIG_")
+            sym = bare_name(m.group(2))
             guards.append(sym if m.group(1) == "ifdef" else f"!{sym}")
             continue
         if m := _IFEQ_RE.match(line):
-            sym = m.group(2).removeprefix("CONFIG_")
+            sym = bare_name(m.group(2))
             positive = (m.group(1) == "ifeq") == (m.group(3) == "y")
             guards.append(sym if positive else f"!{sym}")
             continue
@@ -80,7 +82,7 @@ def parse_object_rules(text: str) -> list[ObjectRule]:
         m = _RULE_RE.match(line)
         if not m or "?" in guards:
             continue
-        own = "y" if m.group(1) == "y" else m.group(2).removeprefix("CONFIG_")
+        own = "y" if m.group(1) == "y" else bare_name(m.group(2))
         condition = _and([*guards, own])
         for word in m.group(3).split():
             if word.endswith(".o"):

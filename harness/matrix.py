@@ -87,7 +87,7 @@ def _symbol(path: Path, line: int, name: Any) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise _fail(path, line, f"{name!r} is not a CONFIG_ symbol: write it like "
                     "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS (upper case, digits, _)")
-    return "CONFIG_" + name.removeprefix("CONFIG_")
+    return kconfig.config_name(name)
 
 
 def _value(path: Path, line: int, symbol: str, value: Any) -> str:

@@ -106,16 +106,16 @@ class SymbolTable:
     types: dict[str, str]
 
     def __contains__(self, name: str) -> bool:
-        return name.removeprefix("CONFIG_") in self.types
+        return bare_name(name) in self.types
 
     def type_of(self, name: str) -> str:
-        return self.types.get(name.removeprefix("CONFIG_"), "unknown")
+        return self.types.get(bare_name(name), "unknown")
 
     def close_matches(self, name: str, n: int = 3) -> list[str]:
         import difflib
 
-        bare = name.removeprefix("CONFIG_")
-        return ["CONFIG_" + m for m in difflib.get_close_matches(bare, list(self.types), n=n)]
+        return [config_name(m) for m in difflib.get_close_matches(bare_name(name), list(self.types),
+                                                                   n=n)]
 
 
 def scan_symbols(tree: Path) -> SymbolTable:

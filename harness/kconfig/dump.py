@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import bare_name
 from .expr import TRI, Expr, expr_from_json, same_value
 
 
@@ -143,7 +144,7 @@ class KconfigDump:
         return list(self._raw)
 
     def symbol(self, name: str) -> Symbol | None:
-        name = name.removeprefix("CONFIG_")
+        name = bare_name(name)
         if name not in self._parsed:
             raw = self._raw.get(name)
             if raw is None:
@@ -152,7 +153,7 @@ class KconfigDump:
         return self._parsed[name]
 
     def close_matches(self, name: str) -> list[str]:
-        return difflib.get_close_matches(name.removeprefix("CONFIG_"), self.names(), n=3)
+        return difflib.get_close_matches(bare_name(name), self.names(), n=3)
 
 
 def holds_in_dump(sym: Symbol, value: str) -> bool:

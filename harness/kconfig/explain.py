@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .config import bare_name
 from .dump import KconfigDump, Property, Symbol
 from .expr import TRI, Or, paren_and, render, same_value, terms
 from .planner import Need, Planner
@@ -78,7 +79,7 @@ def explain(symbol: str, requested_value: str, dump: KconfigDump,
     `tree`, when given, lets the explanation name the architectures that define a symbol
     this SRCARCH lacks.
     """
-    name = symbol.removeprefix("CONFIG_")
+    name = bare_name(symbol)
     sym = dump.symbol(name)
     planner = Planner(dump, {**(fixed or {}), name: requested_value}, tree, added)
     if sym is None:

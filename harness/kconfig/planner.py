@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import bare_name
 from .dump import KconfigDump, Symbol, holds_in_dump
 from .expr import (
     IMPOSSIBLE,
@@ -90,10 +91,10 @@ class Planner:
     def __init__(self, dump: KconfigDump, fixed: dict[str, str], tree: Path | None = None,
                  added: dict[str, str] | None = None) -> None:
         self.dump = dump
-        self.added = {k.removeprefix("CONFIG_"): v for k, v in (added or {}).items()}
+        self.added = {bare_name(k): v for k, v in (added or {}).items()}
         self.tree = tree
         self._arch_hints: dict[str, str] = {}
-        self.fixed = {k.removeprefix("CONFIG_"): v for k, v in fixed.items()}
+        self.fixed = {bare_name(k): v for k, v in fixed.items()}
         self._memo: dict[tuple[str, str], Plan] = {}
         self._active: set[str] = set()
 

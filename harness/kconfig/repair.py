@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config, config_name, merge
+from .config import Config, bare_name, config_name, merge
 from .dump import KconfigDump
 from .explain import Explanation, explain
 from .expr import Sym, evaluate, same_value, symbols_in
@@ -67,9 +67,9 @@ def repair(requested: Config, base: Config, session: KconfigSession, max_rounds:
         bad = failing(requested, resolved)
         if not bad:
             if minimize and added:
-                changed = {k.removeprefix("CONFIG_") for k in (*added, *requested)}
+                changed = {bare_name(k) for k in (*added, *requested)}
                 needed = {k for k in added if dump is not None and _only_by_assignment(
-                    dump, k.removeprefix("CONFIG_"), added[k], changed)}
+                    dump, bare_name(k), added[k], changed)}
                 added, resolved = _minimize(requested, base, added, session, resolved, needed)
             return Repair(requested, added, True, [], resolved, rounds)
         dump = session.dump()

@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from testhelpers import run_kmatrix
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("boot-tier")]
 
@@ -35,9 +34,7 @@ def test_two_boot_kernels_share_one_tree_and_both_boot(tmp_path, kernel_tree, bu
         "expect": default["expect"],  # the default matrix's map, from the seed Makefile
     }, sort_keys=False))
     results = tmp_path / "results"
-    done = subprocess.run([sys.executable, "-m", "harness", "run", str(matrix), "--results",
-                           str(results)], capture_output=True, text=True, env=dict(os.environ),
-                          timeout=1800, cwd=ROOT)
+    done = run_kmatrix("run", str(matrix), "--results", str(results), timeout=1800, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     # dups off is nearer the seed: its kernel comes first, dups on follows in the same tree
     assert "tree it-boot-off: it-boot-off -> it-boot-on (1 option changes after the first)" \

@@ -8,7 +8,6 @@ combination's whole chain in the builder container.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,10 +16,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from testhelpers import run_kmatrix
 
 from harness import session
-from harness.container import DockerRunner
 from harness.pipeline import run_combination
+from harness.settings import Job
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,8 @@ def run_one(tmp_path: Path, matrix_path: Path, combo_id: str, pristine: bool = F
                         pristine=pristine),
         say=lambda *_: None)
     symbols = session.load_symbols(Path(settings.run_dir))
-    record = run_combination(settings, matrix, matrix.combination(combo_id), symbols,
-                             DockerRunner(settings.image))
+    record = run_combination(Job(settings, matrix, matrix.combination(combo_id), symbols,
+                                 settings.runner()))
     saved = json.loads((Path(settings.run_dir) / combo_id / "record.json").read_text())
     assert saved["verdict"] == record.verdict and saved["status"] == "done"
     return record, Path(settings.run_dir) / combo_id
@@ -96,9 +96,9 @@ def test_resolve_first_finds_duplicates_and_unsatisfiable(tmp_path, kernel_tree)
         tree_name(settings, matrix.combination("it-res-a"))
     assert found["it-res-b"].position == found["it-res-a"].position + 1
     assert "MIPS" in found["it-res-mips"].unsatisfiable
-    record = run_combination(settings, matrix, matrix.combination("it-res-mips"),
-                             session.load_symbols(Path(settings.run_dir)),
-                             DockerRunner(settings.image))
+    record = run_combination(Job(settings, matrix, matrix.combination("it-res-mips"),
+                                 session.load_symbols(Path(settings.run_dir)),
+                                 settings.runner()))
     assert record.verdict == "unsatisfiable"
     assert [s.name for s in record.stages] == ["resolve"]  # no config, no build spent
 
@@ -170,9 +170,9 @@ def test_step_timeout_is_infra_error(tmp_path, kernel_tree):
     assert "timed out after 3 s" in record.reasons[0]
 
 
-def kmatrix(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})}, **kw)
+def kmatrix(*args: str, env: dict[str, str] | None = None, timeout: float | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    return run_kmatrix(*args, env=env, timeout=timeout)
 
 
 def test_cli_run_reports_every_combination_and_exits_1(tmp_path, kernel_tree):

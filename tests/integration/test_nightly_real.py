@@ -4,12 +4,11 @@ answer joins the summary."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testhelpers import run_kmatrix
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nightly")]
 
@@ -36,10 +35,9 @@ TONIGHT = ("{CONFIG_PROC_FS: y, CONFIG_SYSFS: y, CONFIG_MODULE_UNLOAD: y, "
            "CONFIG_MODULE_UNLOAD_TAINT_TRACKING: y, CONFIG_KALLSYMS: y}")
 
 
-def kmatrix_run(matrix: Path, results: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness", "run", str(matrix), "--results",
-                           str(results), "--workers", "1", "--jobs", "2", *extra],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=1500)
+def kmatrix_run(matrix: Path, results: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_kmatrix("run", str(matrix), "--results", str(results), "--workers", "1",
+                       "--jobs", "2", *extra, timeout=1500)
 
 
 def test_new_failure_is_bisected_and_reported(tmp_path, kernel_tree, builder_image):

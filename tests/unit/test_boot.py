@@ -6,40 +6,33 @@ from __future__ import annotations
 import io
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 import pytest
+from testhelpers import CONSOLE_DATA, RecordingRunner
 
 from harness import boot, cpio
 from harness.container import Step, StepResult
 from harness.kconfig import parse_config
 from harness.verdict import InfraError, InputError, Verdict
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "console"
+DATA = CONSOLE_DATA
 ON = parse_config((DATA / "dups-on.config").read_text())
 
 Action = Callable[[Step], StepResult]
 
 
-@dataclass
-class FakeRunner:
+class FakeRunner(RecordingRunner):
     """Records steps; `action` decides what each one does (writes a console log, times out)."""
 
-    action: Action
-    steps: list[Step] = field(default_factory=list)
+    def __init__(self, action: Action) -> None:
+        super().__init__()
+        self.action = action
 
-    def run(self, step: Step, log: IO[str]) -> StepResult:
-        self.steps.append(step)
+    def act(self, step: Step, log: IO[str]) -> StepResult:
         log.write(f"$ {' '.join(step.argv)}\n")
         return self.action(step)
-
-    def reproducer(self, step: Step) -> str:
-        return " ".join(step.argv)
-
-    def image_id(self) -> str:
-        return "sha256:fake"
 
 
 def serial_path(step: Step) -> Path:

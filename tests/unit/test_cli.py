@@ -4,22 +4,18 @@ CPU budget a run is split by."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from testhelpers import MINI_TREE, REPO, run_kmatrix
 
 from harness import cli, results, yamlsrc
 from harness.session import cpu_budget
 from harness.verdict import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_KERNEL_FAILED, EXIT_OK, InputError
-
-REPO = Path(__file__).resolve().parents[2]
-MINI_TREE = REPO / "tests" / "data" / "mini-tree"
 
 GOOD = """
     config: {CONFIG_MODULES: y, CONFIG_DEBUG_FS: y, CONFIG_MODULE_DEBUG: y}
@@ -40,9 +36,7 @@ def matrix_file(tmp_path: Path, text: str = GOOD) -> Path:
 
 
 def kmatrix(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=60)
+    return run_kmatrix(*args, cwd=cwd, timeout=60)
 
 
 def main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from testhelpers import KCONFIG_DATA as DATA
 
 from harness.kconfig import Config
 from harness.kconfig.command import parse_request
@@ -13,8 +14,6 @@ from harness.kconfig.explain import explain
 from harness.kconfig.expr import TRI_NAME, And, Compare, Or, Sym, evaluate, render, symbols_in
 from harness.kconfig.repair import repair
 from harness.verdict import InputError
-
-DATA = Path(__file__).resolve().parent.parent / "data" / "kconfig"
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from testhelpers import MINI_TREE
 
 from harness import kconfig
 from harness.kconfig import Mismatch, SymbolTable
-
-MINI_TREE = Path(__file__).resolve().parent.parent / "data" / "mini-tree"
 
 DOTCONFIG = """\
 #

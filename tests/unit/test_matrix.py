@@ -8,14 +8,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from testhelpers import MINI_TREE
 
 from harness import kconfig, makefile
 from harness import matrix as matrixmod
 from harness.matrix import BuildSettings, check_against_tree, load_matrix, requested_config
 from harness.verdict import EXIT_BAD_INPUT, InputError
 
-DATA = Path(__file__).resolve().parent.parent / "data"
-MINI_TREE = DATA / "mini-tree"
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = kconfig.scan_symbols(MINI_TREE)
 

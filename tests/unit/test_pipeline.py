@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from testhelpers import MINI_TREE, RecordingRunner
 
 from harness import arch, kconfig, linkcheck, makefile, pipeline, results
 from harness.container import Step, StepResult, host_workdir
@@ -20,7 +21,6 @@ from harness.pipeline import run_combination
 from harness.settings import Job, RunSettings
 from harness.verdict import InfraError, Outcome, Stage, Verdict
 
-MINI_TREE = Path(__file__).resolve().parent.parent / "data" / "mini-tree"
 SYMBOLS = kconfig.scan_symbols(MINI_TREE)
 SEED_RULES = makefile.expect_map(makefile.parse_object_rules(
     (MINI_TREE / "kernel/module/Makefile").read_text()))
@@ -54,29 +54,24 @@ def thin_archive(path: Path, members: list[str]) -> None:
     path.write_bytes(bytes(data))
 
 
-class FakeMake:
+class FakeMake(RecordingRunner):
     """A Runner (run, reproducer, image_id) that simulates make in step.workdir."""
+
+    prefix = "fake-docker-run "
 
     def __init__(self, wiring: dict[str, str] | None = None,
                  fail: dict[str, list[str]] | None = None, timeout: str | None = None,
                  no_archive: bool = False, raise_on: dict[str, BaseException] | None = None,
                  on_step: Callable[[Step], None] | None = None) -> None:
+        super().__init__()
         self.wiring = wiring or SEED_RULES  # what the tree's Makefile links, by the config
         self.fail = fail or {}  # step name -> output lines of a failing step
         self.timeout = timeout  # step name that hits its timeout
         self.no_archive = no_archive
         self.raise_on = raise_on or {}
         self.on_step = on_step
-        self.steps: list[Step] = []
 
-    def image_id(self) -> str:
-        return "sha256:fake"
-
-    def reproducer(self, step: Step) -> str:
-        return "fake-docker-run " + shlex.join(step.argv)
-
-    def run(self, step: Step, log: IO[str]) -> StepResult:
-        self.steps.append(step)
+    def act(self, step: Step, log: IO[str]) -> StepResult:
         if self.on_step:
             self.on_step(step)
         if step.name in self.raise_on:

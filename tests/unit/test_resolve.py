@@ -7,9 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
-from harness import resolve
+from testhelpers import MINI_TREE
 
-MINI_TREE = Path(__file__).resolve().parent.parent / "data" / "mini-tree"
+from harness import resolve
 
 
 def test_fingerprint_changes_when_a_kconfig_file_changes(tmp_path: Path) -> None:

@@ -233,7 +233,7 @@ def connect() -> object:
         client = docker.from_env(timeout=120)
         client.ping()
         return client
-    except Exception as exc:  # noqa: BLE001 - every failure means "no usable engine"
+    except Exception as exc:  # every failure means "no usable engine"
         raise InfraError(
             f"no Docker engine is reachable ({one_line(exc)[:160]}): start one with "
             "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`") from exc

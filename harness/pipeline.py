@@ -240,10 +240,9 @@ class Chain:
 
     def run(self, requested: Config) -> Outcome:
         job, record, log = self.job, self.record, self.log
-        resolved_or_outcome = self.config(requested)
-        if isinstance(resolved_or_outcome, Outcome):
-            return resolved_or_outcome
-        resolved = resolved_or_outcome
+        resolved = self.config(requested)
+        if isinstance(resolved, Outcome):  # the combination ended at its config
+            return resolved
         if job.last_stage is Stage.CONFIG:
             return Outcome.ok()
         outcome = self.build()

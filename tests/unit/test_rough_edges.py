@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import stat
+import subprocess
 from pathlib import Path
+
+import pytest
+
+from harness.bisect import Git, bisect_commits
+from harness.configbisect import Observation
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,3 +26,55 @@ def test_setup_installs_gnu_cpio() -> None:
     found = re.search(r"^debs=\((.*?)\)", text, re.M | re.S)
     assert found, "setup.sh has no debs=(...) list"
     assert "cpio" in found.group(1).split()
+
+
+# --- commit bisect reads git's output untranslated ---------------------------------------------
+
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "A", "GIT_AUTHOR_EMAIL": "a@example.org",
+           "GIT_COMMITTER_NAME": "C", "GIT_COMMITTER_EMAIL": "c@example.org"}
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True,
+                          text=True, env=GIT_ENV).stdout.strip()
+
+
+def test_commit_bisect_under_a_translated_locale(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under LANGUAGE=de git says "Binäre Suche:" instead of "Bisecting:" (with git's German
+    catalog, as on Debian); every git command kmatrix runs gets LC_ALL=C and no LANGUAGE, seen
+    by a `git` wrapper first on PATH, and the bisect finds the first bad commit."""
+    repo = tmp_path / "linux"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    commits = []
+    for n, state in enumerate(["ok", "ok", "ok", "bad", "bad", "bad"]):
+        (repo / "state").write_text(state + "\n")
+        (repo / "n").write_text(f"{n}\n")
+        _git(repo, "add", "state", "n")
+        _git(repo, "commit", "-q", "-m", f"commit {n}")
+        commits.append(_git(repo, "rev-parse", "HEAD"))
+    seen = tmp_path / "git-env.log"
+    wrapper = tmp_path / "bin" / "git"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\necho "LC_ALL=${{LC_ALL-unset}} LANGUAGE=${{LANGUAGE-unset}}" '
+                       f'>> {seen}\nexec {shutil.which("git")} "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    monkeypatch.setenv("LANGUAGE", "de")
+
+    def make_step(tree: Path):  # noqa: ANN202
+        def step(commit: str, number: int) -> Observation:
+            if (tree / "state").read_text().strip() == "ok":
+                return Observation("pass")
+            return Observation("build-error", "build", ("make failed: dups.c: error: 'x'",))
+        return step
+
+    result = bisect_commits(Git(lambda _: None), repo, tmp_path / "wt" / "linux", commits[0],
+                            commits[-1], "dups-y", "build", make_step, lambda _: None)
+    assert result.first_bad is not None and result.first_bad.id == commits[3]
+    assert result.confirmed
+    lines = seen.read_text().splitlines()
+    assert len(lines) > 5
+    assert set(lines) == {"LC_ALL=C LANGUAGE=unset"}

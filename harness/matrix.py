@@ -7,6 +7,7 @@ symbol and value against the tree's Kconfig. Nothing builds until both have pass
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,7 +334,9 @@ def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
     if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
         raise _fail(path, yamlsrc.line_of(build, "targets"), "targets must be a list of make targets")
     for key in ("timeout", "boot_timeout"):
-        if key in build and (not isinstance(build[key], (int, float)) or build[key] <= 0):
+        value = build.get(key, 1.0)  # a bool is an int, and .nan/.inf are floats: not seconds
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or value <= 0:
             raise _fail(path, yamlsrc.line_of(build, key), f"{key} must be a positive number of seconds")
     trees = build.get("trees", BuildSettings.trees)
     if trees not in TREE_POLICIES:

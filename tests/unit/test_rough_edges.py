@@ -13,6 +13,8 @@ import pytest
 
 from harness.bisect import Git, bisect_commits
 from harness.configbisect import Observation
+from harness.matrix import load_matrix
+from harness.verdict import InputError
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -78,3 +80,26 @@ def test_commit_bisect_under_a_translated_locale(tmp_path: Path,
     lines = seen.read_text().splitlines()
     assert len(lines) > 5
     assert set(lines) == {"LC_ALL=C LANGUAGE=unset"}
+
+
+# --- build.timeout / build.boot_timeout: positive, finite numbers of seconds -----------------
+
+@pytest.mark.parametrize("key", ["timeout", "boot_timeout"])
+@pytest.mark.parametrize("value", ["yes", "true", "no", ".nan", ".inf", "-.inf", "0", "-5", "0.0",
+                                   "'60'"])
+def test_build_timeouts_reject_booleans_nan_inf_and_non_positive(tmp_path: Path, key: str,
+                                                                 value: str) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f"include: [{{}}]\nbuild:\n  targets: [kernel/module/]\n  {key}: {value}\n")
+    with pytest.raises(InputError) as exc:
+        load_matrix(path)
+    assert exc.value.message.startswith(f"{path}:4: {key} must be a positive number of seconds")
+    assert "\n" not in exc.value.message
+
+
+@pytest.mark.parametrize("key", ["timeout", "boot_timeout"])
+def test_build_timeouts_accept_positive_numbers(tmp_path: Path, key: str) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(f"include: [{{}}]\nbuild: {{{key}: 0.5}}\n")
+    build = load_matrix(path).build
+    assert (build.timeout_s if key == "timeout" else build.boot_timeout_s) == 0.5

@@ -28,6 +28,7 @@ BASES = ("tinyconfig", "allnoconfig", "defconfig")
 ARCHES = {"x86_64": "x86"}  # kmatrix arch -> kernel SRCARCH; one small entry per architecture
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 NAME_RE = re.compile(r"^(CONFIG_)?[A-Z0-9][A-Z0-9_]*$")
+DEFAULT_BOOT_TIMEOUT_S = 300.0  # build.boot_timeout; harness/boot.py's default too
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Combination:
 class BuildSettings:
     targets: tuple[str, ...] = ("kernel/module/",)
     timeout_s: float = 1800.0
-    boot_timeout_s: float = 300.0
+    boot_timeout_s: float = DEFAULT_BOOT_TIMEOUT_S
     trees: str = "nearest"  # nearest | lanes | own: which tree builds what (harness/schedule.py)
 
 
@@ -343,7 +344,7 @@ def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
         raise _fail(path, yamlsrc.line_of(build, "trees"),
                     f"trees must be one of {', '.join(TREE_POLICIES)} (got {trees!r})")
     return BuildSettings(tuple(targets), float(build.get("timeout", 1800)),
-                         float(build.get("boot_timeout", 300)), trees)
+                         float(build.get("boot_timeout", DEFAULT_BOOT_TIMEOUT_S)), trees)
 
 
 def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness import boot
 from harness.bisect import Git, bisect_commits
 from harness.configbisect import Observation
-from harness.matrix import load_matrix
+from harness.matrix import BuildSettings, load_matrix
 from harness.verdict import InputError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -103,3 +104,18 @@ def test_build_timeouts_accept_positive_numbers(tmp_path: Path, key: str) -> Non
     path.write_text(f"include: [{{}}]\nbuild: {{{key}: 0.5}}\n")
     build = load_matrix(path).build
     assert (build.timeout_s if key == "timeout" else build.boot_timeout_s) == 0.5
+
+
+# --- one boot timeout default ------------------------------------------------------------------
+
+def test_boot_timeout_default_has_one_source(tmp_path: Path) -> None:
+    """matrix.py said 300 s, boot.py 180 s: a matrix without build.boot_timeout and a BootSpec
+    without limit_s get the same limit."""
+    path = tmp_path / "matrix.yaml"
+    path.write_text("include: [{}]\n")
+    default = load_matrix(path).build.boot_timeout_s
+    assert BuildSettings().boot_timeout_s == default
+    assert boot.DEFAULT_BOOT_LIMIT_S == default
+    spec = boot.BootSpec(kernel=tmp_path / "bzImage", initramfs=tmp_path / "i.cpio",
+                         work_dir=tmp_path, cmdline="console=ttyS0")
+    assert spec.limit_s == default

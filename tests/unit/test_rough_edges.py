@@ -10,12 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from harness import boot
+from harness import matrix as matrixmod
 from harness.bisect import Git, bisect_commits
 from harness.configbisect import Observation
 from harness.matrix import BuildSettings, load_matrix
-from harness.verdict import InputError
+from harness.verdict import InputError, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,3 +121,44 @@ def test_boot_timeout_default_has_one_source(tmp_path: Path) -> None:
     spec = boot.BootSpec(kernel=tmp_path / "bzImage", initramfs=tmp_path / "i.cpio",
                          work_dir=tmp_path, cmdline="console=ttyS0")
     assert spec.limit_s == default
+
+
+# --- the README's matrix reference, verdicts and exit statuses ---------------------------------
+
+def _readme() -> str:
+    return (REPO / "README.md").read_text()
+
+
+def _matrix_reference() -> str:
+    found = re.search(r"^## matrix\.yaml\n+```yaml\n(.*?)^```", _readme(), re.M | re.S)
+    assert found, "README.md has no ```yaml block under ## matrix.yaml"
+    return found.group(1)
+
+
+def test_readme_matrix_reference_names_every_key() -> None:
+    doc = yaml.safe_load(_matrix_reference())
+    include_keys = {k for entry in doc["include"] for k in entry}
+    boot_keys = {k for entry in doc["include"] if isinstance(entry.get("boot"), dict)
+                 for k in entry["boot"]}
+    for allowed, shown in ((matrixmod.TOP_KEYS, set(doc)),
+                           (matrixmod.KERNEL_KEYS, set(doc["kernel"])),
+                           (matrixmod.INCLUDE_KEYS, include_keys),
+                           (matrixmod.BOOT_KEYS, boot_keys),
+                           (matrixmod.BUILD_KEYS, set(doc["build"]))):
+        assert allowed <= shown, f"missing from the README's matrix.yaml: {sorted(allowed - shown)}"
+    assert doc["build"]["boot_timeout"] == matrixmod.DEFAULT_BOOT_TIMEOUT_S
+
+
+def test_readme_lists_every_verdict() -> None:
+    found = re.search(r"^Verdicts: (.*?)\n\n", _readme(), re.M | re.S)
+    assert found
+    listed = set(re.findall(r"`([a-z-]+)`", found.group(1)))
+    assert {v.value for v in Verdict} <= listed, sorted({v.value for v in Verdict} - listed)
+
+
+def test_readme_gives_the_exit_statuses_of_bisect_and_explain() -> None:
+    text = " ".join(_readme().split())
+    assert re.search(r"`kmatrix bisect` and `kmatrix bisect-config` exit `0` when they found", text)
+    assert re.search(r"`1` when they did not", text)
+    assert re.search(r"`kmatrix explain` exits `0` when the value holds, `1` when it does not",
+                     text)

@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "run and fails now, within SECONDS in all (default 1800; write "
                      "--bisect-new-failures=600)")
     run.add_argument("pytest_args", nargs="*", default=[],
-                     help="after --: extra pytest arguments (e.g. -- -k dups)")
+                     help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
+                     "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
 
     val = sub.add_parser("validate", help="check the matrix against the kernel tree, build nothing")
     _matrix_arg(val)
@@ -140,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
+    if pytest_args:
+        args.pytest_args = [*args.pytest_args, *pytest_args]
     if not args.command:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -154,6 +158,18 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`kmatrix run [OPTIONS] -- PYTEST_ARGS`: what follows `--` goes to pytest as it stands
+    (argparse would hand `-k` to the optional matrix positional)."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    words = [a for a in argv[:cut] if not a.startswith("-")]
+    if words[:1] != ["run"]:
+        return argv, []
+    return argv[:cut], argv[cut + 1:]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -164,7 +180,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe, trees=args.trees)
     settings, matrix = session.prepare_run(opts)
-    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+    cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
+    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]

@@ -8,11 +8,12 @@ import shutil
 import stat
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from harness import boot
+from harness import boot, cli, pytest_plugin, session
 from harness import matrix as matrixmod
 from harness.bisect import Git, bisect_commits
 from harness.configbisect import Observation
@@ -162,3 +163,95 @@ def test_readme_gives_the_exit_statuses_of_bisect_and_explain() -> None:
     assert re.search(r"`1` when they did not", text)
     assert re.search(r"`kmatrix explain` exits `0` when the value holds, `1` when it does not",
                      text)
+
+
+# --- kmatrix run -- PYTEST_ARGS, and --lf -------------------------------------------------------
+
+RUN_MATRIX = """\
+config: {CONFIG_MODULES: y}
+short_names: {CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: dups}
+axes:
+  CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: [y, n]
+include:
+  - id: stats
+    config: {CONFIG_MODULE_STATS: y}
+"""
+
+
+class FakeRun:
+    """`kmatrix run` with everything before and after pytest faked (no Docker, no kernel): the
+    real pytest, the real kmatrix plugin, a fake run_combination that fails `failing`."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        from harness.pipeline import RunSettings
+
+        self.opts: list[session.Options] = []
+        self.argv: list[list[str]] = []
+        self.ran: list[str] = []
+        self.failing: set[str] = set()
+        (tmp_path / "matrix.yaml").write_text(RUN_MATRIX)
+        monkeypatch.chdir(tmp_path)
+
+        def prepare_run(opts: session.Options, say=print):  # noqa: ANN001, ANN202
+            self.opts.append(opts)
+            matrix = load_matrix(opts.matrix)
+            run_dir = (opts.results / f"run-{len(self.opts)}").resolve()
+            run_dir.mkdir(parents=True)
+            settings = RunSettings(run_id=run_dir.name, matrix_path=str(matrix.path),
+                                   run_dir=str(run_dir), cache=str(tmp_path / "cache"),
+                                   tree=str(tmp_path), kernel={}, image="fake", workers=1,
+                                   only=list(opts.only))
+            settings.save()
+            return settings, matrix
+
+        def run_combination(settings, matrix, combo, *rest):  # noqa: ANN001, ANN202
+            self.ran.append(combo.id)
+            verdict = "build-error" if combo.id in self.failing else "pass"
+            return SimpleNamespace(verdict=verdict, reasons=["fake"], reproducer="fake")
+
+        real_main = pytest.main
+
+        def main(argv: list[str]) -> int:
+            self.argv.append(list(argv))
+            return real_main(argv)
+
+        monkeypatch.setattr(session, "prepare_run", prepare_run)
+        monkeypatch.setattr(session, "finish_run", lambda settings: [])
+        monkeypatch.setattr(pytest_plugin, "run_combination", run_combination)
+        monkeypatch.setattr(pytest_plugin, "DockerRunner", lambda image: None)
+        monkeypatch.setattr(pytest_plugin, "load_symbols", lambda run_dir: None)
+        monkeypatch.setattr("harness.boot_stage.boot_hook", lambda *args: None)
+        monkeypatch.setattr(pytest, "main", main)
+
+    def __call__(self, *args: str) -> list[str]:
+        self.ran = []
+        cli.main(["run", *args])
+        return self.ran
+
+
+def test_run_passes_what_follows_double_dash_to_pytest(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kmatrix run -- -k dups` (the example in `run --help`) took `-k` as the matrix path."""
+    run = FakeRun(tmp_path, monkeypatch)
+    assert run("--", "-k", "dups") == ["dups-y", "dups-n"]
+    assert run.opts[-1].matrix == Path("matrix.yaml")
+    assert run.argv[-1][-2:] == ["-k", "dups"]
+    assert run("matrix.yaml", "--only", "stats", "--", "-k", "stats or dups") == ["stats"]
+    assert run.opts[-1].only == ("stats",)
+    assert run.argv[-1][-2:] == ["-k", "stats or dups"]
+
+
+def test_run_last_failed_reruns_only_the_failed_combinations(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    """--lf needs pytest's cache provider: it is on, with its cache in the results directory."""
+    run = FakeRun(tmp_path, monkeypatch)
+    run.failing = {"dups-n"}
+    assert run() == ["dups-y", "dups-n", "stats"]
+    assert "no:cacheprovider" not in run.argv[-1]
+    assert (tmp_path / "results" / ".pytest_cache").is_dir()
+    assert run("--", "--lf") == ["dups-n"]
+    run.failing = set()
+    assert run("--", "--lf") == ["dups-n"]
+    assert run("--", "--lf") == ["dups-y", "dups-n", "stats"]  # nothing failed last: all
+    assert not (tmp_path / ".pytest_cache").exists()

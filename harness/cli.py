@@ -8,6 +8,7 @@ Exit statuses: 0 all passed, 1 the kernel failed (a combination's verdict), 2 ba
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -26,13 +27,33 @@ from .verdict import (
 
 DEFAULT_MATRIX = Path("matrix.yaml")
 DEFAULT_RESULTS = Path("results")
+BISECT_BUDGET_S = 1800.0  # --bisect-new-failures alone
 
 
-def _matrix_arg(p: argparse.ArgumentParser) -> None:
+def _matrix_arg(p: argparse.ArgumentParser, kernel: bool = True) -> None:
     p.add_argument("matrix", nargs="?", type=Path, default=DEFAULT_MATRIX,
                    help="the matrix file (default: ./matrix.yaml)")
-    p.add_argument("--kernel", help="kernel source to use instead of the matrix's kernel.source: "
-                   "a tree (e.g. a git checkout), a tarball, or `debian`")
+    if kernel:
+        p.add_argument("--kernel", help="kernel source to use instead of the matrix's "
+                       "kernel.source: a tree (e.g. a git checkout), a tarball, or `debian`")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,11 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not use the shared compiler cache")
     run.add_argument("--no-boot", dest="boot", action="store_false",
                      help="skip the QEMU boots of combinations that ask for one")
-    run.add_argument("--bisect-new-failures", nargs="?", const=1800.0, type=float,
+    run.add_argument("--bisect-new-failures", nargs="?", const=BISECT_BUDGET_S, type=_seconds,
                      default=None, metavar="SECONDS",
                      help="after the run, bisect each combination that passed in the previous "
-                     "run and fails now, within SECONDS in all (default 1800; write "
-                     "--bisect-new-failures=600)")
+                     f"run and fails now, within SECONDS in all (alone: {BISECT_BUDGET_S:g}; "
+                     "--bisect-new-failures=600 or --bisect-new-failures 600; a word after it "
+                     "that is not a number is not taken as SECONDS)")
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
                      "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
@@ -78,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check the matrix against the kernel tree, build nothing")
     _matrix_arg(val)
     lst = sub.add_parser("list", help="list the matrix's combinations and their values")
-    _matrix_arg(lst)
+    _matrix_arg(lst, kernel=False)  # the matrix alone: no kernel tree is read
 
     exp = sub.add_parser("expect-map", help="print an `expect:` map generated from a tree's "
                          "Kbuild Makefile")
@@ -160,10 +182,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """`kmatrix run [OPTIONS] -- PYTEST_ARGS`: what follows `--` goes to pytest as it stands
-    (argparse would hand `-k` to the optional matrix positional)."""
-    if "--" not in argv:
+    (argparse would hand `-k` to the optional matrix positional). And `--bisect-new-failures`
+    with no number after it gets the default budget: argparse would take the next word (the
+    matrix) as its SECONDS."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    argv = [f"{a}={BISECT_BUDGET_S:g}" if i < cut and a == "--bisect-new-failures" and
+            (i + 1 == cut or not _is_number(argv[i + 1])) else a for i, a in enumerate(argv)]
+    if cut == len(argv):
         return argv, []
-    cut = argv.index("--")
     words = [a for a in argv[:cut] if not a.startswith("-")]
     if words[:1] != ["run"]:
         return argv, []

@@ -255,3 +255,53 @@ def test_run_last_failed_reruns_only_the_failed_combinations(tmp_path: Path,
     assert run("--", "--lf") == ["dups-n"]
     assert run("--", "--lf") == ["dups-y", "dups-n", "stats"]  # nothing failed last: all
     assert not (tmp_path / ".pytest_cache").exists()
+
+
+# --- list takes no --kernel; --bisect-new-failures does not swallow the matrix ------------------
+
+def parsed(monkeypatch: pytest.MonkeyPatch, *argv: str) -> SimpleNamespace:
+    """The namespace `kmatrix ARGV` hands its command (the command itself is not run)."""
+    seen: list[SimpleNamespace] = []
+    monkeypatch.setitem(cli.COMMANDS, argv[0], lambda args: seen.append(args) or 0)
+    assert cli.main(list(argv)) == 0
+    return seen[0]
+
+
+def test_list_does_not_accept_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`kmatrix list` only reads the matrix: --kernel was accepted and ignored."""
+    path = tmp_path / "matrix.yaml"
+    path.write_text(RUN_MATRIX)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["list", str(path), "--kernel", str(tmp_path)])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --kernel" in capsys.readouterr().err
+    assert cli.main(["list", str(path)]) == 0
+
+
+@pytest.mark.parametrize(("argv", "matrix", "budget"), [
+    (["--bisect-new-failures", "my.yaml"], "my.yaml", 1800.0),
+    (["--bisect-new-failures", "my.yaml", "--only", "x"], "my.yaml", 1800.0),
+    (["--bisect-new-failures=600", "my.yaml"], "my.yaml", 600.0),
+    (["--bisect-new-failures", "600", "my.yaml"], "my.yaml", 600.0),
+    (["my.yaml", "--bisect-new-failures"], "my.yaml", 1800.0),
+    (["--bisect-new-failures", "--only", "x"], "matrix.yaml", 1800.0),
+    (["--bisect-new-failures", "--", "-k", "dups"], "matrix.yaml", 1800.0),
+    (["my.yaml"], "my.yaml", None),
+    (["my.yaml", "--", "--bisect-new-failures", "x"], "my.yaml", None),
+])
+def test_bisect_new_failures_does_not_swallow_the_matrix(monkeypatch: pytest.MonkeyPatch,
+                                                         argv: list[str], matrix: str,
+                                                         budget: float | None) -> None:
+    """`kmatrix run --bisect-new-failures my.yaml` failed as "invalid float value: 'my.yaml'"."""
+    args = parsed(monkeypatch, "run", *argv)
+    assert (args.matrix, args.bisect_new_failures) == (Path(matrix), budget)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan", "inf", "soon"])
+def test_bisect_new_failures_budget_must_be_positive_seconds(
+        value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(cli.COMMANDS, "run", lambda args: pytest.fail(f"ran with {args}"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["run", f"--bisect-new-failures={value}"])
+    assert exc.value.code == 2
+    assert "--bisect-new-failures" in capsys.readouterr().err

@@ -45,5 +45,6 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
+    """ruff on harness/, tests/ and this file (rules in pyproject.toml)."""
     _install(session)
     session.run("ruff", "check", "harness", "tests", "noxfile.py")

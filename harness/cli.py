@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ver = sub.add_parser("verdict", help="re-judge a saved console log (JSON; exit 0 pass, "
                          "1 kernel failure, 2 cannot judge)")
-    ver.add_argument("console_log", type=Path)
+    ver.add_argument("console_log", type=Path,
+                     help="a saved serial console log (RESULTS/<run>/<combination>/console.log)")
     ver.add_argument("--config", type=Path, required=True, help="the booted kernel's .config")
     ver.add_argument("--cmdline", default=None,
                      help="the kernel command line (default: read from the log)")
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = expl.add_mutually_exclusive_group()
     which.add_argument("--config", type=Path, help="a .config or fragment to explain against")
     which.add_argument("--combo", help="a combination id: its input config from results/latest")
-    expl.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    expl.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                      help="results directory that --combo reads (default: ./results)")
 
     bis = sub.add_parser("bisect", help="find the first commit that breaks a combination "
                          "(git bisect in a throwaway worktree of --kernel)")
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "is using); kmatrix remakes them when needed")
 
     summ = sub.add_parser("summary", help="print the summary table of a run")
-    summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest")
+    summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                      help="a run directory, results/<run-id> (default: results/latest)")
     return parser
 
 

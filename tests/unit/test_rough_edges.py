@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import os
 import re
 import shutil
@@ -305,3 +307,37 @@ def test_bisect_new_failures_budget_must_be_positive_seconds(
         cli.main(["run", f"--bisect-new-failures={value}"])
     assert exc.value.code == 2
     assert "--bisect-new-failures" in capsys.readouterr().err
+
+
+# --- help everywhere; no dangling names; links stay in the repository ---------------------------
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def test_every_argument_of_every_command_has_help() -> None:
+    parser = cli.build_parser()
+    missing = []
+    commands = _subparsers(parser)
+    assert set(commands) == set(cli.COMMANDS)
+    for name, sub in [("kmatrix", parser), *commands.items()]:
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                continue
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            missing += [f"kmatrix {c.dest}" for c in action._choices_actions if not c.help]
+    assert missing == []
+
+
+def test_every_nox_session_has_a_docstring() -> None:
+    tree = ast.parse((REPO / "noxfile.py").read_text())
+    sessions = [f for f in tree.body if isinstance(f, ast.FunctionDef) and any(
+        "session" in ast.unparse(d) for d in f.decorator_list)]
+    assert {f.name for f in sessions} >= {"matrix", "tests", "unit", "lint"}
+    assert [f.name for f in sessions if not ast.get_docstring(f)] == []

@@ -341,3 +341,36 @@ def test_every_nox_session_has_a_docstring() -> None:
         "session" in ast.unparse(d) for d in f.decorator_list)]
     assert {f.name for f in sessions} >= {"matrix", "tests", "unit", "lint"}
     assert [f.name for f in sessions if not ast.get_docstring(f)] == []
+
+
+def _docs() -> list[Path]:
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md")),
+            *sorted((REPO / "benchmarks").rglob("*.md"))]
+
+
+def test_relative_markdown_links_resolve_inside_the_repository() -> None:
+    bad = []
+    for doc in _docs():
+        text = doc.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (doc.parent / target.split("#", 1)[0]).resolve()
+            if not path.is_relative_to(REPO) or not path.exists():
+                bad.append(f"{doc.relative_to(REPO)}: ({target})")
+        # a relative path named in backticks is a link too: it must be a file of the repository
+        for target in re.findall(r"`(\.\./[^`\s]+)`", text):
+            path = (doc.parent / target).resolve()
+            if not path.is_relative_to(REPO) or not path.exists():
+                bad.append(f"{doc.relative_to(REPO)}: `{target}`")
+    assert bad == []
+
+
+def test_packages_txt_names_what_really_builds_the_image() -> None:
+    """containers/packages.txt named a containers/build-offline.sh that does not exist."""
+    text = (REPO / "containers" / "packages.txt").read_text()
+    comments = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    named = re.findall(r"\b((?:containers|harness)/[\w./-]+\w)", comments)
+    assert named, comments
+    assert [n for n in named if not (REPO / n).exists()] == []
+    assert "harness/image.py" in named

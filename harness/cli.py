@@ -107,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--kernel", default="debian", help="kernel tree, tarball or `debian`")
     exp.add_argument("--dir", default="kernel/module/", help="directory (default kernel/module/)")
 
-    sub.add_parser("image", help="build the builder image (once; reused afterwards)")
+    img = sub.add_parser("image", help="build the builder image (once; reused afterwards)")
+    img.add_argument("--mirror", metavar="URL",
+                     help="Debian mirror for the offline (debootstrap) build, when the image "
+                     "must be built; default: $KMATRIX_DEBIAN_MIRROR, else the first Debian "
+                     "archive in the host's apt sources, else http://deb.debian.org/debian")
 
     ver = sub.add_parser("verdict", help="re-judge a saved console log (JSON; exit 0 pass, "
                          "1 kernel failure, 2 cannot judge)")
@@ -315,7 +319,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     from . import image, source
     from .container import connect
 
-    tag = image.ensure_image(connect(), image.read_spec(), source.cache_root())
+    tag = image.ensure_image(connect(), image.read_spec(), source.cache_root(),
+                             mirror=args.mirror)
     print(tag)
     return EXIT_OK
 

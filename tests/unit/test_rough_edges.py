@@ -15,12 +15,12 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from harness import boot, cli, pytest_plugin, session
+from harness import boot, cli, image, pytest_plugin, session
 from harness import matrix as matrixmod
 from harness.bisect import Git, bisect_commits
 from harness.configbisect import Observation
 from harness.matrix import BuildSettings, load_matrix
-from harness.verdict import InputError, Verdict
+from harness.verdict import InfraError, InputError, Verdict
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -374,3 +374,139 @@ def test_packages_txt_names_what_really_builds_the_image() -> None:
     assert named, comments
     assert [n for n in named if not (REPO / n).exists()] == []
     assert "harness/image.py" in named
+
+
+# --- the offline image build's Debian mirror: the host's own ---------------------------------
+
+ONE_LINE = """\
+# deb http://commented.example/debian bookworm main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://security.debian.org/debian-security bookworm-security main
+deb-src http://src.example/debian bookworm main
+deb [ arch=amd64 signed-by=/k.gpg ] http://ftp.de.debian.org/debian/ bookworm main contrib  # the mirror
+deb http://[::1]:3142/debian bookworm main
+deb http://second.example/debian bookworm main
+"""
+
+DEB822 = """\
+# a comment
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+
+Types: deb
+URIs: http://disabled.example/debian
+Suites: bookworm
+Enabled: no
+
+Types: deb-src deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: https://mirror.example.org/debian
+ http://other.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+THIRD_PARTY = """\
+deb https://packages.cloud.google.com/apt cloud-sdk-bookworm main
+deb https://deb.nodesource.com/node_20.x nodistro main
+deb http://deb.debian.org/debian bookworm-updates main
+deb http://archive.ubuntu.com/ubuntu jammy main
+"""
+
+
+def apt_dir(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "apt"
+    (root / "sources.list.d").mkdir(parents=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_mirror_from_one_line_sources(tmp_path: Path) -> None:
+    root = apt_dir(tmp_path, {"sources.list": ONE_LINE})
+    assert image.apt_sources_mirror(root) == ("http://ftp.de.debian.org/debian",
+                                              str(root / "sources.list"))
+    (root / "sources.list").write_text("deb [trusted=yes] http://[::1]:3142/debian sid main\n")
+    assert image.apt_sources_mirror(root) == ("http://[::1]:3142/debian", str(root / "sources.list"))
+
+
+def test_mirror_from_deb822_sources(tmp_path: Path) -> None:
+    root = apt_dir(tmp_path, {"sources.list.d/debian.sources": DEB822})
+    assert image.apt_sources_mirror(root) == ("https://mirror.example.org/debian",
+                                              str(root / "sources.list.d" / "debian.sources"))
+
+
+def test_mirror_skips_security_updates_and_other_archives(tmp_path: Path) -> None:
+    root = apt_dir(tmp_path, {"sources.list": THIRD_PARTY,
+                              "sources.list.d/a.list": "deb cdrom:[Debian 12]/ bookworm main\n",
+                              "sources.list.d/b.sources": DEB822.split("\n\n")[0] + "\n",
+                              "sources.list.d/c.list.disabled": "deb http://x.example/debian bookworm main\n",
+                              "sources.list.d/d.list": "deb http://found.example/debian stable main\n",
+                              "sources.list.d/e.sources": DEB822})
+    assert image.apt_sources_mirror(root) == ("http://found.example/debian",
+                                              str(root / "sources.list.d" / "d.list"))
+
+
+def test_mirror_order_is_apts(tmp_path: Path) -> None:
+    """sources.list first, then sources.list.d/ by name, .list and .sources alike."""
+    root = apt_dir(tmp_path, {"sources.list.d/10-a.sources": DEB822,
+                              "sources.list.d/20-b.list": ONE_LINE})
+    assert image.apt_sources_mirror(root)[0] == "https://mirror.example.org/debian"
+    (root / "sources.list").write_text("deb http://first.example/debian bookworm main\n")
+    assert image.apt_sources_mirror(root)[0] == "http://first.example/debian"
+
+
+def test_no_debian_archive_in_the_sources_gives_the_default(tmp_path: Path) -> None:
+    assert image.apt_sources_mirror(tmp_path / "nothing-here") is None
+    root = apt_dir(tmp_path, {"sources.list": THIRD_PARTY + "# deb http://x.example/debian bookworm main\n"})
+    assert image.apt_sources_mirror(root) is None
+    url, origin = image.choose_mirror(None, {}, root)
+    assert url == image.MIRROR == "http://deb.debian.org/debian"
+    assert "default" in origin
+
+
+def test_mirror_override_beats_env_beats_host(tmp_path: Path) -> None:
+    root = apt_dir(tmp_path, {"sources.list": ONE_LINE})
+    env = {"KMATRIX_DEBIAN_MIRROR": "http://env.example/debian"}
+    assert image.choose_mirror(None, {}, root) == ("http://ftp.de.debian.org/debian",
+                                                   str(root / "sources.list"))
+    assert image.choose_mirror(None, env, root) == ("http://env.example/debian",
+                                                    "$KMATRIX_DEBIAN_MIRROR")
+    assert image.choose_mirror("https://opt.example/debian", env, root) == (
+        "https://opt.example/debian", "--mirror")
+    with pytest.raises(InputError, match="not a mirror URL"):
+        image.choose_mirror("deb.debian.org/debian", {}, root)
+
+
+def test_offline_build_uses_and_prints_the_chosen_mirror(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KMATRIX_DEBIAN_MIRROR", "http://env.example/debian")
+    monkeypatch.setattr(image.shutil, "which", lambda name: "/usr/sbin/" + name)
+    ran: list[list[str]] = []
+
+    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        ran.append(argv)
+        return subprocess.CompletedProcess(argv, 1, "", "E: Failed getting release file")
+
+    monkeypatch.setattr(image.subprocess, "run", run)
+    said: list[str] = []
+    spec = image.read_spec()
+    with pytest.raises(InfraError, match="http://env.example/debian"):
+        image.build_offline(None, spec, tmp_path, said.append)
+    assert ran[0][-1] == "http://env.example/debian"
+    assert any("http://env.example/debian" in line and "KMATRIX_DEBIAN_MIRROR" in line
+               for line in said), said
+    ran.clear()
+    with pytest.raises(InfraError):
+        image.build_offline(None, spec, tmp_path, said.append, mirror="http://opt.example/debian")
+    assert ran[0][-1] == "http://opt.example/debian"
+    assert image.debootstrap_argv(spec, tmp_path / "r", "http://m.example/debian")[-1] == \
+        "http://m.example/debian"
+
+
+def test_kmatrix_image_takes_a_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
+    args = parsed(monkeypatch, "image", "--mirror", "http://m.example/debian")
+    assert args.mirror == "http://m.example/debian"
+    assert parsed(monkeypatch, "image").mirror is None

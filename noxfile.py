@@ -46,7 +46,7 @@ def unit(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff on the code, the tests, the benchmarks and this file."""
+    """ruff on harness/, tests/, benchmarks/ and this file (rules in pyproject.toml)."""
     _install(session)
     session.run("ruff", "check", "harness", "tests", "benchmarks", "noxfile.py")
 

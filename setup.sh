@@ -4,7 +4,7 @@
 # without root it says exactly what is missing and how to get it.
 set -euo pipefail
 
-debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git xz-utils
+debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git xz-utils cpio
       binutils python3-pip python3-venv ca-certificates)
 
 missing=()

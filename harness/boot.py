@@ -25,13 +25,14 @@ from . import cpio
 from .arch import Arch
 from .container import Mount, Runner, Step
 from .judge import Judgement, PhaseCounts, judge, tail_reason
+from .matrix import DEFAULT_BOOT_TIMEOUT_S
 from .verdict import InfraError, InputError, Outcome, Verdict
 
 HARNESS_DIR = Path(__file__).resolve().parent
 GUEST_SRC = HARNESS_DIR / "guest"
 BOOT_FRAGMENT = HARNESS_DIR / "fragments" / "boot.config"
 TRACE_PARAM = "module.enable_dups_trace=1"
-DEFAULT_BOOT_LIMIT_S = 180.0  # a pass takes about 15-30 s under TCG
+DEFAULT_BOOT_LIMIT_S = DEFAULT_BOOT_TIMEOUT_S  # build.boot_timeout's; a pass takes 15-30 s (TCG)
 KVM_PROBE_LIMIT_S = 20.0  # a working KVM boots to the no-root panic in about a second
 KILL_GRACE_S = 5  # `timeout --kill-after` inside the container
 CONTAINER_SLACK_S = 30.0  # the Step's own limit: QEMU's limit plus container start and teardown

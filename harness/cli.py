@@ -8,6 +8,7 @@ Exit statuses: 0 all passed, 1 the kernel failed (a combination's verdict), 2 ba
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -31,13 +32,33 @@ if TYPE_CHECKING:
 
 DEFAULT_MATRIX = Path("matrix.yaml")
 DEFAULT_RESULTS = Path("results")
+BISECT_BUDGET_S = 1800.0  # --bisect-new-failures alone
 
 
-def _matrix_arg(p: argparse.ArgumentParser) -> None:
+def _matrix_arg(p: argparse.ArgumentParser, kernel: bool = True) -> None:
     p.add_argument("matrix", nargs="?", type=Path, default=DEFAULT_MATRIX,
                    help="the matrix file (default: ./matrix.yaml)")
-    p.add_argument("--kernel", help="kernel source to use instead of the matrix's kernel.source: "
-                   "a tree (e.g. a git checkout), a tarball, or `debian`")
+    if kernel:
+        p.add_argument("--kernel", help="kernel source to use instead of the matrix's "
+                       "kernel.source: a tree (e.g. a git checkout), a tarball, or `debian`")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return value
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,29 +92,36 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not use the shared compiler cache")
     run.add_argument("--no-boot", dest="boot", action="store_false",
                      help="skip the QEMU boots of combinations that ask for one")
-    run.add_argument("--bisect-new-failures", nargs="?", const=1800.0, type=float,
+    run.add_argument("--bisect-new-failures", nargs="?", const=BISECT_BUDGET_S, type=_seconds,
                      default=None, metavar="SECONDS",
                      help="after the run, bisect each combination that passed in the previous "
-                     "run and fails now, within SECONDS in all (default 1800; write "
-                     "--bisect-new-failures=600)")
+                     f"run and fails now, within SECONDS in all (alone: {BISECT_BUDGET_S:g}; "
+                     "--bisect-new-failures=600 or --bisect-new-failures 600; a word after it "
+                     "that is not a number is not taken as SECONDS)")
     run.add_argument("pytest_args", nargs="*", default=[],
-                     help="after --: extra pytest arguments (e.g. -- -k dups)")
+                     help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
+                     "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
 
     val = sub.add_parser("validate", help="check the matrix against the kernel tree, build nothing")
     _matrix_arg(val)
     lst = sub.add_parser("list", help="list the matrix's combinations and their values")
-    _matrix_arg(lst)
+    _matrix_arg(lst, kernel=False)  # the matrix alone: no kernel tree is read
 
     exp = sub.add_parser("expect-map", help="print an `expect:` map generated from a tree's "
                          "Kbuild Makefile")
     exp.add_argument("--kernel", default="debian", help="kernel tree, tarball or `debian`")
     exp.add_argument("--dir", default="kernel/module/", help="directory (default kernel/module/)")
 
-    sub.add_parser("image", help="build the builder image (once; reused afterwards)")
+    img = sub.add_parser("image", help="build the builder image (once; reused afterwards)")
+    img.add_argument("--mirror", metavar="URL",
+                     help="Debian mirror for the offline (debootstrap) build, when the image "
+                     "must be built; default: $KMATRIX_DEBIAN_MIRROR, else the first Debian "
+                     "archive in the host's apt sources, else http://deb.debian.org/debian")
 
     ver = sub.add_parser("verdict", help="re-judge a saved console log (JSON; exit 0 pass, "
                          "1 kernel failure, 2 cannot judge)")
-    ver.add_argument("console_log", type=Path)
+    ver.add_argument("console_log", type=Path,
+                     help="a saved serial console log (RESULTS/<run>/<combination>/console.log)")
     ver.add_argument("--config", type=Path, required=True, help="the booted kernel's .config")
     ver.add_argument("--cmdline", default=None,
                      help="the kernel command line (default: read from the log)")
@@ -105,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     which = expl.add_mutually_exclusive_group()
     which.add_argument("--config", type=Path, help="a .config or fragment to explain against")
     which.add_argument("--combo", help="a combination id: its input config from results/latest")
-    expl.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    expl.add_argument("--results", type=Path, default=DEFAULT_RESULTS,
+                      help="results directory that --combo reads (default: ./results)")
 
     bis = sub.add_parser("bisect", help="find the first commit that breaks a combination "
                          "(git bisect in a throwaway worktree of --kernel)")
@@ -139,13 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
                      "is using); kmatrix remakes them when needed")
 
     summ = sub.add_parser("summary", help="print the summary table of a run")
-    summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest")
+    summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                      help="a run directory, results/<run-id> (default: results/latest)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
+    if pytest_args:
+        args.pytest_args = [*args.pytest_args, *pytest_args]
     if not args.command:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -159,6 +192,22 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`kmatrix run [OPTIONS] -- PYTEST_ARGS`: what follows `--` goes to pytest as it stands
+    (argparse would hand `-k` to the optional matrix positional). And `--bisect-new-failures`
+    with no number after it gets the default budget: argparse would take the next word (the
+    matrix) as its SECONDS."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    argv = [f"{a}={BISECT_BUDGET_S:g}" if i < cut and a == "--bisect-new-failures" and
+            (i + 1 == cut or not _is_number(argv[i + 1])) else a for i, a in enumerate(argv)]
+    if cut == len(argv):
+        return argv, []
+    words = [a for a in argv[:cut] if not a.startswith("-")]
+    if words[:1] != ["run"]:
+        return argv, []
+    return argv[:cut], argv[cut + 1:]
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
@@ -169,7 +218,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe, trees=args.trees)
     settings, matrix = session.prepare_run(opts)
-    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-p", "no:cacheprovider",
+    cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
+    pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
@@ -276,7 +326,8 @@ def cmd_image(args: argparse.Namespace) -> int:
     from . import image, source
     from .container import connect
 
-    tag = image.ensure_image(connect(), image.read_spec(), source.cache_root())
+    tag = image.ensure_image(connect(), image.read_spec(), source.cache_root(),
+                             mirror=args.mirror)
     print(tag)
     return EXIT_OK
 

@@ -8,18 +8,93 @@ CI machines here). The tag carries a hash of the package list, so a changed list
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .verdict import InfraError
+from .verdict import InfraError, InputError
 
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 SUITE = "bookworm"
-MIRROR = "http://deb.debian.org/debian"
+MIRROR = "http://deb.debian.org/debian"  # when neither an override nor the host's apt names one
+MIRROR_ENV = "KMATRIX_DEBIAN_MIRROR"
+APT_DIR = Path("/etc/apt")
+# suites that mark the main Debian archive (not -security, -updates, -backports, third parties)
+DEBIAN_SUITES = {"buster", "bullseye", "bookworm", "trixie", "forky", "duke", "sid",
+                 "oldoldstable", "oldstable", "stable", "testing", "unstable"}
+_MIRROR_URL = re.compile(r"^(https?|ftp)://[^\s/]+|^file:/")
+
+
+def _debian_uri(types: list[str], uris: list[str], suites: list[str]) -> str | None:
+    if "deb" not in types or not any(s in DEBIAN_SUITES for s in suites):
+        return None
+    return next((u.rstrip("/") for u in uris if _MIRROR_URL.match(u)), None)
+
+
+def _one_line_entries(text: str) -> list[tuple[list[str], list[str], list[str]]]:
+    entries = []
+    for line in text.splitlines():
+        # deb [ option=value ... ] URI SUITE [COMPONENT...]  # comment
+        words = re.sub(r"^(\s*\S+\s+)\[[^\]]*\]", r"\1", line.split("#", 1)[0]).split()
+        if len(words) >= 3:
+            entries.append(([words[0]], [words[1]], [words[2]]))
+    return entries
+
+
+def _deb822_entries(text: str) -> list[tuple[list[str], list[str], list[str]]]:
+    entries = []
+    for stanza in re.split(r"\n\s*\n", text):
+        fields: dict[str, str] = {}
+        key = ""
+        for line in stanza.splitlines():
+            if line.startswith("#"):
+                continue
+            if line[:1].isspace() and key:
+                fields[key] += " " + line.strip()
+            elif ":" in line:
+                key, value = line.split(":", 1)
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if fields.get("enabled", "yes").lower() != "no":
+            entries.append((fields.get("types", "").split(), fields.get("uris", "").split(),
+                            fields.get("suites", "").split()))
+    return entries
+
+
+def apt_sources_mirror(apt_dir: Path = APT_DIR) -> tuple[str, str] | None:
+    """The first `deb` URI of the main Debian archive in the host's apt sources, and the file
+    that names it: sources.list, then sources.list.d/*.list and deb822 *.sources by name."""
+    parts = apt_dir / "sources.list.d"
+    files = [apt_dir / "sources.list", *sorted(
+        p for p in (parts.iterdir() if parts.is_dir() else ()) if p.suffix in (".list", ".sources"))]
+    for path in files:
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        entries = _deb822_entries(text) if path.suffix == ".sources" else _one_line_entries(text)
+        for entry in entries:
+            if uri := _debian_uri(*entry):
+                return uri, str(path)
+    return None
+
+
+def choose_mirror(override: str | None = None, env: Mapping[str, str] = os.environ,
+                  apt_dir: Path = APT_DIR) -> tuple[str, str]:
+    """(mirror URL, where it came from): --mirror, else $KMATRIX_DEBIAN_MIRROR, else the host's
+    apt sources, else deb.debian.org."""
+    for url, origin in ((override, "--mirror"), (env.get(MIRROR_ENV), f"${MIRROR_ENV}")):
+        if url:
+            if not _MIRROR_URL.match(url):
+                raise InputError(f"{origin} {url!r} is not a mirror URL: give one like {MIRROR}")
+            return url, origin
+    return apt_sources_mirror(apt_dir) or (MIRROR, "the default: no Debian archive in the apt "
+                                           f"sources under {apt_dir}")
 
 
 @dataclass(frozen=True)
@@ -40,13 +115,13 @@ def read_spec(containers_dir: Path = CONTAINERS_DIR) -> ImageSpec:
     return ImageSpec(packages, digest)
 
 
-def debootstrap_argv(spec: ImageSpec, rootfs: Path) -> list[str]:
+def debootstrap_argv(spec: ImageSpec, rootfs: Path, mirror: str = MIRROR) -> list[str]:
     return ["debootstrap", "--variant=minbase", "--include=" + ",".join(spec.packages),
-            SUITE, str(rootfs), MIRROR]
+            SUITE, str(rootfs), mirror]
 
 
 def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
-                 log: Callable[[str], None] = print) -> str:
+                 log: Callable[[str], None] = print, mirror: str | None = None) -> str:
     """Return the tag of the builder image, building it if it is missing."""
     import docker.errors
 
@@ -61,7 +136,7 @@ def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
     except Exception as exc:  # noqa: BLE001 - no registry: fall back to the offline path
         log(f"kmatrix: docker build failed ({str(exc).splitlines()[0][:120]}); "
             "building offline with debootstrap")
-        build_offline(client, spec, cache_dir, log)
+        build_offline(client, spec, cache_dir, log, mirror)
     return spec.tag
 
 
@@ -71,20 +146,23 @@ def build_with_dockerfile(client: object, spec: ImageSpec) -> None:
 
 
 def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
-                  log: Callable[[str], None] = print) -> None:
+                  log: Callable[[str], None] = print, mirror: str | None = None) -> None:
     if shutil.which("debootstrap") is None:
         raise InfraError("debootstrap is missing and no registry is reachable: "
                          "apt-get install debootstrap (as root), then rerun")
+    mirror, origin = choose_mirror(mirror)
+    log(f"kmatrix: Debian mirror {mirror} (from {origin})")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache_dir, prefix="rootfs-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        argv = debootstrap_argv(spec, rootfs)
+        argv = debootstrap_argv(spec, rootfs, mirror)
         log("$ " + " ".join(argv))
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stdout + done.stderr).strip().splitlines()[-3:]
             raise InfraError(f"debootstrap failed ({' | '.join(last)}): check the Debian "
-                             "mirror is reachable and there is 1 GB free, then rerun")
+                             f"mirror {mirror} is reachable (or set ${MIRROR_ENV} or `kmatrix "
+                             "image --mirror URL`) and there is 1 GB free, then rerun")
         tarball = Path(tmp) / "rootfs.tar"
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
         repo, tag = spec.tag.split(":")

@@ -7,6 +7,7 @@ symbol and value against the tree's Kconfig. Nothing builds until both have pass
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ TREE_POLICIES = ("nearest", "lanes", "own")  # see harness/schedule.py
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 NAME_RE = re.compile(r"^(CONFIG_)?[A-Z0-9][A-Z0-9_]*$")
+DEFAULT_BOOT_TIMEOUT_S = 300.0  # build.boot_timeout; harness/boot.py's default too
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class Combination:
 class BuildSettings:
     targets: tuple[str, ...] = ("kernel/module/",)
     timeout_s: float = 1800.0
-    boot_timeout_s: float = 300.0
+    boot_timeout_s: float = DEFAULT_BOOT_TIMEOUT_S
     trees: str = "nearest"  # nearest | lanes | own: which tree builds what (harness/schedule.py)
 
 
@@ -334,14 +336,16 @@ def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
     if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
         raise _fail(path, yamlsrc.line_of(build, "targets"), "targets must be a list of make targets")
     for key in ("timeout", "boot_timeout"):
-        if key in build and (not isinstance(build[key], (int, float)) or build[key] <= 0):
+        value = build.get(key, 1.0)  # a bool is an int, and .nan/.inf are floats: not seconds
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not math.isfinite(value) or value <= 0:
             raise _fail(path, yamlsrc.line_of(build, key), f"{key} must be a positive number of seconds")
     trees = build.get("trees", BuildSettings.trees)
     if trees not in TREE_POLICIES:
         raise _fail(path, yamlsrc.line_of(build, "trees"),
                     f"trees must be one of {', '.join(TREE_POLICIES)} (got {trees!r})")
     return BuildSettings(tuple(targets), float(build.get("timeout", 1800)),
-                         float(build.get("boot_timeout", 300)), trees)
+                         float(build.get("boot_timeout", DEFAULT_BOOT_TIMEOUT_S)), trees)
 
 
 def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:

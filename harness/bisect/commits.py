@@ -120,6 +120,13 @@ class BisectResult:
 # --------------------------------------------------------------------------- git
 
 
+def git_env() -> dict[str, str]:
+    """git's output is parsed ("Bisecting:", "is the first bad commit"): never translated."""
+    env = {k: v for k, v in os.environ.items() if k != "LANGUAGE"}
+    env["LC_ALL"] = "C"
+    return env
+
+
 class Git:
     """Runs git with an argument list, printing each command (never a shell string)."""
 
@@ -129,7 +136,7 @@ class Git:
     def __call__(self, repo: Path, *args: str, check: bool = True) -> str:
         argv = ["git", "-C", str(repo), *args]
         self.say("$ " + " ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, env=git_env())
         if check and done.returncode != 0:
             raise InfraError(f"`{' '.join(argv)}` failed: {done.stderr.strip()[:300]}")
         return done.stdout
@@ -137,7 +144,8 @@ class Git:
 
 def resolve_rev(git: Git, repo: Path, rev: str) -> str:
     argv_ok = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", "--quiet",
-                              f"{rev}^{{commit}}"], capture_output=True, text=True, check=False)
+                              f"{rev}^{{commit}}"], capture_output=True, text=True, check=False,
+                            env=git_env())
     if argv_ok.returncode != 0:
         raise InputError(f"{rev!r} is not a commit of {repo}: give a commit, tag or branch")
     return argv_ok.stdout.strip()
@@ -301,7 +309,7 @@ def bisect_commits(git: Git, checkout: Path, worktree: Path, good: str, bad: str
     if good_id == bad_id:
         raise InputError("--good and --bad are the same commit: nothing to bisect")
     ancestor = subprocess.run(["git", "-C", str(checkout), "merge-base", "--is-ancestor",
-                               good_id, bad_id], check=False)
+                               good_id, bad_id], check=False, env=git_env())
     if ancestor.returncode != 0:
         raise InputError(f"--good {good} is not an ancestor of --bad {bad}: swap them, or pick "
                          "a good commit in the bad commit's history")

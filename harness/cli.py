@@ -18,16 +18,21 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .verdict import (
     EXIT_BAD_INPUT,
+    EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_KERNEL_FAILED,
     EXIT_OK,
+    InfraError,
     InputError,
     KmatrixError,
+    Verdict,
     exit_status_for,
 )
 
 if TYPE_CHECKING:
     from .matrix import Matrix
+    from .pytest_plugin import RunTracker
+    from .results import Record
     from .settings import RunSettings
 
 DEFAULT_MATRIX = Path("matrix.yaml")
@@ -209,8 +214,6 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
-
     from . import session
 
     opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
@@ -218,28 +221,56 @@ def cmd_run(args: argparse.Namespace) -> int:
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe, trees=args.trees)
     settings, matrix = session.prepare_run(opts)
-    cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
+    code, tracker, records = run_items(settings, matrix, args.pytest_args)
+    from .results import summary_text
+
+    print()
+    print(summary_text(records))
+    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    if tracker.interrupted:
+        return EXIT_INTERRUPTED
+    if args.bisect_new_failures is not None:
+        _bisect_new_failures(args, settings, matrix)
+    return run_exit_status(code, tracker, [r.final for r in records])
+
+
+def run_items(settings: RunSettings, matrix: Matrix, extra: list[str]
+              ) -> tuple[int, RunTracker, list[Record]]:
+    """pytest over the prepared run (one item per combination), then the reports: every
+    combination pytest selected has a row, with or without a record."""
+    import pytest
+
+    from . import session
+    from .pytest_plugin import RunTracker
+
+    cache_dir = (Path(settings.run_dir).parent / ".pytest_cache").resolve()  # for --lf: the last failures
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:
         pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
-    pytest_argv += args.pytest_args
-    code = pytest.main(pytest_argv)
-    records = session.finish_run(settings)
-    from .results import summary_text
+    tracker = RunTracker()
+    code = pytest.main(pytest_argv + list(extra), plugins=[tracker])
+    return int(code), tracker, session.finish_run(settings, tracker.selected)
 
-    print()
-    print(summary_text(records))
-    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
-    if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
-        _bisect_new_failures(args, settings, matrix)
-    if code == pytest.ExitCode.INTERRUPTED:
+
+def run_exit_status(code: int, tracker: RunTracker, verdicts: list[Verdict]) -> int:
+    """The exit status of `kmatrix run`, from what pytest ran and the records together: no
+    selected combination is bad input; selected combinations with no verdict at all, a pytest
+    failure the records do not show, or pytest's own trouble are infrastructure."""
+    if tracker.interrupted:
         return EXIT_INTERRUPTED
-    if not records:
-        raise InputError("no combination ran: check --only and the -k expression")
-    return exit_status_for([r.final for r in records])
+    if not tracker.selected:
+        if code == 5:  # pytest: no tests collected (-k / --only chose nothing)
+            raise InputError("no combination ran: check --only and the -k expression")
+        raise InfraError(f"pytest collected no combination (pytest exit status {code}): "
+                         "see the output above")
+    status = exit_status_for(verdicts) if verdicts else EXIT_INFRA
+    failed_in_pytest = any(o == "failed" for o in tracker.outcomes.values())
+    if status == EXIT_OK and (failed_in_pytest or code not in (0, 1)):
+        return EXIT_INFRA
+    return status
 
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:

@@ -211,7 +211,9 @@ def load_symbols(run_dir: Path) -> SymbolTable:
     return SymbolTable(json.loads((run_dir / "symbols.json").read_text()))
 
 
-def finish_run(settings: RunSettings) -> list[results.Record]:
+def finish_run(settings: RunSettings, expected: list[str] | None = None) -> list[results.Record]:
+    """The reports, with a row for every expected combination (those pytest selected)."""
     return results.finish_run(Path(settings.run_dir),
                               f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
-                              f"on Linux {settings.kernel.get('version')}")
+                              f"on Linux {settings.kernel.get('version')}", expected,
+                              settings.matrix_path)

@@ -248,6 +248,13 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     result = runner.run(boot_step(req), log)
     duration = time.monotonic() - start
     text = req.console_log.read_text(errors="replace") if req.console_log.exists() else ""
+    if killed_early(result.exit_code, duration, req.limit_s):
+        # SIGKILL long before the limit: the memory limit or someone outside, never the kernel
+        reason = (f"QEMU was killed (exit {result.exit_code}) after {duration:.0f} s, before "
+                  f"the {req.limit_s:g} s limit: out of memory or killed from outside; rerun")
+        log.write(f"kmatrix: {reason}\n")
+        return BootResult(Verdict.INFRA_ERROR, [reason], {}, req.console_log, req.cmdline,
+                          req.accel, duration, result.exit_code, False)
     timed_out = result.timed_out or result.exit_code in (124, 137)
 
     def make(verdict: Verdict, reasons: list[str], phases: dict[str, PhaseCounts]) -> BootResult:
@@ -279,6 +286,11 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     log.write(f"kmatrix: {req.console_log}: {verdict.value}"
               + "".join(f"\n  {r}" for r in reasons) + "\n")
     return make(verdict, reasons, judgement.phases)
+
+
+def killed_early(exit_code: int | None, duration_s: float, limit_s: float) -> bool:
+    """Exit 137 (SIGKILL) well before `timeout` could have sent it: not the boot's limit."""
+    return exit_code == 137 and duration_s < limit_s
 
 
 def fragment_lines(path: Path = BOOT_FRAGMENT) -> list[str]:

@@ -185,12 +185,24 @@ class DockerRunner:
         reader.start()
         timed_out = False
         exit_code: int | None = None
+        lost: BaseException | None = None
+        oom = False
         try:
-            status = container.wait(timeout=step.timeout_s)
-            exit_code = int(status.get("StatusCode", -1))
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            timed_out = True
-            kill_quietly(container)
+            try:
+                status = container.wait(timeout=step.timeout_s)
+                exit_code = int(status.get("StatusCode", -1))
+                if exit_code != 0:
+                    oom = oom_killed(container)
+            except requests.exceptions.ReadTimeout:
+                # the step's time ran out, unless the engine itself stopped answering
+                timed_out = True
+                kill_quietly(container)
+                if not engine_answers(self._client):
+                    lost = InfraError(f"the Docker engine stopped answering during step "
+                                      f"{step.name}: check `docker info` and rerun")
+            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+                kill_quietly(container)
+                lost = exc
         except BaseException:
             kill_quietly(container)  # Ctrl-C: never leave a running container behind
             raise
@@ -198,18 +210,48 @@ class DockerRunner:
             reader.join(timeout=10)
             try:
                 container.remove(force=True)
-            except docker.errors.DockerException:
+            except Exception:  # noqa: BLE001 - gone already, or the engine is gone
                 pass
+        if lost is not None:
+            write_log(log, f"\nkmatrix: step {step.name}: lost the Docker engine: "
+                      f"{one_line(lost)}\n")
+            if isinstance(lost, InfraError):
+                raise lost
+            raise InfraError(f"lost the connection to the Docker engine during step {step.name}"
+                             f" ({one_line(lost)[:160]}): check `docker info` and rerun") from lost
         if failure:
             if isinstance(failure[0], InfraError):
                 raise failure[0]
         duration = time.monotonic() - start
+        if oom:
+            write_log(log, f"\nkmatrix: step {step.name} was killed for memory (OOMKilled, "
+                      f"exit {exit_code}, limit {step.mem_bytes >> 20} MiB)\n")
+            raise InfraError(f"out of memory: step {step.name} was OOM-killed at its "
+                             f"{step.mem_bytes >> 20} MiB limit (exit {exit_code}): lower "
+                             "--workers or free memory, and rerun")
         if timed_out:
             write_log(log, f"\nkmatrix: step {step.name} killed after {step.timeout_s:g} s\n")
         else:
             write_log(log, f"\nkmatrix: step {step.name} exited {exit_code} after {duration:.1f} s\n")
         return StepResult(step.name, step.argv, exit_code, duration, timed_out, tail.result(),
                           self.reproducer(step))
+
+
+def oom_killed(container: object) -> bool:
+    """The container's OOMKilled state (the kernel's OOM killer hit a process in it)."""
+    try:
+        container.reload()  # type: ignore[attr-defined]
+        return bool(container.attrs["State"].get("OOMKilled"))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - unknown: the exit status stands
+        return False
+
+
+def engine_answers(client: object) -> bool:
+    try:
+        client.ping()  # type: ignore[attr-defined]
+        return True
+    except Exception:  # noqa: BLE001 - any failure: the engine is not answering
+        return False
 
 
 def kill_quietly(container: object) -> None:

@@ -215,6 +215,11 @@ def load_matrix(path: Path) -> Matrix:
 
     expect, expect_lines = _expect(path, top)
     build = _build(path, top)
+    for directory in expect:
+        if not builds_directory(build.targets, directory, arch):
+            raise _fail(path, yamlsrc.line_of(top["expect"], directory),
+                        f"expect {directory}: no build target builds it, so its built-in.a "
+                        f"could never be checked: add {directory} to build.targets")
     return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
                   expect_lines)
 
@@ -325,6 +330,18 @@ def _expect(path: Path, top: yamlsrc.LineDict
             result[directory][obj] = cond_text
             lines[(directory, obj)] = oat
     return result, lines
+
+
+def builds_directory(targets: tuple[str, ...] | list[str], directory: str, arch: Arch) -> bool:
+    """A make target that produces `directory`'s built-in.a: the directory itself, a directory
+    above it, or a whole-kernel target."""
+    for target in targets:
+        if target in ("all", "vmlinux", arch.image_target):
+            return True
+        t = target if target.endswith("/") else target + "/"
+        if directory.startswith(t):
+            return True
+    return False
 
 
 def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:

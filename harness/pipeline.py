@@ -355,10 +355,13 @@ def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Reco
     for directory, expect in matrix.expect.items():
         archive = out / directory / "built-in.a"
         if not archive.is_file():
-            if any(t.rstrip("/") in (directory.rstrip("/"), "all", "vmlinux",
-                                     matrix.arch.image_target)
-                   for t in matrix.build.targets) or directory in matrix.build.targets:
-                reasons.append(f"{directory}built-in.a was not produced by the build")
+            if not matrixmod.builds_directory(matrix.build.targets, directory, matrix.arch):
+                # nothing would be checked: never a silent pass
+                _stage(record, "link-check", "error")
+                return Outcome(Verdict.INFRA_ERROR, [
+                    f"link check of {directory} checked nothing: no {directory}built-in.a and "
+                    f"no build target builds it: add {directory} to build.targets"])
+            reasons.append(f"{directory}built-in.a was not produced by the build")
             continue
         report = linkcheck.link_check(directory, expect, resolved,
                                       linkcheck.archive_members(archive))

@@ -77,7 +77,7 @@ class CombinationItem(pytest.Item):
             symbols = load_symbols(Path(self.settings.run_dir))
             job = Job(self.settings, self.matrix, self.combo, symbols, self.settings.runner())
             record = run_combination(job)
-        except Exception as exc:  # noqa: BLE001 - before (or without) a finished record
+        except Exception as exc:
             message = exc.message if isinstance(exc, KmatrixError) else \
                 f"kmatrix failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
             self._write_failed_record(message)

@@ -216,12 +216,12 @@ class FakeRun:
 
         real_main = pytest.main
 
-        def main(argv: list[str]) -> int:
+        def main(argv: list[str], plugins: list[object] | None = None) -> int:
             self.argv.append(list(argv))
-            return real_main(argv)
+            return real_main(argv, plugins=plugins)
 
         monkeypatch.setattr(session, "prepare_run", prepare_run)
-        monkeypatch.setattr(session, "finish_run", lambda settings: [])
+        monkeypatch.setattr(session, "finish_run", lambda settings, expected=None: [])
         monkeypatch.setattr(pytest_plugin, "run_combination", run_combination)
         monkeypatch.setattr(RunSettings, "runner", lambda self: None)
         monkeypatch.setattr(pytest_plugin, "load_symbols", lambda run_dir: None)

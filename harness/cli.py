@@ -8,6 +8,7 @@ Exit statuses: 0 all passed, 1 the kernel failed (a combination's verdict), 2 ba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, runstate
 from .verdict import (
     EXIT_BAD_INPUT,
     EXIT_INFRA,
@@ -220,8 +221,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                            only=tuple(args.only), workers=args.workers, jobs=args.jobs,
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe, trees=args.trees)
-    settings, matrix = session.prepare_run(opts)
-    code, tracker, records = run_items(settings, matrix, args.pytest_args)
+    with runstate.terminate_as_interrupt():  # SIGTERM from CI or `kill`: the Ctrl-C path
+        settings, matrix = session.prepare_run(opts)
+        code, tracker, records = run_items(settings, matrix, args.pytest_args)
     from .results import summary_text
 
     print()
@@ -250,9 +252,14 @@ def run_items(settings: RunSettings, matrix: Matrix, extra: list[str]
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:
         pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
-    tracker = RunTracker()
-    code = pytest.main(pytest_argv + list(extra), plugins=[tracker])
-    return int(code), tracker, session.finish_run(settings, tracker.selected)
+    tracker = RunTracker(Path(settings.run_dir))
+    try:
+        code = pytest.main(pytest_argv + list(extra), plugins=[tracker])
+    except KeyboardInterrupt:  # a signal outside pytest's own handling (its start or end)
+        code, tracker.interrupted = pytest.ExitCode.INTERRUPTED, True
+    with runstate.signals_deferred():  # the reports are written whatever arrives now
+        return int(code), tracker, session.finish_run(settings, tracker.selected,
+                                                      tracker.interrupted)
 
 
 def run_exit_status(code: int, tracker: RunTracker, verdicts: list[Verdict]) -> int:
@@ -422,10 +429,26 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from . import results
 
+    state = runstate.load(args.run_dir)
+    unfinished = runstate.incomplete_reason(args.run_dir)
     records = results.read_records(args.run_dir)
-    if not records:
+    if state is not None and unfinished:
+        # the rows of a run that was stopped or killed: what it finished, and every combination
+        # it had selected without a record as infra-error (written only by the run itself)
+        have = {r.combination for r in records}
+        records += [results.missing_record(c, args.run_dir.name, "the run stopped before it "
+                                           "finished this combination") for c in state.expected
+                    if c not in have]
+        records = [r if r.verdict is not None or r.status != "running" else
+                   dataclasses.replace(r, status="interrupted") for r in records]
+        records.sort(key=lambda r: r.combination)
+    if not records and not unfinished:
         raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
-    print(results.summary_text(records))
+    if records:
+        print(results.summary_text(records))
+    if unfinished:
+        print(f"kmatrix: {unfinished}", file=sys.stderr)
+        return EXIT_INFRA
     return exit_status_for([r.final for r in records])
 
 

@@ -16,10 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
+from .runstate import owner_alive, owner_id
 from .verdict import InfraError
 
 LABEL = "org.kmatrix.step"
 WORKDIR_LABEL = "org.kmatrix.workdir"
+RUN_LABEL = "org.kmatrix.run"  # the run id (empty outside a run: bisect trials, image probes)
+OWNER_LABEL = "org.kmatrix.owner"  # host:pid of the process that started the container
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,9 @@ class DockerRunner:
     """Runs steps in throwaway containers of the builder image: no network, no capabilities,
     the invoking uid:gid, CPU/memory limits, a wall-clock timeout, output streamed to the log."""
 
-    def __init__(self, image: str, client: object | None = None) -> None:
+    def __init__(self, image: str, client: object | None = None, run_id: str = "") -> None:
         self.image = image
+        self.run_id = run_id
         self._client = client if client is not None else connect()
 
     def image_id(self) -> str:
@@ -161,7 +165,8 @@ class DockerRunner:
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
                 working_dir=step.workdir, environment=dict(step.env),
                 nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
-                labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step)},
+                labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step),
+                        RUN_LABEL: self.run_id, OWNER_LABEL: owner_id()},
             )
         except docker.errors.ImageNotFound as exc:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "
@@ -281,6 +286,39 @@ def connect() -> object:
             "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`") from exc
 
 
-def make_runner(image: str, client: object | None = None) -> DockerRunner:
+def make_runner(image: str, client: object | None = None, run_id: str = "") -> DockerRunner:
     """The runner of one builder image: every part of kmatrix makes its runner here."""
-    return DockerRunner(image, client)
+    return DockerRunner(image, client, run_id)
+
+
+def reap_run(run_id: str) -> list[str]:
+    """`reap` for a run that has ended, with its own connection (none: nothing to remove)."""
+    try:
+        client = connect()
+    except InfraError:
+        return []
+    return reap(client, run_id)
+
+
+def reap(client: object, run_id: str = "") -> list[str]:
+    """Remove kmatrix's containers that nobody will wait for: those of `run_id` (a run that
+    ended, however it ended) and those whose owner process on this host is gone (a run or a
+    worker killed with SIGKILL: its make could otherwise go on writing into a warm tree that
+    another run has since claimed). Returns the names removed; an engine that does not answer
+    removes nothing."""
+    try:
+        containers = client.containers.list(  # type: ignore[attr-defined]
+            all=True, filters={"label": OWNER_LABEL})
+    except Exception:  # noqa: BLE001 - no engine: nothing can be running in it
+        return []
+    removed = []
+    for container in containers:
+        labels = container.labels or {}
+        mine = bool(run_id) and labels.get(RUN_LABEL) == run_id
+        if mine or not owner_alive(labels.get(OWNER_LABEL, "")):
+            try:
+                container.remove(force=True)
+                removed.append(f"{labels.get(LABEL, '?')} ({container.short_id})")
+            except Exception:  # noqa: BLE001 - removed meanwhile
+                pass
+    return removed

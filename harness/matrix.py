@@ -33,7 +33,8 @@ ID_MAX = 200  # a directory name under results/<run-id>/ (file names stop at 255
 # what a run directory holds besides the combinations' directories (results.py, session.py)
 RESERVED_IDS = {"run.json", "symbols.json", "summary.md", "junit.xml", "seed.log", "resolve.log",
                 "resolve.json", "accel.json", "accel.lock", "guest", "guest.lock", "kvm-probe",
-                "steps", "configs", "latest", "summary.html", "bisect.json", "bisect.txt"}
+                "steps", "configs", "latest", "summary.html", "bisect.json", "bisect.txt",
+                "state.json"}
 DEFAULT_BOOT_TIMEOUT_S = 300.0  # build.boot_timeout; harness/boot.py's default too
 MAX_COMBINATIONS = 4096  # build.max_combinations raises it
 _BAD_CHAR_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")

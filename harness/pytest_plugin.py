@@ -18,7 +18,7 @@ import pytest
 from _pytest._code.code import TerminalRepr, TracebackStyle
 
 from . import matrix as matrixmod
-from . import resolve, results
+from . import resolve, results, runstate
 from .matrix import Combination, Matrix
 from .pipeline import run_combination, tree_name
 from .session import load_symbols
@@ -148,6 +148,9 @@ class Progress:
 
 def pytest_configure(config: pytest.Config) -> None:
     run_dir = config.getoption("--kmatrix-run-dir")
+    if run_dir and hasattr(config, "workerinput"):
+        # an xdist worker sent SIGTERM stops its step (and removes its container) like Ctrl-C
+        runstate.install_terminate_as_interrupt()
     if run_dir and not hasattr(config, "workerinput"):
         settings = RunSettings.load(Path(run_dir))
         config.pluginmanager.register(ProgressReporter(Progress(settings.workers)),
@@ -185,16 +188,21 @@ class RunTracker:
     to pytest.main): the exit status and the reports cover every selected combination, with or
     without a record."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
         self.selected: list[str] = []
         self.outcomes: dict[str, str] = {}
         self.interrupted = False
 
     def _select(self, ids: list[str]) -> None:
+        before = len(self.selected)
         for nodeid in ids:
             combo = combination_of(nodeid)
             if combo not in self.selected:
                 self.selected.append(combo)
+        if self.run_dir is not None and len(self.selected) != before:
+            # on disk at once: a run killed later still names every combination it had
+            runstate.set_expected(self.run_dir, self.selected)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self._select([item.nodeid for item in session.items])

@@ -159,17 +159,19 @@ def missing_record(combination: str, run_id: str, why: str, matrix: str = "") ->
                   reasons=[f"no record: {why}; rerun it"], finished=now())
 
 
-def complete_records(run_dir: Path, expected: list[str], matrix: str = "") -> list[Record]:
+def complete_records(run_dir: Path, expected: list[str], matrix: str = "",
+                     why: str = "") -> list[Record]:
     """The run's records plus an infra-error row for every expected combination (every one
     pytest selected) that never got a record, written where that is possible."""
+    why = why or ("it never wrote one (it failed before its first record, or the record could "
+                  "not be written)")
     records = read_records(run_dir)
     have = {r.combination for r in records}
     for combo in expected:
         if combo in have:
             continue
         have.add(combo)
-        record = missing_record(combo, run_dir.name, "it never wrote one (it failed before its "
-                                "first record, or the record could not be written)", matrix)
+        record = missing_record(combo, run_dir.name, why, matrix)
         try:
             write_record(run_dir, record)
         except (OSError, KmatrixError):
@@ -254,11 +256,28 @@ def point_latest(results: Path, run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
+def mark_unfinished(run_dir: Path, why: str) -> int:
+    """Records still `running` (their worker was stopped or killed mid-step) become
+    `interrupted`, with no verdict: an infrastructure row, never a kernel verdict."""
+    marked = 0
+    for record in read_records(run_dir):
+        if record.status != "running":
+            continue
+        record.status, record.verdict = "interrupted", None
+        record.reasons = [*record.reasons, why]
+        try:
+            write_record(run_dir, record)
+        except (OSError, KmatrixError):
+            continue
+        marked += 1
+    return marked
+
+
 def finish_run(run_dir: Path, title: str, expected: list[str] | None = None,
-               matrix: str = "") -> list[Record]:
+               matrix: str = "", missing_why: str = "") -> list[Record]:
     """Write junit.xml and summary.md from the records (with an infra-error row for every
     expected combination without one), and point results/latest here."""
-    records = complete_records(run_dir, expected or [], matrix)
+    records = complete_records(run_dir, expected or [], matrix, missing_why)
     atomic_write(run_dir / "junit.xml", junit_xml(records))
     atomic_write(run_dir / "summary.md", summary_markdown(records, title))
     point_latest(run_dir.parent, run_dir)

@@ -67,7 +67,7 @@ class RunSettings:
 
     def runner(self) -> Runner:
         """The runner of this run's builder image (the one place a worker makes one)."""
-        return make_runner(self.image)
+        return make_runner(self.image, run_id=self.run_id)
 
 
 @dataclass(frozen=True)

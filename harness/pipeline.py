@@ -15,16 +15,15 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-from filelock import FileLock
-
-from . import boot_stage, kconfig, linkcheck, results
+from . import boot_stage, kconfig, linkcheck, locks, results
 from . import matrix as matrixmod
 from .cache import touch_seed
-from .container import Runner, StepResult
+from .container import Runner, StepResult, write_log
 from .kbuild import Toolchain, first_errors, infra_trouble, step_output
 from .kconfig import Config
 from .kconfig.session import KconfigSession
@@ -106,7 +105,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
     seeds = Path(settings.cache) / "seeds"
     seeds.mkdir(parents=True, exist_ok=True)
     seed = seeds / key
-    with FileLock(str(seeds / f"{key}.lock")):
+    with locks.held(seeds / f"{key}.lock", f"seed tree {key}",
+                    _say_to(log)):
         if (seed / ".kmatrix-seed-done").exists():
             touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
             return seed
@@ -168,6 +168,11 @@ def output_dir(settings: RunSettings, name: str) -> Path:
     return out
 
 
+def _say_to(log: IO[str]) -> Callable[[str], None]:
+    """A line to the step log (where a human reading a slow combination looks first)."""
+    return lambda line: write_log(log, line + "\n")
+
+
 def run_combination(job: Job) -> results.Record:
     """Run one combination and return its finished record (also written to the run dir)."""
     settings, matrix, combo = job.settings, job.matrix, job.combo
@@ -189,7 +194,8 @@ def run_combination(job: Job) -> results.Record:
             if outcome is None:  # a request that can never hold takes no tree at all
                 name = _tree_of(resolution, combo)
                 settings.work_dir().mkdir(parents=True, exist_ok=True)
-                with FileLock(str(settings.work_dir() / f"{name}.lock")):
+                with locks.held(settings.work_dir() / f"{name}.lock", f"output tree {name}",
+                                _say_to(log)):
                     chain = Chain(job, record, log, output_dir(settings, name), resolution)
                     outcome = chain.run(requested)
     except InfraError as exc:
@@ -198,7 +204,7 @@ def run_combination(job: Job) -> results.Record:
         outcome = Outcome(Verdict.INFRA_ERROR, [f"kmatrix failed: {type(exc).__name__}: {exc}"])
     except KeyboardInterrupt:
         record.status, record.verdict = "interrupted", Verdict.INFRA_ERROR
-        record.reasons = ["interrupted (Ctrl-C) before this combination finished"]
+        record.reasons = ["interrupted (Ctrl-C or SIGTERM) before this combination finished"]
         record.duration_s = time.monotonic() - start
         record.finished = results.now()
         results.write_record(run_dir, record)

@@ -63,6 +63,8 @@ def test_sigterm_mid_build_removes_the_container_and_writes_every_report(tmp_pat
     assert containers(RUN_LABEL, run_dir.name) == []
     record = json.loads((run_dir / "it-stop" / "record.json").read_text())
     assert record["status"] == "interrupted" and record["verdict"] in ("", "infra-error")
+    # the build was killed mid-compile: its tree is marked for repair before any reuse
+    assert (Path(record["output_dir"]) / ".kmatrix-dirty").is_file()
     assert "it-stop" in (run_dir / "summary.md").read_text()
     assert 'name="it-stop"' in (run_dir / "junit.xml").read_text()
     assert json.loads((run_dir / "state.json").read_text())["state"] == "interrupted"

@@ -12,9 +12,10 @@ import os
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from .runstate import owner_alive, owner_id
 from .verdict import InfraError
@@ -40,6 +41,17 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """A limit that follows progress (a boot's console): past the step's `timeout_s` the step
+    goes on while `path` keeps growing, up to `hard_s`; it is stopped once `path` has not grown
+    for `stall_s`."""
+
+    path: Path
+    hard_s: float
+    stall_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Step:
     """One command in the builder container: what a human would rerun by hand."""
 
@@ -52,6 +64,7 @@ class Step:
     cpus: float = 1.0
     mem_bytes: int = 4 << 30
     devices: tuple[str, ...] = ()  # e.g. ("/dev/kvm",) for a boot that passed the KVM probe
+    progress: Progress | None = None  # a soft limit (timeout_s) that output can extend
 
 
 @dataclass
@@ -63,6 +76,7 @@ class StepResult:
     timed_out: bool = False
     tail: list[str] = field(default_factory=list)  # last lines of output, for reports
     command: str = ""  # the rerunnable command line, as logged
+    progressing: bool = False  # stopped at its hard limit while its output still grew
 
     @property
     def ok(self) -> bool:
@@ -188,23 +202,26 @@ class DockerRunner:
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        timed_out = False
+        timed_out = progressing = False
         exit_code: int | None = None
         lost: BaseException | None = None
         oom = False
         try:
             try:
-                status = container.wait(timeout=step.timeout_s)
+                status = wait_for(container, step, start, self._client)
                 exit_code = int(status.get("StatusCode", -1))
                 if exit_code != 0:
                     oom = oom_killed(container)
-            except requests.exceptions.ReadTimeout:
+            except StepTimeout as limit:
                 # the step's time ran out, unless the engine itself stopped answering
-                timed_out = True
+                timed_out, progressing = True, limit.progressing
                 kill_quietly(container)
                 if not engine_answers(self._client):
                     lost = InfraError(f"the Docker engine stopped answering during step "
                                       f"{step.name}: check `docker info` and rerun")
+                elif limit.paused:
+                    lost = InfraError(f"step {step.name} was paused from outside (docker "
+                                      "pause) until its time ran out: unpause it and rerun")
             except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
                 kill_quietly(container)
                 lost = exc
@@ -239,7 +256,69 @@ class DockerRunner:
         else:
             write_log(log, f"\nkmatrix: step {step.name} exited {exit_code} after {duration:.1f} s\n")
         return StepResult(step.name, step.argv, exit_code, duration, timed_out, tail.result(),
-                          self.reproducer(step))
+                          self.reproducer(step), progressing)
+
+
+class StepTimeout(Exception):
+    """The step's limit ran out (`progressing`: at the hard limit, its output still growing;
+    `paused`: the container was frozen from outside, not slow)."""
+
+    def __init__(self, progressing: bool = False, paused: bool = False) -> None:
+        super().__init__("step limit")
+        self.progressing, self.paused = progressing, paused
+
+
+POLL_S = 5.0
+
+
+def wait_for(container: object, step: Step, start: float, client: object,
+             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """The container's exit status, or StepTimeout at its limit: `step.timeout_s`, or with
+    `step.progress` that limit stretched while the watched file grows (never past hard_s)."""
+    import requests.exceptions
+
+    if step.progress is None:
+        try:
+            return container.wait(timeout=step.timeout_s)  # type: ignore[attr-defined]
+        except requests.exceptions.ReadTimeout:
+            raise StepTimeout(paused=is_paused(container)) from None
+    watch = step.progress
+    size, grew_at = -1, clock()
+    while True:
+        now = clock()
+        left = start + watch.hard_s - now
+        try:
+            if left <= 0:
+                raise requests.exceptions.ReadTimeout("hard limit")
+            return container.wait(timeout=min(POLL_S, left))  # type: ignore[attr-defined]
+        except requests.exceptions.ReadTimeout:
+            now = clock()
+            current = file_size(watch.path)
+            if current != size:
+                size, grew_at = current, now
+            stalled = now - grew_at >= watch.stall_s
+            if now - start >= watch.hard_s:
+                raise StepTimeout(progressing=not stalled, paused=is_paused(container)) from None
+            if now - start >= step.timeout_s and stalled:
+                raise StepTimeout(paused=is_paused(container)) from None
+            if not engine_answers(client):
+                raise StepTimeout() from None  # the caller names the lost engine
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def is_paused(container: object) -> bool:
+    """Whether the container is frozen (`docker pause`): then no output is not the step's fault."""
+    try:
+        container.reload()  # type: ignore[attr-defined]
+        return bool(container.attrs["State"].get("Paused"))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - unknown: not paused
+        return False
 
 
 def oom_killed(container: object) -> bool:

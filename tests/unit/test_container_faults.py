@@ -58,7 +58,7 @@ class FakeClient:
         return True
 
 
-STEP = Step("build", ("make", "kernel/module/"), (Mount(Path("/tmp"), read_only=False),),
+STEP = Step("build", ("make", "kernel/module/"), (Mount(Path("/nonexistent/kmatrix-out"), read_only=False),),
             timeout_s=5)
 
 

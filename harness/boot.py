@@ -37,7 +37,7 @@ KVM_PROBE_LIMIT_S = 20.0  # a working KVM boots to the no-root panic in about a 
 KILL_GRACE_S = 5  # `timeout --kill-after` inside the container
 CONTAINER_SLACK_S = 30.0  # the Step's own limit: QEMU's limit plus container start and teardown
 HARD_LIMIT_FACTOR = 3.0  # a console still advancing at the limit may go on to 3x the limit
-STALL_S = 60.0  # a console silent this long at the limit: the guest is stuck
+STALL_S = 60.0  # a console silent this long at the limit (a third of a short limit): stuck
 
 
 @dataclass(frozen=True)
@@ -206,7 +206,7 @@ def boot_step(req: BootSpec) -> Step:
                 unique, workdir=str(req.work_dir), timeout_s=req.limit_s,
                 cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
                 devices=("/dev/kvm",) if req.accel == "kvm" else (),
-                progress=Progress(req.console_log, hard, STALL_S))
+                progress=Progress(req.console_log, hard, min(STALL_S, req.limit_s / 3)))
 
 
 def kvm_probe_step(kernel: Path, probe_dir: Path, kvm_device: str = "/dev/kvm",

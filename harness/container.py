@@ -93,6 +93,11 @@ class Runner(Protocol):
     def image_id(self) -> str: ...
 
 
+PIDS_LIMIT = 4096  # a -j2 kernel build uses well under 300 tasks; a fork bomb stops here
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"}  # writable besides the step's mounts
+HOME = "/tmp"  # the root filesystem is read-only: tools that write under $HOME go to tmpfs
+
+
 def user_spec() -> str:
     return f"{os.getuid()}:{os.getgid()}"
 
@@ -108,12 +113,17 @@ def host_workdir(step: Step) -> str:
 def docker_run_line(image: str, step: Step) -> str:
     """The equivalent `docker run` command line, for logs and reproducers (display only)."""
     args = ["docker", "run", "--rm", "--network", "none", "--user", user_spec(),
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes)]
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--init",
+            "--read-only", "--pids-limit", str(PIDS_LIMIT),
+            "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes),
+            "--memory-swap", str(step.mem_bytes)]
+    for path, opts in TMPFS.items():
+        args += ["--tmpfs", f"{path}:{opts}"]
     for m in step.mounts:
         args += ["-v", f"{m.path}:{m.inside}:{'ro' if m.read_only else 'rw'}"]
     for dev in step.devices:
         args += ["--device", dev]
+    args += ["-e", f"HOME={HOME}"]
     for k, v in step.env:
         args += ["-e", f"{k}={v}"]
     args += ["-w", step.workdir, image, *step.argv]
@@ -149,7 +159,9 @@ def write_log(log: IO[str], text: str) -> None:
 
 class DockerRunner:
     """Runs steps in throwaway containers of the builder image: no network, no capabilities,
-    the invoking uid:gid, CPU/memory limits, a wall-clock timeout, output streamed to the log."""
+    the invoking uid:gid, a read-only root filesystem (writable: the step's mounts and a tmpfs
+    /tmp), an init, CPU, memory (no swap) and pids limits, a wall-clock timeout, output
+    streamed to the log."""
 
     def __init__(self, image: str, client: object | None = None, run_id: str = "") -> None:
         self.image = image
@@ -173,12 +185,14 @@ class DockerRunner:
                 self.image, command=list(step.argv), detach=True,
                 user=user_spec(), network_mode="none", network_disabled=True,
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                init=True, read_only=True, tmpfs=dict(TMPFS), pids_limit=PIDS_LIMIT,
                 volumes={str(m.path): {"bind": str(m.inside),
                                        "mode": "ro" if m.read_only else "rw"}
                          for m in step.mounts},
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
-                working_dir=step.workdir, environment=dict(step.env),
+                working_dir=step.workdir, environment={"HOME": HOME, **dict(step.env)},
                 nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
+                memswap_limit=step.mem_bytes,  # no swap beyond the memory limit
                 labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step),
                         RUN_LABEL: self.run_id, OWNER_LABEL: owner_id()},
             )

@@ -169,7 +169,13 @@ class DockerRunner:
         self._client = client if client is not None else connect()
 
     def image_id(self) -> str:
-        return self._client.images.get(self.image).id  # type: ignore[attr-defined]
+        import requests.exceptions
+
+        try:
+            return self._client.images.get(self.image).id  # type: ignore[attr-defined]
+        except requests.exceptions.RequestException as exc:
+            raise InfraError(f"the Docker engine did not answer ({one_line(exc)[:160]}): "
+                             "check `docker info` and rerun") from exc
 
     def reproducer(self, step: Step) -> str:
         return docker_run_line(self.image, step)
@@ -199,8 +205,9 @@ class DockerRunner:
         except docker.errors.ImageNotFound as exc:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "
                              "to build it") from exc
-        except docker.errors.DockerException as exc:
-            raise InfraError(f"Docker could not start step {step.name}: {one_line(exc)}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise InfraError(f"Docker could not start step {step.name} (is the engine "
+                             f"running? `docker info`): {one_line(exc)[:200]}") from exc
 
         tail = TailBuffer()
         failure: list[BaseException] = []
@@ -294,7 +301,9 @@ def wait_for(container: object, step: Step, start: float, client: object,
     if step.progress is None:
         try:
             return container.wait(timeout=step.timeout_s)  # type: ignore[attr-defined]
-        except requests.exceptions.ReadTimeout:
+        except requests.exceptions.RequestException as exc:
+            if not read_timed_out(exc):
+                raise
             raise StepTimeout(paused=is_paused(container)) from None
     watch = step.progress
     size, grew_at = -1, clock()
@@ -305,7 +314,9 @@ def wait_for(container: object, step: Step, start: float, client: object,
             if left <= 0:
                 raise requests.exceptions.ReadTimeout("hard limit")
             return container.wait(timeout=min(POLL_S, left))  # type: ignore[attr-defined]
-        except requests.exceptions.ReadTimeout:
+        except requests.exceptions.RequestException as exc:
+            if not read_timed_out(exc):
+                raise
             now = clock()
             current = file_size(watch.path)
             if current != size:
@@ -317,6 +328,19 @@ def wait_for(container: object, step: Step, start: float, client: object,
                 raise StepTimeout(paused=is_paused(container)) from None
             if not engine_answers(client):
                 raise StepTimeout() from None  # the caller names the lost engine
+
+
+def read_timed_out(exc: BaseException) -> bool:
+    """A wait that ran out of time. requests raises ReadTimeout when the time runs out before
+    the engine's answer starts, but ConnectionError(ReadTimeoutError) when it runs out while
+    the answer streams; only a refused or reset connection is a lost engine."""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
 
 
 def file_size(path: Path) -> int:

@@ -114,3 +114,37 @@ def test_a_kernel_flooding_the_console_is_still_the_kernels_failure(tmp_path: Pa
     result = boot.boot(FakeRunner(progressing(flood)), spec(tmp_path, limit_s=300),
                        BOOT_CONFIG, io.StringIO())
     assert result.verdict is Verdict.BOOT_FAIL
+
+
+class StreamingTimeout(Console):
+    """The engine's answer started streaming when the poll's time ran out: requests raises
+    ConnectionError(ReadTimeoutError), not ReadTimeout (seen on the real engine: before the fix
+    every polled boot became `lost the connection to the Docker engine`)."""
+
+    def wait(self, timeout: float) -> dict[str, int]:
+        import urllib3.exceptions
+
+        try:
+            return super().wait(timeout)
+        except requests.exceptions.ReadTimeout:
+            raise requests.exceptions.ConnectionError(
+                urllib3.exceptions.ReadTimeoutError(None, None, "Read timed out.")) from None
+
+
+def test_a_poll_that_times_out_while_the_answer_streams_is_a_poll_not_a_lost_engine(
+        tmp_path: Path) -> None:
+    clock, console = Clock(), tmp_path / "console.log"
+    step = Step("boot-tcg", ("qemu",), (), timeout_s=100,
+                progress=Progress(console, hard_s=300, stall_s=30))
+    box = StreamingTimeout(clock, console, prints_until=10_000)
+    with pytest.raises(StepTimeout) as stopped:
+        wait_for(box, step, 0.0, FakeClient(box), clock)
+    assert stopped.value.progressing
+
+
+def test_a_refused_connection_is_still_a_lost_engine(tmp_path: Path) -> None:
+    box = FakeContainer(requests.exceptions.ConnectionError("Connection refused"))
+    step = Step("boot-tcg", ("qemu",), (), timeout_s=100,
+                progress=Progress(tmp_path / "c.log", hard_s=300, stall_s=30))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        wait_for(box, step, 0.0, FakeClient(box), Clock())

@@ -102,3 +102,15 @@ def test_a_boot_sigkilled_long_before_its_limit_is_infra_error(tmp_path: Path) -
                        spec(tmp_path, limit_s=180), BOOT_CONFIG, io.StringIO())
     assert result.verdict is Verdict.INFRA_ERROR
     assert "out of memory or killed from outside" in result.reasons[0]
+
+
+def test_an_engine_gone_before_the_step_starts_is_infra_error_naming_docker() -> None:
+    """Before the fix the SDK's requests ConnectionError escaped as `kmatrix failed:
+    ConnectionError` (found by the fault suite: engine killed between two combinations)."""
+    class Gone(FakeClient):
+        def run(self, *args: Any, **kwargs: Any) -> FakeContainer:
+            raise requests.exceptions.ConnectionError("('Connection aborted.', "
+                                                      "ConnectionRefusedError(111))")
+
+    with pytest.raises(InfraError, match="Docker could not start step build"):
+        DockerRunner("kmatrix-builder:x", Gone(FakeContainer(0))).run(STEP, io.StringIO())

@@ -192,3 +192,21 @@ def test_sigterm_during_a_run_marks_writes_and_exits_130(tmp_path: Path,
 
 
 FINISH_RUN = session.finish_run  # the real one, before FakeRun replaces it
+
+
+def test_a_damaged_resolve_memo_is_resolved_again_and_a_damaged_resolve_json_is_one_line(
+        tmp_path: Path) -> None:
+    """Issue 10, item 8: before the fix both ended in a traceback."""
+    import io
+
+    from harness import resolve
+    from harness.verdict import InfraError
+
+    known = tmp_path / "abc.json"
+    known.write_text('{"combination": "x", "config_ha')
+    log = io.StringIO()
+    assert resolve.remembered(known, "x", log) is None and not known.exists()
+    assert "is damaged (JSONDecodeError): resolving again" in log.getvalue()
+    (tmp_path / resolve.RESOLVE_FILE).write_text("[1, 2")
+    with pytest.raises(InfraError, match="is damaged .*rerun the matrix"):
+        resolve.load(tmp_path)

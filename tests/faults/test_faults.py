@@ -129,6 +129,28 @@ def test_a_paused_build_is_infra_error(tmp_path, kernel_tree, live_engine: Engin
     assert_sound(result, live_engine, ["f-smp"])
 
 
+@slow
+def test_two_runs_on_one_cache_while_a_prune_loops(tmp_path, kernel_tree, live_engine: Engine):
+    """`kmatrix cache --prune 0` (everything not in use) every second while two runs share a
+    fresh cache: trees and seeds in use are never removed under a run; whatever it removes
+    between combinations is remade. Both runs pass everything."""
+    m = write_matrix(tmp_path, kernel_tree)
+    env = {**live_engine.env, "KMATRIX_CACHE": str(tmp_path / "cache")}
+    runs = [start_run(m, tmp_path / f"res{i}", env) for i in (1, 2)]
+    pruned = 0
+    while any(proc.poll() is None for proc, _ in runs):
+        done = kmatrix("cache", "--prune", "0", env=env, timeout=300)
+        assert done.returncode == EXIT_OK and "Traceback" not in done.stderr, done.stderr
+        pruned += done.stdout.count("removed ")
+        time.sleep(1)
+    for i, (proc, out) in enumerate(runs, 1):
+        result = finish(proc, out, tmp_path / f"res{i}")
+        assert result.code == EXIT_OK, result.out[-3000:]
+        assert set(result.verdicts.values()) == {"pass"}
+        assert_sound(result, live_engine, COMBOS)
+    print(f"prune removed {pruned} tree(s) while the runs went on")
+
+
 # --- disks ---------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -179,6 +201,32 @@ def test_corrupted_records_and_a_dangling_latest(tmp_path):
     done = kmatrix("summary", str(results / "latest"), timeout=60)
     assert done.returncode == EXIT_BAD_INPUT, done.stdout + done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_sigkill_while_unpacking_the_kernel_source_then_rerun(tmp_path):
+    """A run killed while it unpacks Debian's linux-source tarball: no half tree is ever used
+    (the next command unpacks again and works), and the half-unpacked directory is a leftover
+    that `kmatrix cache --prune` knows."""
+    from harness import cache
+
+    m = tmp_path / "matrix.yaml"
+    m.write_text("kernel: {source: debian}\ninclude: [{id: a}]\n")
+    env = {"KMATRIX_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(kmatrix_argv("validate", str(m)), cwd=Path(__file__).parents[2],
+                            env={**__import__("os").environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: list((tmp_path / "cache" / "trees").glob(".linux-source-*/*")),
+             "unpacking started", timeout=120, every=0.1)
+    time.sleep(2)
+    proc.kill()
+    proc.wait()
+    halves = [p for p in (tmp_path / "cache" / "trees").glob(".*") if p.is_dir()]
+    assert halves and not [p for p in (tmp_path / "cache" / "trees").glob("linux-*")
+                           if p.is_dir()], "the killed unpack must not leave a final tree"
+    done = kmatrix("validate", str(m), env=env, timeout=600)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    found = [s.path for s in cache.leftover_candidates(tmp_path / "cache")]
+    assert set(halves) <= set(found)
 
 
 # --- hostile input -------------------------------------------------------------------------

@@ -114,3 +114,26 @@ def test_an_engine_gone_before_the_step_starts_is_infra_error_naming_docker() ->
 
     with pytest.raises(InfraError, match="Docker could not start step build"):
         DockerRunner("kmatrix-builder:x", Gone(FakeContainer(0))).run(STEP, io.StringIO())
+
+
+@pytest.mark.parametrize("line", [
+    "make[1]: *** [/src/linux/Makefile:236: __sub-make] Terminated",
+    "make: *** [Makefile:236: __sub-make] Terminated",
+    "make[2]: *** [scripts/Makefile.build:478: kernel] Killed",
+])
+def test_make_stopped_by_a_signal_is_infra_not_a_build_error(line: str) -> None:
+    """Found by the fault suite (engine restarted during a build): Docker stops the container
+    with SIGTERM, make ends with `... Terminated`, and the combination was a build-error."""
+    from harness.kbuild import infra_trouble
+
+    found = infra_trouble(["  CC      kernel/module/main.o", line])
+    assert found is not None and "stopped from outside" in found
+
+
+def test_a_real_compile_error_is_still_a_build_error() -> None:
+    from harness.kbuild import infra_trouble
+
+    assert infra_trouble([
+        "kernel/module/dups.c:12:1: error: expected ';' before '}' token",
+        "make[4]: *** [scripts/Makefile.build:229: kernel/module/dups.o] Error 1",
+        "make: *** [Makefile:236: __sub-make] Error 2"]) is None

@@ -4,6 +4,7 @@
     nox -s matrix -- --only dups-y.trace-n   (any `kmatrix run` arguments after --)
     nox -s tests               unit tests + integration tests on the real kernel in real containers
     nox -s unit                the fast unit tests only (seconds, no Docker)
+    nox -s faults              the whole fault-injection suite (docs/reliability.md)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
 """
@@ -33,8 +34,18 @@ def tests(session: nox.Session) -> None:
     """All tests: unit, then integration (Docker, the builder image, Debian's 6.12 tree)."""
     _install(session)
     workers = os.environ.get("KMATRIX_TEST_WORKERS", "2")
-    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup",
+    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup", "-m", "not slow_fault",
                 "--junitxml", "results/tests-junit.xml", *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The whole fault-injection suite (docs/reliability.md): real faults against real runs, on
+    a Docker engine of the suite's own (needs root; `nox -s tests` runs the fast cases)."""
+    _install(session)
+    session.run("pytest", "tests/faults", "tests/integration/test_stop_real.py",
+                "tests/integration/test_container_real.py", "-n", "0", "-v",
+                "--junitxml", "results/faults-junit.xml", *session.posargs)
 
 
 @nox.session

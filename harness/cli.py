@@ -8,6 +8,7 @@ Exit statuses: 0 all passed, 1 the kernel failed (a combination's verdict), 2 ba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -15,19 +16,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, runstate
 from .verdict import (
     EXIT_BAD_INPUT,
+    EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_KERNEL_FAILED,
     EXIT_OK,
+    InfraError,
     InputError,
     KmatrixError,
+    Verdict,
     exit_status_for,
 )
 
 if TYPE_CHECKING:
     from .matrix import Matrix
+    from .pytest_plugin import RunTracker
+    from .results import Record
     from .settings import RunSettings
 
 DEFAULT_MATRIX = Path("matrix.yaml")
@@ -209,37 +215,69 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
-
     from . import session
 
     opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
                            only=tuple(args.only), workers=args.workers, jobs=args.jobs,
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe, trees=args.trees)
-    settings, matrix = session.prepare_run(opts)
-    cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
+    with runstate.terminate_as_interrupt():  # SIGTERM from CI or `kill`: the Ctrl-C path
+        settings, matrix = session.prepare_run(opts)
+        code, tracker, records = run_items(settings, matrix, args.pytest_args)
+    from .results import summary_text
+
+    print()
+    print(summary_text(records))
+    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    if tracker.interrupted:
+        return EXIT_INTERRUPTED
+    if args.bisect_new_failures is not None:
+        _bisect_new_failures(args, settings, matrix)
+    return run_exit_status(code, tracker, [r.final for r in records])
+
+
+def run_items(settings: RunSettings, matrix: Matrix, extra: list[str]
+              ) -> tuple[int, RunTracker, list[Record]]:
+    """pytest over the prepared run (one item per combination), then the reports: every
+    combination pytest selected has a row, with or without a record."""
+    import pytest
+
+    from . import session
+    from .pytest_plugin import RunTracker
+
+    cache_dir = (Path(settings.run_dir).parent / ".pytest_cache").resolve()  # for --lf: the last failures
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:
         pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
-    pytest_argv += args.pytest_args
-    code = pytest.main(pytest_argv)
-    records = session.finish_run(settings)
-    from .results import summary_text
+    tracker = RunTracker(Path(settings.run_dir))
+    try:
+        code = pytest.main(pytest_argv + list(extra), plugins=[tracker])
+    except KeyboardInterrupt:  # a signal outside pytest's own handling (its start or end)
+        code, tracker.interrupted = pytest.ExitCode.INTERRUPTED, True
+    with runstate.signals_deferred():  # the reports are written whatever arrives now
+        return int(code), tracker, session.finish_run(settings, tracker.selected,
+                                                      tracker.interrupted)
 
-    print()
-    print(summary_text(records))
-    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
-    if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
-        _bisect_new_failures(args, settings, matrix)
-    if code == pytest.ExitCode.INTERRUPTED:
+
+def run_exit_status(code: int, tracker: RunTracker, verdicts: list[Verdict]) -> int:
+    """The exit status of `kmatrix run`, from what pytest ran and the records together: no
+    selected combination is bad input; selected combinations with no verdict at all, a pytest
+    failure the records do not show, or pytest's own trouble are infrastructure."""
+    if tracker.interrupted:
         return EXIT_INTERRUPTED
-    if not records:
-        raise InputError("no combination ran: check --only and the -k expression")
-    return exit_status_for([r.final for r in records])
+    if not tracker.selected:
+        if code == 5:  # pytest: no tests collected (-k / --only chose nothing)
+            raise InputError("no combination ran: check --only and the -k expression")
+        raise InfraError(f"pytest collected no combination (pytest exit status {code}): "
+                         "see the output above")
+    status = exit_status_for(verdicts) if verdicts else EXIT_INFRA
+    failed_in_pytest = any(o == "failed" for o in tracker.outcomes.values())
+    if status == EXIT_OK and (failed_in_pytest or code not in (0, 1)):
+        return EXIT_INFRA
+    return status
 
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
@@ -373,13 +411,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.prune is not None:
         if args.prune < 0:
             raise InputError("--prune takes a number of days (0 or more)")
-        removed, busy = cache.prune(cache.stale(root, args.prune * 86400))
+        removed, busy = cache.prune(cache.stale(root, args.prune * 86400) + cache.leftovers(root))
         for item in removed:
             print(f"removed {item.path} ({cache.human(item.bytes)}, last used "
                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))})")
         for item in busy:
             print(f"kept {item.path}: a run is using it")
-        print(f"freed {cache.human(sum(i.bytes for i in removed))} in {len(removed)} tree(s)")
+        print(f"freed {cache.human(sum(i.bytes for i in removed))} in {len(removed)} tree(s) "
+              "(unused ones, and what stopped runs left behind)")
         return EXIT_OK
     parts = cache.usage(root)
     print(f"{root}: {cache.human(sum(p.bytes for p in parts))}")
@@ -391,10 +430,26 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_summary(args: argparse.Namespace) -> int:
     from . import results
 
+    state = runstate.load(args.run_dir)
+    unfinished = runstate.incomplete_reason(args.run_dir)
     records = results.read_records(args.run_dir)
-    if not records:
+    if state is not None and unfinished:
+        # the rows of a run that was stopped or killed: what it finished, and every combination
+        # it had selected without a record as infra-error (written only by the run itself)
+        have = {r.combination for r in records}
+        records += [results.missing_record(c, args.run_dir.name, "the run stopped before it "
+                                           "finished this combination") for c in state.expected
+                    if c not in have]
+        records = [r if r.verdict is not None or r.status != "running" else
+                   dataclasses.replace(r, status="interrupted") for r in records]
+        records.sort(key=lambda r: r.combination)
+    if not records and not unfinished:
         raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
-    print(results.summary_text(records))
+    if records:
+        print(results.summary_text(records))
+    if unfinished:
+        print(f"kmatrix: {unfinished}", file=sys.stderr)
+        return EXIT_INFRA
     return exit_status_for([r.final for r in records])
 
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import container, kconfig, results, runstate, source
 from . import image as imagemod
-from . import kconfig, results, source
 from . import matrix as matrixmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
@@ -126,7 +126,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     cache = source.cache_root()
     check_disk(cache)
     check_disk(opts.results)
-    tag, client, runner = open_engine(cache, say)
+    tag, client, _ = open_engine(cache, say)
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
     workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos), opts.workers, opts.jobs,
                                opts.oversubscribe)
@@ -134,32 +134,44 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     if fit < workers:
         say(f"kmatrix: memory for {fit} build(s) at once, not {workers}: running {fit}")
         workers, jobs = fit, jobs if opts.jobs else max(1, (os.cpu_count() or 1) // fit)
+    reaped = container.reap(client)
+    if reaped:
+        say(f"kmatrix: removed {len(reaped)} container(s) of killed runs: {', '.join(reaped)}")
     run_id = new_run_id()
     run_dir = (opts.results / run_id).resolve()
     run_dir.mkdir(parents=True)
-    settings = RunSettings(
-        run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
-        tree=str(tree.path),
-        kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
-                "path": str(tree.path)},
-        image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
-        cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
-        ccache=opts.ccache,
-        boot=opts.boot, only=list(opts.only),
-        trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
-        image_packages=imagemod.installed_packages(tag, client))
-    settings.save()
-    results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
-    say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
-        f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
-        f"{mem_bytes >> 20} MiB each")
-    with open(run_dir / "seed.log", "w") as log:
-        seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
-    settings.seed = str(seed) if seed else ""
-    settings.save()
-    resolve_first(settings, matrix, symbols, runner, say)
-    fit_to_trees(settings, opts, say)
-    return settings, matrix
+    runstate.begin(run_dir)
+    results.point_latest(opts.results, run_dir)  # a run killed from here on shows as killed
+    runner = container.make_runner(tag, client, run_id)
+    try:
+        settings = RunSettings(
+            run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
+            tree=str(tree.path),
+            kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
+                    "path": str(tree.path)},
+            image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
+            cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
+            ccache=opts.ccache,
+            boot=opts.boot, only=list(opts.only),
+            trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
+            image_packages=imagemod.installed_packages(tag, client))
+        settings.save()
+        results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
+        say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
+            f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
+            f"{mem_bytes >> 20} MiB each")
+        with open(run_dir / "seed.log", "w") as log:
+            seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
+        settings.seed = str(seed) if seed else ""
+        settings.save()
+        resolve_first(settings, matrix, symbols, runner, say)
+        fit_to_trees(settings, opts, say)
+        return settings, matrix
+    except BaseException as exc:
+        container.reap(client, run_id)
+        runstate.end(run_dir, runstate.INTERRUPTED if isinstance(exc, KeyboardInterrupt)
+                     else runstate.FAILED)
+        raise
 
 
 def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None:
@@ -211,7 +223,22 @@ def load_symbols(run_dir: Path) -> SymbolTable:
     return SymbolTable(json.loads((run_dir / "symbols.json").read_text()))
 
 
-def finish_run(settings: RunSettings) -> list[results.Record]:
-    return results.finish_run(Path(settings.run_dir),
-                              f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
-                              f"on Linux {settings.kernel.get('version')}")
+def finish_run(settings: RunSettings, expected: list[str] | None = None,
+               interrupted: bool = False) -> list[results.Record]:
+    """The end of every run, however it ended: remove the run's containers that are still
+    there (a worker killed mid-step leaves its step running), mark the records that never
+    finished, write the reports with a row for every expected combination (those pytest
+    selected), and record how the run ended."""
+    run_dir = Path(settings.run_dir)
+    container.reap_run(settings.run_id)
+    if interrupted:
+        results.mark_unfinished(run_dir, "interrupted (Ctrl-C or SIGTERM) before this "
+                                "combination finished")
+    records = results.finish_run(run_dir,
+                                 f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
+                                 f"on Linux {settings.kernel.get('version')}", expected,
+                                 settings.matrix_path,
+                                 "it had not started when the run was interrupted"
+                                 if interrupted else "")
+    runstate.end(run_dir, runstate.INTERRUPTED if interrupted else runstate.COMPLETE)
+    return records

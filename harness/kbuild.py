@@ -93,6 +93,20 @@ NO_SPACE_RE = re.compile(r"No space left on device")
 SIGNALLED_RE = re.compile(r"^make(\[\d+\])?: \*\*\* .*\] (Terminated|Killed|Interrupt|Hangup)$")
 
 
+DAMAGED_RE = re.compile(r"file truncated|malformed archive|archive has no index|"
+                        r"file format not recognized")
+
+
+def damaged_tree(lines: list[str]) -> str | None:
+    """A build that failed on a damaged output tree (an object or archive cut short by a kill
+    or a full disk before kmatrix marked trees), not on the kernel's code."""
+    for line in lines:
+        if DAMAGED_RE.search(line):
+            return (f"the output tree is damaged ({line.strip()[:160]}): it is emptied for a "
+                    "clean build; rerun")
+    return None
+
+
 def infra_trouble(lines: list[str]) -> str | None:
     """A build failure that is the machine's fault, not the kernel's."""
     for line in lines:

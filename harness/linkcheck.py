@@ -121,10 +121,13 @@ def archive_members(path: Path) -> list[str]:
     thin = data.startswith(b"!<thin>\n")
     names: list[str] = []
     long_names = b""
-    while pos + 60 <= len(data):
+    while pos < len(data):
         header = data[pos:pos + 60]
-        name = header[:16].decode().rstrip()
-        size = int(header[48:58].decode().strip() or 0)
+        if len(header) < 60 or header[58:60] != b"`\n" or not header[48:58].strip().isdigit():
+            # cut short or overwritten: a damaged output tree, never a list of members
+            raise ValueError(f"{path} is damaged at byte {pos} (not a whole ar archive)")
+        name = header[:16].decode(errors="replace").rstrip()
+        size = int(header[48:58].decode().strip())
         pos += 60
         body_size = size
         if name == "//":
@@ -142,6 +145,8 @@ def archive_members(path: Path) -> list[str]:
             if thin:
                 body_size = 0  # thin archives do not hold member bodies
         pos += body_size + (body_size & 1)
+    if pos > len(data) + 1:
+        raise ValueError(f"{path} is damaged: its last member is cut short")
     return names
 
 

@@ -24,7 +24,7 @@ from . import boot_stage, kconfig, linkcheck, locks, results, treeguard
 from . import matrix as matrixmod
 from .cache import touch_seed
 from .container import Runner, StepResult, write_log
-from .kbuild import Toolchain, first_errors, infra_trouble, step_output
+from .kbuild import Toolchain, damaged_tree, first_errors, infra_trouble, step_output
 from .kconfig import Config
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
@@ -161,6 +161,9 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None]) -> 
         out.mkdir(parents=True)
         return out
     out = settings.work_dir() / name
+    if treeguard.dirty_since(out) == 0:  # condemned: found damaged, nothing in it is trusted
+        say(f"kmatrix: tree {out} was found damaged: made again from the seed")
+        shutil.rmtree(out)
     if not out.is_dir() and settings.seed:
         copy_seed(Path(settings.seed), out, say)
     out.mkdir(parents=True, exist_ok=True)
@@ -340,6 +343,16 @@ class Chain:
             log.flush()
             lines = step_output((job.combo_dir / "build.log").read_text(
                 errors="replace").splitlines())
+            if step.exit_code is not None and step.exit_code > 128:
+                # make died of a signal (128 + N): sent from outside, an engine stop or restart,
+                # `docker stop` or a kill (an OOM kill was named above); a compile error is 2
+                return Outcome(Verdict.INFRA_ERROR, [
+                    f"the build was stopped from outside (exit {step.exit_code}: signal "
+                    f"{step.exit_code - 128}; the Docker engine stopped or restarted, or the "
+                    "container was stopped or killed): rerun"])
+            if damage := damaged_tree(lines):
+                treeguard.condemn(out)
+                return Outcome(Verdict.INFRA_ERROR, [damage])
             if trouble := infra_trouble(lines):
                 return Outcome(Verdict.INFRA_ERROR, [trouble])
             errors = first_errors(lines) or step.tail[-3:]
@@ -392,8 +405,14 @@ def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Reco
                     f"no build target builds it: add {directory} to build.targets"])
             reasons.append(f"{directory}built-in.a was not produced by the build")
             continue
-        report = linkcheck.link_check(directory, expect, resolved,
-                                      linkcheck.archive_members(archive))
+        try:
+            members = linkcheck.archive_members(archive)
+        except (OSError, ValueError) as exc:
+            treeguard.condemn(out)
+            _stage(record, "link-check", "error")
+            return Outcome(Verdict.INFRA_ERROR, [f"the output tree is damaged ({exc}): it is "
+                                                 "emptied for a clean build; rerun"])
+        report = linkcheck.link_check(directory, expect, resolved, members)
         record.link[directory] = {"members": report.members, "expected": report.expected,
                                   "missing": report.missing, "unexpected": report.unexpected}
         reasons += report.describe()

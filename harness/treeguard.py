@@ -46,6 +46,12 @@ def run_guarded(runner: Runner, step: Step, log: IO[str], tree: Path) -> StepRes
     return result
 
 
+def condemn(tree: Path) -> None:
+    """A tree found damaged (a cut-short archive or object): everything in it is suspect, so
+    the next claim removes every file (a cold build, but a true one)."""
+    results.atomic_write(tree / MARK, "0\n")
+
+
 def dirty_since(tree: Path) -> int | None:
     """The start (ns) of the step that left the tree dirty; None for a clean tree."""
     try:

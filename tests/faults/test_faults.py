@@ -232,6 +232,36 @@ def test_sigkill_while_unpacking_the_kernel_source_then_rerun(tmp_path):
     assert set(halves) <= set(found)
 
 
+def test_a_damaged_tree_is_infra_error_then_made_again(tmp_path, kernel_tree, live_engine):
+    """An output tree damaged behind kmatrix's back (its kernel/module/built-in.a cut short,
+    as a full disk or a crash before dirty marks would): infra-error naming the damage, never
+    link-mismatch; the next run makes the tree again from the seed and passes."""
+    import json
+    import secrets
+    import shutil
+
+    combo = f"f-damage-{secrets.token_hex(3)}"  # a tree of its own, removed at the end
+    m = tmp_path / "matrix.yaml"
+    m.write_text(write_matrix(tmp_path / "base", kernel_tree).read_text().replace(
+        "include:\n", f"include:\n  - {{id: {combo}, config: {{}}}}\n"))
+    args = ("--only", combo, "--trees", "own")
+    first = run_to_end(m, tmp_path / "res1", live_engine.env, *args)
+    assert first.verdicts == {combo: "pass"}, first.out[-2000:]
+    tree = Path(json.loads((first.run_dir / combo / "record.json").read_text())["output_dir"])
+    try:
+        archive = tree / "kernel" / "module" / "built-in.a"
+        archive.write_bytes(archive.read_bytes()[:-25])
+        damaged = run_to_end(m, tmp_path / "res2", live_engine.env, *args)
+        assert damaged.verdicts == {combo: "infra-error"}, damaged.out[-2000:]
+        assert "damaged" in damaged.reasons[combo][0], damaged.reasons
+        assert_sound(damaged, live_engine, [combo])
+        again = run_to_end(m, tmp_path / "res3", live_engine.env, *args)
+        assert again.verdicts == {combo: "pass"}, again.out[-2000:]
+        assert "was found damaged: made again" in (again.run_dir / combo / "build.log").read_text()
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
 # --- hostile input -------------------------------------------------------------------------
 
 BOMB = """

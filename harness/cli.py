@@ -21,6 +21,7 @@ from .verdict import (
     EXIT_INTERRUPTED,
     EXIT_KERNEL_FAILED,
     EXIT_OK,
+    InfraError,
     InputError,
     KmatrixError,
     exit_status_for,
@@ -28,6 +29,7 @@ from .verdict import (
 
 if TYPE_CHECKING:
     from .matrix import Matrix
+    from .results import Record
     from .settings import RunSettings
 
 DEFAULT_MATRIX = Path("matrix.yaml")
@@ -167,9 +169,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="remove output trees and seeds not used for DAYS days (never one a run "
                      "is using); kmatrix remakes them when needed")
 
-    summ = sub.add_parser("summary", help="print the summary table of a run")
+    summ = sub.add_parser("summary", help="print the summary table of a run (and rewrite its "
+                          "reports from the records)")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
                       help="a run directory, results/<run-id> (default: results/latest)")
+
+    rep = sub.add_parser("report", help="(re)write every report of a run directory from its "
+                         "records: summary.md, junit.xml, report.html, metadata.json")
+    rep.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                     help="a run directory, results/<run-id> (default: results/latest)")
+
+    xpt = sub.add_parser("export", help="export a run for other kernel CI systems")
+    xpt.add_argument("--kcidb", action="store_true", required=True,
+                     help="KCIDB JSON (checkouts, builds, tests), validated with kcidb-io")
+    xpt.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                     help="a run directory, results/<run-id> (default: results/latest)")
+    xpt.add_argument("-o", "--output", type=Path, default=None,
+                     help="where to write it (default: RUN_DIR/kcidb.json; - for stdout)")
+    xpt.add_argument("--url-base", default=None, metavar="URL",
+                     help="where the run directory is published, for the log URLs (default: "
+                     "its file:// address)")
     return parser
 
 
@@ -232,7 +251,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print()
     print(summary_text(records))
-    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    print(f"\nresults: {settings.run_dir} (report.html, summary.md, junit.xml; record.json and "
+          "metadata.json per combination)")
     if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
         _bisect_new_failures(args, settings, matrix)
     if code == pytest.ExitCode.INTERRUPTED:
@@ -244,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
     from .bisect.nightly import bisect_new_failures, previous_run_dir
-    from .results import atomic_write
+    from .reports import write_all, write_bisects
 
     run_dir = Path(settings.run_dir)
     previous = previous_run_dir(args.results, run_dir)
@@ -254,8 +274,9 @@ def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix
     lines = bisect_new_failures(previous, run_dir, args.bisect_new_failures, matrix.path,
                                 args.results, args.kernel, settings.jobs)
     if lines:
-        summary = run_dir / "summary.md"
-        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
+        # kept beside the records, so every rewrite of the reports shows them
+        write_bisects(run_dir, previous.name, lines)
+        write_all(run_dir)
         print("\n" + "\n".join(lines))
 
 
@@ -388,17 +409,68 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _records_of(run_dir: Path) -> list[Record]:
+    from . import results
+
+    records = results.read_records(run_dir)
+    if not records:
+        raise InputError(f"{run_dir} holds no records: give a results/<run-id> directory")
+    return records
+
+
+def _rewrite_reports(run_dir: Path) -> None:
+    from . import reports
+
+    try:
+        reports.write_all(run_dir)
+    except PermissionError as exc:
+        print(f"kmatrix: could not rewrite the reports in {run_dir} ({exc.strerror}): "
+              "copy the directory somewhere writable", file=sys.stderr)
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     from . import results
 
-    records = results.read_records(args.run_dir)
-    if not records:
-        raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
+    records = _records_of(args.run_dir)
+    _rewrite_reports(args.run_dir)
     print(results.summary_text(records))
     return exit_status_for([r.final for r in records])
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    records = _records_of(args.run_dir)
+    _rewrite_reports(args.run_dir)
+    print(f"{args.run_dir}: report.html, summary.md, junit.xml and {len(records)} metadata.json "
+          "written from the records")
+    return exit_status_for([r.final for r in records])
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    from . import kcidb, runinfo
+    from .results import atomic_write
+
+    records = _records_of(args.run_dir)
+    data = kcidb.export(records, runinfo.load(args.run_dir), args.run_dir, args.url_base)
+    try:
+        kcidb.validate(data)
+    except Exception as exc:  # noqa: BLE001 - jsonschema's error, from kcidb-io
+        raise InfraError(f"the KCIDB export of {args.run_dir} does not validate "
+                         f"({str(exc).splitlines()[0]}): report this as a kmatrix bug") from exc
+    text = json.dumps(data, indent=2) + "\n"
+    if str(args.output) == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    out = args.output or args.run_dir / "kcidb.json"
+    atomic_write(out, text)
+    print(f"{out}: {len(data['builds'])} builds and {len(data['tests'])} tests "
+          f"(KCIDB schema {kcidb.SCHEMA_MAJOR}.{kcidb.SCHEMA_MINOR})")
+    return EXIT_OK
+
+
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
+            "report": cmd_report, "export": cmd_export,
             "verdict": cmd_verdict, "explain": cmd_explain,
             "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache}

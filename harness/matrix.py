@@ -68,6 +68,10 @@ class Matrix:
     expect: dict[str, dict[str, str]] = field(default_factory=dict)
     build: BuildSettings = field(default_factory=BuildSettings)
     expect_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    # the layout the reports draw: each axis with its values in matrix order, and the ids of
+    # the include entries (rows of their own)
+    axes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    include_ids: tuple[str, ...] = ()
 
     @property
     def srcarch(self) -> str:
@@ -201,8 +205,9 @@ def load_matrix(path: Path) -> Matrix:
     if not isinstance(default_repair, bool):
         raise _fail(path, yamlsrc.line_of(top, "repair"), "repair must be true or false")
 
-    combos = _expand_axes(path, top, short_names, default_repair)
-    combos += _includes(path, top, short_names, default_repair)
+    combos, axes = _expand_axes(path, top, short_names, default_repair)
+    includes = _includes(path, top, short_names, default_repair)
+    combos += includes
     if not combos:
         raise _fail(path, top.line, "the matrix expands to no combination: add axes or include "
                     "entries, or loosen exclude")
@@ -216,13 +221,13 @@ def load_matrix(path: Path) -> Matrix:
     expect, expect_lines = _expect(path, top)
     build = _build(path, top)
     return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
-                  expect_lines)
+                  expect_lines, axes, tuple(c.id for c in includes))
 
 
-def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
-                 repair: bool) -> list[Combination]:
+def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str], repair: bool
+                 ) -> tuple[list[Combination], tuple[tuple[str, tuple[str, ...]], ...]]:
     if "axes" not in top:
-        return []
+        return [], ()
     axes = _mapping(path, top["axes"], "axes", yamlsrc.line_of(top, "axes"))
     names: list[str] = []
     choices: list[list[str]] = []
@@ -257,7 +262,7 @@ def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
             continue
         combos.append(Combination(make_id(values, short_names), tuple(values),
                                   yamlsrc.line_of(top, "axes"), None, repair))
-    return combos
+    return combos, tuple((n, tuple(c)) for n, c in zip(names, choices))
 
 
 def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],

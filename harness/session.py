@@ -3,7 +3,8 @@
 prepare_run: load and validate the matrix, resolve the kernel tree, check every symbol against
 it, connect to Docker, make sure the builder image exists, create results/<run-id>/ and the
 prepared seed tree. Any problem here is one line and no build starts.
-finish_run: JUnit, summary and results/latest from the records.
+finish_run: every report (summary, JUnit, report.html, metadata.json) and results/latest,
+from the records.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import image as imagemod
-from . import kconfig, results, source
+from . import kconfig, results, runinfo, source
 from . import matrix as matrixmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
@@ -147,8 +148,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         ccache=opts.ccache,
         boot=opts.boot, only=list(opts.only),
         trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
-        image_packages=imagemod.installed_packages(tag, client))
+        image_packages=imagemod.installed_packages(tag, client),
+        matrix_info=runinfo.describe_matrix(matrix))
     settings.save()
+    results.atomic_write(run_dir / runinfo.MATRIX_COPY, matrix.path.read_text())
     results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
     say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
         f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
@@ -212,6 +215,7 @@ def load_symbols(run_dir: Path) -> SymbolTable:
 
 
 def finish_run(settings: RunSettings) -> list[results.Record]:
+    """Every report of the run from its records (harness/reports.py), and results/latest."""
     return results.finish_run(Path(settings.run_dir),
                               f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
                               f"on Linux {settings.kernel.get('version')}")

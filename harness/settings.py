@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import results
 from .container import Runner, make_runner
@@ -43,6 +44,7 @@ class RunSettings:
     trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
     seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
     image_packages: dict[str, str] = field(default_factory=dict)
+    matrix_info: dict[str, Any] = field(default_factory=dict)  # harness/runinfo.py: for reports
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))

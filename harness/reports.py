@@ -20,6 +20,7 @@ from pathlib import Path
 from . import compare, metadata, results, runinfo
 from .compare import Comparison
 from .results import Record, atomic_write
+from .verdict import InfraError
 
 BISECTS = "bisect-new-failures.json"  # `run --bisect-new-failures`: {"since": ..., "lines": [...]}
 REPORT = "report.html"
@@ -74,6 +75,12 @@ def write_all(run_dir: Path, title: str | None = None) -> list[Record]:
     atomic_write(run_dir / "summary.md", summary(records, title or info.title(), comparison,
                                                  bisects))
     metadata.write_all(run_dir, records, info)
-    atomic_write(run_dir / REPORT, report_html.render(run_dir, records, info, comparison,
-                                                      bisects, title or info.title()))
+    try:
+        html = report_html.render(run_dir, records, info, comparison, bisects,
+                                  title or info.title())
+    except Exception as exc:  # noqa: BLE001 - a report bug is not a verdict: one line, exit 3
+        raise InfraError(f"could not render {REPORT} ({type(exc).__name__}: {exc}); summary.md "
+                         f"and junit.xml are written: report this, then rerun `kmatrix report "
+                         f"{run_dir}`") from exc
+    atomic_write(run_dir / REPORT, html)
     return records

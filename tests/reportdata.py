@@ -141,6 +141,7 @@ class Cell:
     title: str
     classes: list[str]
     table: str
+    attrs: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -181,7 +182,8 @@ class _Parser(HTMLParser):
             bg = re.search(r"background:\s*([^;]+)", a.get("style", ""))
             self.cell = Cell(a.get("data-combination", ""), a.get("data-verdict", ""),
                              bg.group(1).strip() if bg else "", "", a.get("title", ""),
-                             a.get("class", "").split(), self.tables[-1] if self.tables else "")
+                             a.get("class", "").split(), self.tables[-1] if self.tables else "",
+                             a)
             self.dom.cells.append(self.cell)
         if tag == "a" and self.cell is not None:
             self.cell.href = a.get("href", "")
@@ -248,7 +250,7 @@ def problems(dom: Dom, records: list[Record], run_dir: Path) -> list[str]:
             if f"{cid}/{name}" not in links:
                 found.append(f"{cid}: no link to its {name}")
     for href in dom.urls:
-        if href.startswith("#"):
+        if href.startswith("#") or href == "":
             if href[1:] and href[1:] not in dom.ids:
                 found.append(f"link to a missing anchor {href}")
         elif re.match(r"[a-z]+:|//", href):
@@ -257,3 +259,25 @@ def problems(dom: Dom, records: list[Record], run_dir: Path) -> list[str]:
             found.append(f"link to a missing file {href}")
     found += [f"resource to fetch: {url}" for url in dom.resources if not url.startswith("data:")]
     return found
+
+
+def big_run(results_dir: Path, run_id: str, axes: int = 9, includes: int = 488) -> Path:
+    """A run of `axes` two-valued axes and `includes` include entries (1,000 combinations by
+    default), every verdict cycled over them: the report at the scale it must stay readable."""
+    names = [f"CONFIG_OPTION_{i}" for i in range(axes)]
+    cells: dict[str, list[str]] = {}
+    records = []
+    for n in range(2 ** axes):
+        values = ["y" if n >> (axes - 1 - i) & 1 else "n" for i in range(axes)]
+        cid = ".".join(f"o{i}-{v}" for i, v in enumerate(values))
+        cells[cid] = values
+        records.append(make_record(cid, VERDICTS[n % len(VERDICTS)], dict(zip(names, values))))
+    include_ids = [f"include-{i:04d}" for i in range(includes)]
+    for i, cid in enumerate(include_ids):
+        records.append(make_record(cid, VERDICTS[(i * 7) % len(VERDICTS)],
+                                   {f"CONFIG_EXTRA_{i}": "y"}, boot=i % 50 == 0))
+    info = {"arch": "x86_64", "make_arch": "x86_64", "image_target": "bzImage",
+            "base": "tinyconfig", "fragments": [], "common": {"CONFIG_MODULES": "y"},
+            "targets": ["kernel/module/"], "axes": [[s, ["y", "n"]] for s in names],
+            "includes": include_ids, "boots": [], "cells": cells}
+    return write_run(results_dir, run_id, records, info=info)

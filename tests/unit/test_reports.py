@@ -77,6 +77,25 @@ def test_no_record_vanishes_and_a_selected_combination_without_one_shows_as_miss
                                                              ("stray", "record")]
 
 
+def test_the_layout_saved_in_run_json_is_the_layout_the_report_reads(tmp_path: Path) -> None:
+    from harness.settings import RunSettings
+
+    matrix = load_matrix(REPO / "matrix.yaml")
+    settings = RunSettings("r1", str(matrix.path), str(tmp_path), "/cache", "/tree",
+                           {"version": "6.12.117"}, "img", only=["stats"],
+                           image_packages=reportdata.PACKAGES,
+                           matrix_info=runinfo.describe_matrix(matrix))
+    settings.save()
+    info = runinfo.load(tmp_path)
+    layout = info.layout([])
+    assert layout.axes == [(s, list(v)) for s, v in matrix.axes] and not layout.guessed
+    assert layout.includes == list(matrix.include_ids) and layout.selected == ["stats"]
+    assert layout.cells["dups-n.trace-n"] == ["n", "n"] and "stats" not in layout.cells
+    assert info.arch == matrix.arch.name and info.targets == ["kernel/module/"]
+    assert info.compiler() == ("gcc-12", "12.2.0")
+    assert info.title() == "kmatrix run r1: matrix.yaml on Linux 6.12.117"
+
+
 def test_a_run_directory_without_a_layout_guesses_the_axes_from_the_records() -> None:
     records = reportdata.default_matrix_records()
     layout = runinfo.guess_layout(records)
@@ -144,6 +163,23 @@ def test_the_checker_catches_a_wrong_colour_and_a_dead_link(two_runs: tuple[Path
     fetched = html.replace("</head>", '<script src="https://cdn.example/x.js"></script></head>')
     assert any("https://cdn.example/x.js" in p for p in reportdata.problems(
         reportdata.parse(fetched), records, new))
+
+
+def test_a_report_that_cannot_render_is_an_infrastructure_error_after_the_summary(
+        two_runs: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness import report_html
+    from harness.verdict import InfraError
+
+    _, new = two_runs
+
+    def broken(*args: object) -> str:
+        raise KeyError("no such verdict")
+
+    monkeypatch.setattr(report_html, "render", broken)
+    with pytest.raises(InfraError, match="could not render report.html .*kmatrix report"):
+        reports.write_all(new)
+    assert (new / "summary.md").is_file() and (new / "junit.xml").is_file()
+    assert not (new / reports.REPORT).exists()
 
 
 def test_an_old_run_directory_without_run_json_still_renders_every_record(

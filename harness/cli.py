@@ -455,7 +455,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     data = kcidb.export(records, runinfo.load(args.run_dir), args.run_dir, args.url_base)
     try:
         kcidb.validate(data)
-    except Exception as exc:  # noqa: BLE001 - jsonschema's error, from kcidb-io
+    except Exception as exc:  # jsonschema's error, from kcidb-io
         raise InfraError(f"the KCIDB export of {args.run_dir} does not validate "
                          f"({str(exc).splitlines()[0]}): report this as a kmatrix bug") from exc
     text = json.dumps(data, indent=2) + "\n"

@@ -78,7 +78,7 @@ def write_all(run_dir: Path, title: str | None = None) -> list[Record]:
     try:
         html = report_html.render(run_dir, records, info, comparison, bisects,
                                   title or info.title())
-    except Exception as exc:  # noqa: BLE001 - a report bug is not a verdict: one line, exit 3
+    except Exception as exc:  # a report bug is not a verdict: one line, exit 3
         raise InfraError(f"could not render {REPORT} ({type(exc).__name__}: {exc}); summary.md "
                          f"and junit.xml are written: report this, then rerun `kmatrix report "
                          f"{run_dir}`") from exc

@@ -24,7 +24,9 @@ class Place:
     """One cell: the combination there and whether it has a record in this run."""
 
     combination: str  # "" where the matrix has no combination (excluded)
-    state: str  # "record", "missing" (selected, no record: never started) or "absent"
+    # "record"; "missing" (selected, no record: never started); "unselected" (in the matrix,
+    # left out of this run by --only); "absent" (the matrix excludes it)
+    state: str
 
 
 @dataclass
@@ -108,13 +110,16 @@ def _grid(layout: Layout, have: set[str], placed: set[str]) -> Grid | None:
                 placed.add(cid)
             elif cid and _selected(layout, cid):
                 cells.append(Place(cid, "missing"))
+            elif cid:
+                cells.append(Place("", "unselected"))
             else:
                 cells.append(Place("", "absent"))
-        if any(c.state != "absent" for c in cells):  # a row the matrix excludes entirely: gone
+        if any(c.state not in ("absent", "unselected") for c in cells):  # none in this run: gone
             rows.append((tuple(row_values), cells))
     if not rows:
         return None
-    keep = [j for j in range(len(columns)) if any(r[1][j].state != "absent" for r in rows)]
+    keep = [j for j in range(len(columns))
+            if any(r[1][j].state not in ("absent", "unselected") for r in rows)]
     return Grid([layout.axes[i][0] for i in row_idx], [layout.axes[i][0] for i in col_idx],
                 [columns[j] for j in keep], [(v, [c[j] for j in keep]) for v, c in rows])
 

@@ -77,6 +77,21 @@ def test_no_record_vanishes_and_a_selected_combination_without_one_shows_as_miss
                                                              ("stray", "record")]
 
 
+def test_a_cell_left_out_by_only_is_not_called_excluded_and_an_empty_row_goes() -> None:
+    layout = Layout([("CONFIG_A", ["y", "n"]), ("CONFIG_B", ["y", "n"])], [],
+                    {"y.y": ["y", "y"], "y.n": ["y", "n"], "n.n": ["n", "n"]}, selected=["y.y"])
+    heat = heatmap.place(layout, ["y.y"])
+    assert heat.grid is not None
+    # row n is all left out: gone; column n of row y: in the matrix, not in this run
+    assert [[(c.combination, c.state) for c in cells] for _, cells in heat.grid.rows] == \
+        [[("y.y", "record")]]
+    layout.selected = ["y.y", "n.n"]
+    heat = heatmap.place(layout, ["y.y", "n.n"])
+    assert heat.grid is not None
+    assert [[c.state for c in cells] for _, cells in heat.grid.rows] == \
+        [["record", "unselected"], ["absent", "record"]]
+
+
 def test_the_layout_saved_in_run_json_is_the_layout_the_report_reads(tmp_path: Path) -> None:
     from harness.settings import RunSettings
 

@@ -136,14 +136,29 @@ def _notes(record: Record, bisects: Bisects | None, run_dir: Path) -> list[tuple
         phases = boot.get("phases") or {}
         lines = [f"{boot.get('verdict', '?')} in {boot.get('duration_s', 0)} s "
                  f"({boot.get('accel', '?')}), cmdline: {boot.get('cmdline', '')}"]
-        if phases:
-            lines.append("phases: " + ", ".join(
-                f"{name} {p.get('status', p) if isinstance(p, dict) else p}"
-                for name, p in phases.items()))
+        lines += [_phase_line(name, p) for name, p in phases.items()]
         notes.append(("boot", lines))
     if bisects is not None and (found := bisects.for_combination(record.combination)):
         notes.append(("bisect", found))
     return notes
+
+
+def _counts(counts: object) -> str:
+    if not isinstance(counts, dict) or not counts:
+        return "none"
+    return " ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def _phase_line(name: str, phase: object) -> str:
+    """One phase of the guest's scenario as the judge recorded it: what it asked, how often,
+    and what the kernel did (modprobe runs, duplicates, dups warnings)."""
+    if not isinstance(phase, dict):
+        return f"{name}: {phase}"
+    head = f"{name} ({phase.get('request', '?')} x{phase.get('n', '?')})"
+    done = "finished" if phase.get("finished") else "NOT finished"
+    return (f"{head}: {done}; modprobe {_counts(phase.get('modprobe'))}; duplicates "
+            f"{_counts(phase.get('duplicates'))}; dups warnings {phase.get('dups_warnings', 0)}; "
+            f"{phase.get('ms', '?')} ms")
 
 
 def _links(record: Record, run_dir: Path) -> list[tuple[str, str]]:

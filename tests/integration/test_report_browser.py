@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def rgb(colour: str) -> str:
 
 
 def check_in_browser(run_dir: Path, shot: str, full_page: bool = False,
-                     height: int = 900) -> reportdata.Dom:
+                     height: int = 900) -> tuple[reportdata.Dom, str]:
     """Open the run's report.html; check it against the records; save a screenshot (the
     window, `height` pixels, or the whole page)."""
     records = results.read_records(run_dir)
@@ -60,7 +61,7 @@ def check_in_browser(run_dir: Path, shot: str, full_page: bool = False,
         assert cell.attrs["data-probe-bg"] == rgb(PALETTE[key_of(rec)][0]), rec.combination
     width, shot_height = headless.png_size(ARTIFACTS / shot)
     assert width == 1280 and shot_height >= height
-    return dom
+    return dom, page.html
 
 
 def test_the_report_of_every_verdict_renders_as_the_records_say(tmp_path: Path) -> None:
@@ -70,7 +71,16 @@ def test_the_report_of_every_verdict_renders_as_the_records_say(tmp_path: Path) 
                                reportdata.default_matrix_records())
     reports.write_all(old)
     reports.write_all(new)
-    dom = check_in_browser(new, "report-every-verdict.png")
+    dom, html = check_in_browser(new, "report-every-verdict.png")
+    # what changed comes first, new failures first of all, as the comparison says
+    comparison = reports.since_previous(new)
+    assert comparison is not None and comparison.new_failures
+    assert html.index('id="changes"') < html.index('id="legend"') < html.index('id="heatmap"')
+    kinds = re.findall(r'<ul class="changes" data-kind="([a-z-]+)"', html)
+    assert kinds[:3] == ["new-failure", "still-failing", "not-judged"], kinds
+    first = html.index('data-kind="new-failure"')
+    listed = re.findall(r'<a href="#c-([^"]+)">', html[first:html.index("</ul>", first)])
+    assert listed == [c.combination for c in comparison.new_failures]
     # one page: every cell and every combination's row is on screen
     assert all(c.attrs["data-probe-shown"] == "1" for c in dom.cells)
     assert {d["data-combination"] for d in dom.details.values()} == \
@@ -82,7 +92,7 @@ def test_a_thousand_combinations_page_in_the_browser(tmp_path: Path) -> None:
     run = reportdata.big_run(tmp_path, "20261129T000000Z-cccc")
     records = reports.write_all(run)
     assert len(records) == 1000
-    dom = check_in_browser(run, "report-1000.png")
+    dom, _ = check_in_browser(run, "report-1000.png")
     shown = [c for c in dom.cells if c.attrs.get("data-probe-shown") == "1" and c.combination]
     # nine axes: a 32 x 16 grid (one page of rows), and the first page of the 488 include rows
     grid = [c for c in shown if c.table == "grid"]
@@ -144,8 +154,8 @@ def test_a_real_run_of_the_default_matrix_renders_as_its_records_say(real_run: P
     info = runinfo.load(real_run)
     assert Path(info.matrix_path).name == "matrix.yaml" and info.kernel.get("version")
     assert all(r.verdict is not None for r in records), [r.combination for r in records]
-    dom = check_in_browser(real_run, "report-default-matrix.png", full_page=True,
-                           height=1060)
+    dom, _ = check_in_browser(real_run, "report-default-matrix.png", full_page=True,
+                              height=1060)
     wanted = set(info.settings.get("only") or []) or {r.combination for r in records}
     assert {c.combination for c in dom.cells if c.combination} == wanted
     # the run's inputs are on the page as run.json has them

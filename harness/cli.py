@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .verdict import (
     EXIT_BAD_INPUT,
+    EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_KERNEL_FAILED,
     EXIT_OK,
@@ -418,7 +419,9 @@ def _records_of(run_dir: Path) -> list[Record]:
     return records
 
 
-def _rewrite_reports(run_dir: Path) -> None:
+def _rewrite_reports(run_dir: Path) -> bool:
+    """Every report of `run_dir` from its records; False (said on stderr) where it is not
+    writable."""
     from . import reports
 
     try:
@@ -426,6 +429,8 @@ def _rewrite_reports(run_dir: Path) -> None:
     except PermissionError as exc:
         print(f"kmatrix: could not rewrite the reports in {run_dir} ({exc.strerror}): "
               "copy the directory somewhere writable", file=sys.stderr)
+        return False
+    return True
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -439,7 +444,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     records = _records_of(args.run_dir)
-    _rewrite_reports(args.run_dir)
+    if not _rewrite_reports(args.run_dir):
+        return EXIT_INFRA
     print(f"{args.run_dir}: report.html, summary.md, junit.xml and {len(records)} metadata.json "
           "written from the records")
     return exit_status_for([r.final for r in records])

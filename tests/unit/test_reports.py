@@ -232,6 +232,21 @@ def test_kmatrix_report_rewrites_the_reports_of_an_old_run(two_runs: tuple[Path,
     assert "dups-y.trace-n" in capsys.readouterr().out
 
 
+def test_kmatrix_report_on_a_directory_it_cannot_write_says_so_and_exits_3(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    run = reportdata.write_run(tmp_path, NEW, reportdata.default_matrix_records({}))
+
+    def read_only(run_dir: Path, title: str | None = None) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(reports, "write_all", read_only)
+    assert cli.main(["report", str(run)]) == 3
+    out = capsys.readouterr()
+    assert "could not rewrite the reports" in out.err and "written" not in out.out
+    assert cli.main(["summary", str(run)]) == 0  # the table still prints: every record passed
+    assert "dups-y.trace-n" in capsys.readouterr().out
+
+
 def test_finish_run_through_results_latest_compares_with_the_real_previous_run(
         two_runs: tuple[Path, Path]) -> None:
     old, new = two_runs

@@ -7,6 +7,8 @@
     nox -s faults              the whole fault-injection suite (docs/reliability.md)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
+    nox -s report_browser      the last run's report.html (results/latest) checked in headless chromium
+    nox -s bench_report        render time and size of report.html for 1,000 combinations
 """
 
 import os
@@ -67,3 +69,22 @@ def typecheck(session: nox.Session) -> None:
     """mypy on harness/ (every function annotated; settings in pyproject.toml)."""
     _install(session)
     session.run("mypy")
+
+
+@nox.session
+def report_browser(session: nox.Session) -> None:
+    """Check the report of a real run (default: results/latest, left by `nox -s matrix`) in
+    headless chromium against its records, and its KCIDB export; screenshot in
+    results/test-artifacts/report-default-matrix.png."""
+    _install(session)
+    run_dir = session.posargs[0] if session.posargs else "results/latest"
+    session.run("pytest", "tests/integration/test_report_browser.py", "-k", "real", "-n", "0",
+                "-q", env={"KMATRIX_REPORT_RUN_DIR": run_dir})
+
+
+@nox.session
+def bench_report(session: nox.Session) -> None:
+    """The reports of a synthetic 1,000-combination run directory: render time, size, and
+    chromium's load time (docs/report.md). Arguments after -- go to benchmarks/bench_report.py."""
+    _install(session)
+    session.run("python", "benchmarks/bench_report.py", *session.posargs)

@@ -8,7 +8,6 @@ Exit statuses: 0 all passed, 1 the kernel failed (a combination's verdict), 2 ba
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import sys
@@ -173,9 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="remove output trees and seeds not used for DAYS days (never one a run "
                      "is using); kmatrix remakes them when needed")
 
-    summ = sub.add_parser("summary", help="print the summary table of a run")
+    summ = sub.add_parser("summary", help="print the summary table of a run (and rewrite its "
+                          "reports from the records)")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
                       help="a run directory, results/<run-id> (default: results/latest)")
+
+    rep = sub.add_parser("report", help="(re)write every report of a run directory from its "
+                         "records: summary.md, junit.xml, report.html, metadata.json")
+    rep.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                     help="a run directory, results/<run-id> (default: results/latest)")
+
+    xpt = sub.add_parser("export", help="export a run for other kernel CI systems")
+    xpt.add_argument("--kcidb", action="store_true", required=True,
+                     help="KCIDB JSON (checkouts, builds, tests), validated with kcidb-io")
+    xpt.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                     help="a run directory, results/<run-id> (default: results/latest)")
+    xpt.add_argument("-o", "--output", type=Path, default=None,
+                     help="where to write it (default: RUN_DIR/kcidb.json; - for stdout)")
+    xpt.add_argument("--url-base", default=None, metavar="URL",
+                     help="where the run directory is published, for the log URLs (default: "
+                     "its file:// address)")
     return parser
 
 
@@ -228,7 +244,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print()
     print(summary_text(records))
-    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    print(f"\nresults: {settings.run_dir} (report.html, summary.md, junit.xml; record.json and "
+          "metadata.json per combination)")
     if tracker.interrupted:
         return EXIT_INTERRUPTED
     if args.bisect_new_failures is not None:
@@ -282,7 +299,7 @@ def run_exit_status(code: int, tracker: RunTracker, verdicts: list[Verdict]) -> 
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
     from .bisect.nightly import bisect_new_failures, previous_run_dir
-    from .results import atomic_write
+    from .reports import write_all, write_bisects
 
     run_dir = Path(settings.run_dir)
     previous = previous_run_dir(args.results, run_dir)
@@ -292,8 +309,9 @@ def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix
     lines = bisect_new_failures(previous, run_dir, args.bisect_new_failures, matrix.path,
                                 args.results, args.kernel, settings.jobs)
     if lines:
-        summary = run_dir / "summary.md"
-        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
+        # kept beside the records, so every rewrite of the reports shows them
+        write_bisects(run_dir, previous.name, lines)
+        write_all(run_dir)
         print("\n" + "\n".join(lines))
 
 
@@ -427,33 +445,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    from . import results
-
-    state = runstate.load(args.run_dir)
-    unfinished = runstate.incomplete_reason(args.run_dir)
-    records = results.read_records(args.run_dir)
-    if state is not None and unfinished:
-        # the rows of a run that was stopped or killed: what it finished, and every combination
-        # it had selected without a record as infra-error (written only by the run itself)
-        have = {r.combination for r in records}
-        records += [results.missing_record(c, args.run_dir.name, "the run stopped before it "
-                                           "finished this combination") for c in state.expected
-                    if c not in have]
-        records = [r if r.verdict is not None or r.status != "running" else
-                   dataclasses.replace(r, status="interrupted") for r in records]
-        records.sort(key=lambda r: r.combination)
-    if not records and not unfinished:
-        raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
-    if records:
-        print(results.summary_text(records))
-    if unfinished:
-        print(f"kmatrix: {unfinished}", file=sys.stderr)
-        return EXIT_INFRA
-    return exit_status_for([r.final for r in records])
-
+from .cli_reports import cmd_export, cmd_report, cmd_summary  # noqa: E402
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
+            "report": cmd_report, "export": cmd_export,
             "verdict": cmd_verdict, "explain": cmd_explain,
             "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache}

@@ -34,7 +34,8 @@ ID_MAX = 200  # a directory name under results/<run-id>/ (file names stop at 255
 RESERVED_IDS = {"run.json", "symbols.json", "summary.md", "junit.xml", "seed.log", "resolve.log",
                 "resolve.json", "accel.json", "accel.lock", "guest", "guest.lock", "kvm-probe",
                 "steps", "configs", "latest", "summary.html", "bisect.json", "bisect.txt",
-                "state.json"}
+                "state.json", "report.html", "input-matrix.yaml", "kcidb.json",
+                "bisect-new-failures.json"}
 DEFAULT_BOOT_TIMEOUT_S = 300.0  # build.boot_timeout; harness/boot.py's default too
 MAX_COMBINATIONS = 4096  # build.max_combinations raises it
 _BAD_CHAR_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
@@ -76,6 +77,10 @@ class Matrix:
     expect: dict[str, dict[str, str]] = field(default_factory=dict)
     build: BuildSettings = field(default_factory=BuildSettings)
     expect_lines: dict[tuple[str, str], int] = field(default_factory=dict)
+    # the layout the reports draw: each axis with its values in matrix order, and the ids of
+    # the include entries (rows of their own)
+    axes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    include_ids: tuple[str, ...] = ()
 
     @property
     def srcarch(self) -> str:
@@ -209,8 +214,10 @@ def load_matrix(path: Path) -> Matrix:
     if not isinstance(default_repair, bool):
         raise _fail(path, yamlsrc.line_of(top, "repair"), "repair must be true or false")
 
-    combos = _expand_axes(path, top, short_names, default_repair, _max_combinations(path, top))
-    combos += _includes(path, top, short_names, default_repair)
+    combos, axes = _expand_axes(path, top, short_names, default_repair,
+                                _max_combinations(path, top))
+    includes = _includes(path, top, short_names, default_repair)
+    combos += includes
     if not combos:
         raise _fail(path, top.line, "the matrix expands to no combination: add axes or include "
                     "entries, or loosen exclude")
@@ -234,7 +241,7 @@ def load_matrix(path: Path) -> Matrix:
                         f"expect {directory}: no build target builds it, so its built-in.a "
                         f"could never be checked: add {directory} to build.targets")
     return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
-                  expect_lines)
+                  expect_lines, axes, tuple(c.id for c in includes))
 
 
 def _max_combinations(path: Path, top: yamlsrc.LineDict) -> int:
@@ -249,9 +256,10 @@ def _max_combinations(path: Path, top: yamlsrc.LineDict) -> int:
 
 
 def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
-                 repair: bool, cap: int = MAX_COMBINATIONS) -> list[Combination]:
+                 repair: bool, cap: int = MAX_COMBINATIONS
+                 ) -> tuple[list[Combination], tuple[tuple[str, tuple[str, ...]], ...]]:
     if "axes" not in top:
-        return []
+        return [], ()
     axes = _mapping(path, top["axes"], "axes", yamlsrc.line_of(top, "axes"))
     names: list[str] = []
     choices: list[list[str]] = []
@@ -293,7 +301,7 @@ def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
             continue
         combos.append(Combination(make_id(values, short_names), tuple(values),
                                   yamlsrc.line_of(top, "axes"), None, repair))
-    return combos
+    return combos, tuple((n, tuple(c)) for n, c in zip(names, choices))
 
 
 def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],

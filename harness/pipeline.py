@@ -215,6 +215,8 @@ def run_combination(job: Job) -> results.Record:
                       f"# reproduce: {record.reproducer}\n")
             resolution = load_resolutions(run_dir).get(combo.id)  # if the resolve step ran
             outcome = _unsatisfiable(resolution, record)
+            if outcome is None and resolution is not None:  # its time, for the reports
+                _stage(record, "resolve", "pass", resolution.seconds)
             if outcome is None:  # a request that can never hold takes no tree at all
                 name = _tree_of(resolution, combo)
                 settings.work_dir().mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,8 @@ results/<run-id>/
   <combination>/build.log    every command (as a rerunnable `docker run` line) and its output
   <combination>/config       the resolved .config
   <combination>/reproducer.sh
-  junit.xml, summary.md    written from the records, never re-derived
+  <combination>/metadata.json  the record in TuxMake's metadata.json shape
+  junit.xml, summary.md, report.html   written from the records, never re-derived
 results/latest -> <run-id>
 Every file is written atomically (temporary file + rename): an interrupted run never leaves a
 truncated record.
@@ -214,13 +215,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(records: list[Record], title: str) -> str:
+def summary_markdown(records: list[Record], title: str, preface: str = "",
+                     appendix: list[str] | tuple[str, ...] = ()) -> str:
+    """The run as Markdown: counts, `preface` (what changed since the previous run), one row
+    per combination, then `appendix` (the nightly's bisects)."""
     counts: dict[str, int] = {}
     for r in records:
         key = r.verdict.value if r.verdict is not None else "unfinished"
         counts[key] = counts.get(key, 0) + 1
     lines = [f"# {title}", "",
-             ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), "",
+             ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), ""]
+    if preface:
+        lines += [preface.rstrip("\n"), "", "## Every combination", ""]
+    lines += [
              "| combination | verdict | time | reason | reproduce |",
              "| --- | --- | --- | --- | --- |"]
     for r in records:
@@ -231,6 +238,8 @@ def summary_markdown(records: list[Record], title: str) -> str:
         repro = f"`{_cell(r.reproducer)}`" if failed and r.reproducer else ""
         lines.append(f"| {r.combination} | {r.verdict_text} | {r.duration_s:.0f} s "
                      f"| {reason} | {repro} |")
+    if appendix:
+        lines += ["", *appendix]
     return "\n".join(lines) + "\n"
 
 
@@ -273,12 +282,14 @@ def mark_unfinished(run_dir: Path, why: str) -> int:
     return marked
 
 
-def finish_run(run_dir: Path, title: str, expected: list[str] | None = None,
+def finish_run(run_dir: Path, title: str | None = None, expected: list[str] | None = None,
                matrix: str = "", missing_why: str = "") -> list[Record]:
-    """Write junit.xml and summary.md from the records (with an infra-error row for every
-    expected combination without one), and point results/latest here."""
-    records = complete_records(run_dir, expected or [], matrix, missing_why)
-    atomic_write(run_dir / "junit.xml", junit_xml(records))
-    atomic_write(run_dir / "summary.md", summary_markdown(records, title))
-    point_latest(run_dir.parent, run_dir)
+    """Write every report from the records (summary.md, junit.xml, report.html, metadata.json:
+    harness/reports.py), with an infra-error row for every expected combination without a
+    record, and point results/latest here. `title` defaults to one made from run.json."""
+    from .reports import write_all
+
+    records = write_all(run_dir, title, complete_records(run_dir, expected or [], matrix,
+                                                          missing_why))
+    point_latest(run_dir.resolve().parent, run_dir.resolve())
     return records

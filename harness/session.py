@@ -3,7 +3,8 @@
 prepare_run: load and validate the matrix, resolve the kernel tree, check every symbol against
 it, connect to Docker, make sure the builder image exists, create results/<run-id>/ and the
 prepared seed tree. Any problem here is one line and no build starts.
-finish_run: JUnit, summary and results/latest from the records.
+finish_run: every report (summary, JUnit, report.html, metadata.json) and results/latest,
+from the records.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import container, kconfig, results, runstate, source
+from . import container, kconfig, results, runinfo, runstate, source
 from . import image as imagemod
 from . import matrix as matrixmod
 from .container import Runner, connect, make_runner
@@ -154,8 +155,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             ccache=opts.ccache,
             boot=opts.boot, only=list(opts.only),
             trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
-            image_packages=imagemod.installed_packages(tag, client))
+            image_packages=imagemod.installed_packages(tag, client),
+            matrix_info=runinfo.describe_matrix(matrix))
         settings.save()
+        results.atomic_write(run_dir / runinfo.MATRIX_COPY, matrix.path.read_text())
         results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
         say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
             f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "

@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import results
 from .container import Runner, make_runner
@@ -46,6 +47,7 @@ class RunSettings:
     # whose compiler cache: "" the shared one; another name its own (a commit bisect builds
     # commits nobody vetted, which must never write into the cache every run reads)
     ccache_domain: str = ""
+    matrix_info: dict[str, Any] = field(default_factory=dict)  # harness/runinfo.py: for reports
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))

@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
                      f"run and fails now, within SECONDS in all (alone: {BISECT_BUDGET_S:g}; "
                      "--bisect-new-failures=600 or --bisect-new-failures 600; a word after it "
                      "that is not a number is not taken as SECONDS)")
+    run.add_argument("--shard", metavar="K/N",
+                     help="run the K-th of N parts of the matrix (whole output trees, balanced "
+                     "by expected cost); `kmatrix merge` joins the N run directories")
+    run.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                     help="finish an interrupted run (default: the newest in --results): only "
+                     "the combinations without a finished record run, with the run's settings")
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
                      "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
@@ -213,26 +219,49 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from . import session
 
-    opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
-                           only=tuple(args.only), workers=args.workers, jobs=args.jobs,
-                           pristine=args.pristine, ccache=args.ccache, boot=args.boot,
-                           oversubscribe=args.oversubscribe, trees=args.trees)
-    settings, matrix = session.prepare_run(opts)
+    from .shard import ShardSpec
+
+    if args.resume is not None:
+        from . import resume
+
+        if args.shard or args.only:
+            raise InputError("--resume keeps the run's own selection: drop --shard and --only")
+        settings, matrix, _ = resume.prepare(args.results, Path(args.resume) if args.resume
+                                             else None)
+    else:
+        opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
+                               only=tuple(args.only), workers=args.workers, jobs=args.jobs,
+                               pristine=args.pristine, ccache=args.ccache, boot=args.boot,
+                               oversubscribe=args.oversubscribe, trees=args.trees,
+                               shard=ShardSpec.parse(args.shard) if args.shard else None)
+        settings, matrix = session.prepare_run(opts)
     cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
+    if args.resume is not None:
+        pytest_argv.append("--kmatrix-resume")
     if settings.workers > 1:
         pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
     pytest_argv += args.pytest_args
-    code = pytest.main(pytest_argv)
-    records = session.finish_run(settings)
+    if settings.shard.get("index") and not settings.only:  # more shards than output trees
+        print(f"kmatrix: shard {settings.shard['index']}/{settings.shard['count']} has no "
+              "combinations (the matrix has fewer output trees than shards)")
+        code: int = pytest.ExitCode.OK
+    else:
+        code = pytest.main(pytest_argv)
+    records = session.finish_run(settings, complete=code != pytest.ExitCode.INTERRUPTED)
     from .results import summary_text
 
     print()
     print(summary_text(records))
     print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    if code == pytest.ExitCode.INTERRUPTED or any(r.status != "done" for r in records):
+        print(f"kmatrix: run {settings.run_id} is incomplete (results/latest does not name it): "
+              f"finish it with `kmatrix run --resume {settings.run_dir}`")
+    if settings.shard.get("index") and not settings.only:
+        return EXIT_OK
     if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
         _bisect_new_failures(args, settings, matrix)
     if code == pytest.ExitCode.INTERRUPTED:
@@ -243,19 +272,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
-    from .bisect.nightly import bisect_new_failures, previous_run_dir
-    from .results import atomic_write
+    from .bisect.nightly import bisect_since_previous
 
-    run_dir = Path(settings.run_dir)
-    previous = previous_run_dir(args.results, run_dir)
-    if previous is None:
-        print(f"kmatrix: --bisect-new-failures: no earlier run in {args.results} to compare with")
-        return
-    lines = bisect_new_failures(previous, run_dir, args.bisect_new_failures, matrix.path,
-                                args.results, args.kernel, settings.jobs)
+    lines = bisect_since_previous(Path(settings.run_dir), args.bisect_new_failures, args.kernel,
+                                  settings.jobs)
     if lines:
-        summary = run_dir / "summary.md"
-        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
         print("\n" + "\n".join(lines))
 
 

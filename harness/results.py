@@ -218,10 +218,21 @@ def point_latest(results: Path, run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def finish_run(run_dir: Path, title: str) -> list[Record]:
-    """Write junit.xml and summary.md from the records, and point results/latest here."""
+def finish_run(run_dir: Path, title: str, complete: bool = True) -> list[Record]:
+    """Write junit.xml and summary.md from the records (the comparison with the previous
+    comparable run at the top, also as comparison.json), and point results/latest here when
+    the run is complete (every record finished, not interrupted)."""
+    from .compare import since_previous
+
     records = read_records(run_dir)
     atomic_write(run_dir / "junit.xml", junit_xml(records))
-    atomic_write(run_dir / "summary.md", summary_markdown(records, title))
-    point_latest(run_dir.parent, run_dir)
+    comparison = since_previous(run_dir, records)
+    summary = summary_markdown(records, title)
+    if comparison is not None:
+        head, _, table = summary.partition("\n\n")
+        summary = f"{head}\n\n{comparison.markdown()}\n{table}"
+        atomic_write(run_dir / "comparison.json", json.dumps(comparison.to_dict(), indent=2))
+    atomic_write(run_dir / "summary.md", summary)
+    if complete and all(r.status == "done" for r in records):
+        point_latest(run_dir.parent, run_dir)
     return records

@@ -19,12 +19,14 @@ from pathlib import Path
 
 from . import image as imagemod
 from . import kconfig, results, source
+from . import shard as shardmod
 from . import matrix as matrixmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
 from .pipeline import BASE_CONFIG, ensure_seed
 from .settings import RunSettings
+from .shard import ShardSpec
 from .verdict import InfraError, InputError
 
 MIN_FREE_BYTES = 4 << 30
@@ -44,6 +46,7 @@ class Options:
     boot: bool = True
     oversubscribe: bool = False
     trees: str | None = None  # overrides the matrix's build.trees
+    shard: ShardSpec | None = None  # `--shard K/N`: this part of the matrix (harness/shard.py)
 
 
 MEM_PER_BUILD_MAX = 4 << 30  # a tinyconfig-based build peaks near 300 MiB (docs/performance.md)
@@ -148,6 +151,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         boot=opts.boot, only=list(opts.only),
         trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
         image_packages=imagemod.installed_packages(tag, client))
+    settings.fingerprint = shardmod.fingerprint(matrix, settings.kernel, tag,
+                                                settings.image_packages, list(opts.only), opts.boot)
+    if opts.shard:
+        settings.shard = {"index": opts.shard.index, "count": opts.shard.count}
     settings.save()
     results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
     say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
@@ -158,6 +165,11 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     settings.seed = str(seed) if seed else ""
     settings.save()
     resolve_first(settings, matrix, symbols, runner, say)
+    if opts.shard:
+        mine, parts = shardmod.restrict(run_dir, matrix, opts.boot, opts.shard, say)
+        settings.shard = shardmod.shard_info(opts.shard, list(opts.only), parts)
+        settings.only = mine
+        settings.save()
     fit_to_trees(settings, opts, say)
     return settings, matrix
 
@@ -211,7 +223,13 @@ def load_symbols(run_dir: Path) -> SymbolTable:
     return SymbolTable(json.loads((run_dir / "symbols.json").read_text()))
 
 
-def finish_run(settings: RunSettings) -> list[results.Record]:
-    return results.finish_run(Path(settings.run_dir),
-                              f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
-                              f"on Linux {settings.kernel.get('version')}")
+def run_title(settings: RunSettings) -> str:
+    shard = settings.shard
+    part = (f" (shard {shard['index']}/{shard['count']})" if shard.get("index") else
+            f" (merged from {shard['count']} shards)" if shard.get("merged") else "")
+    return (f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} on Linux "
+            f"{settings.kernel.get('version')}{part}")
+
+
+def finish_run(settings: RunSettings, complete: bool = True) -> list[results.Record]:
+    return results.finish_run(Path(settings.run_dir), run_title(settings), complete)

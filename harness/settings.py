@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import results
 from .container import Runner, make_runner
@@ -43,6 +44,10 @@ class RunSettings:
     trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
     seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
     image_packages: dict[str, str] = field(default_factory=dict)
+    # what makes two runs (or two shards) the same run: matrix, kernel, image, selection
+    # (harness/shard.py), and the shard this run is (`--shard K/N`) or was merged from
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    shard: dict[str, Any] = field(default_factory=dict)
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))

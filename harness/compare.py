@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .results import Record, read_records
-from .verdict import Verdict
+from .verdict import InputError, Verdict
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,17 @@ def since_previous(run_dir: Path, records: list[Record] | None = None) -> Compar
     """This run against the previous comparable run in its results directory, over what this
     run set out to run (a shard compares its own combinations); None for the first run."""
     previous = previous_comparable_run(run_dir.parent, run_dir)
-    if previous is None:
-        return None
-    wanted = selection(_run_info(run_dir))
-    base = [r for r in read_records(previous) if wanted is None or r.combination in wanted]
-    return compare(base, read_records(run_dir) if records is None else records,
-                   previous.name, run_dir.name)
+    return None if previous is None else compare_runs(previous, run_dir, records)
+
+
+def compare_runs(base_dir: Path, new_dir: Path, records: list[Record] | None = None) -> Comparison:
+    """`kmatrix compare BASE NEW`: over what the new run set out to run (a shard, an `--only`
+    run), so the rest of the base run is not reported as removed."""
+    for d in (base_dir, new_dir):
+        if not (d / "run.json").is_file():
+            raise InputError(f"{d} is not a run directory (no run.json): give results/<run-id> "
+                             "directories")
+    wanted = selection(_run_info(new_dir))
+    base = [r for r in read_records(base_dir) if wanted is None or r.combination in wanted]
+    return compare(base, read_records(new_dir) if records is None else records,
+                   base_dir.resolve().name, new_dir.resolve().name)

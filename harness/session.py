@@ -19,8 +19,8 @@ from pathlib import Path
 
 from . import image as imagemod
 from . import kconfig, results, source
-from . import shard as shardmod
 from . import matrix as matrixmod
+from . import shard as shardmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix

@@ -25,9 +25,9 @@ def unfinished(run_dir: Path) -> list[str] | None:
     so which combinations the run holds is not known yet)."""
     from . import resolve
 
-    planned = resolve.load(run_dir)
-    if not planned:
+    if not (run_dir / resolve.RESOLVE_FILE).is_file():
         return None
+    planned = resolve.load(run_dir)
     done = {r.combination for r in results.read_records(run_dir) if r.status == "done"}
     return [c for c in planned if c not in done]
 

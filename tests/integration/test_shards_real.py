@@ -92,3 +92,34 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
     assert "- sh-victim: not bisected" in summary  # the budget of 0 s, said so
     assert (merged2 / "comparison.md").read_text().startswith(f"## Since {merged.name}")
     assert "sh-victim" in second.stdout and "flaky: none" in second.stdout  # the history
+
+
+def test_resume_redoes_only_the_unfinished_combinations(tmp_path, kernel_tree, builder_image):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(MATRIX.format(tree=kernel_tree, victim=LAST_NIGHT))
+    results = tmp_path / "results"
+    first = run_kmatrix("run", str(matrix), "--results", str(results), *OPTIONS,
+                        "--only", "sh-procfs", "--only", "sh-sysfs", timeout=1500)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run_dir = (results / "latest").resolve()
+    # as a run killed while sh-sysfs built leaves it: a running record, latest elsewhere
+    killed = json.loads((run_dir / "sh-sysfs" / "record.json").read_text())
+    (run_dir / "sh-sysfs" / "record.json").write_text(json.dumps(
+        {**killed, "status": "running", "verdict": "", "finished": ""}))
+    (results / "latest").unlink()
+    kept = (run_dir / "sh-procfs" / "record.json").read_text()
+
+    done = run_kmatrix("run", "--resume", "--results", str(results), timeout=1500)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "resuming run" in done.stdout and "1 of 2 combinations left" in done.stdout
+    assert (run_dir / "sh-procfs" / "record.json").read_text() == kept  # not run again
+    again = json.loads((run_dir / "sh-sysfs" / "record.json").read_text())
+    assert (again["status"], again["verdict"]) == ("done", "pass")
+    assert again["started"] >= killed["started"]
+    assert (results / "latest").resolve() == run_dir
+    assert "| sh-procfs | pass |" in (run_dir / "summary.md").read_text()  # the whole run
+
+    matrix.write_text(matrix.read_text() + "# changed\n")
+    changed = run_kmatrix("run", "--resume", str(run_dir), "--results", str(results))
+    assert changed.returncode == 2 and "cannot resume" in changed.stderr
+    assert "the matrix: matrix.yaml" in changed.stderr

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, cli_runs
 from .verdict import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -173,46 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="remove output trees and seeds not used for DAYS days (never one a run "
                      "is using); kmatrix remakes them when needed")
 
-    mrg = sub.add_parser("merge", help="one run directory from the N shard run directories of "
-                         "one run (`kmatrix run --shard K/N`); exit status of the whole run")
-    mrg.add_argument("out", type=Path, help="the merged run directory to make, e.g. "
-                     "results/<UTC time>-nightly (its name sorts it among the runs)")
-    mrg.add_argument("shards", nargs="+", type=Path, metavar="SHARD_DIR")
-    mrg.add_argument("--allow-missing", action="store_true",
-                     help="report combinations no shard holds as not run (infrastructure) "
-                     "instead of refusing")
-    mrg.add_argument("--bisect-new-failures", nargs="?", const=1800.0, type=float, default=None,
-                     metavar="SECONDS", help="then bisect the new failures since the previous "
-                     "comparable run in OUT's directory, within SECONDS")
-    mrg.add_argument("--kernel", help="the kernel checkout for --bisect-new-failures")
-
-    cmp = sub.add_parser("compare", help="two runs side by side: new failures, fixed, still "
-                         "failing, new and removed (exit 1 when something newly fails)")
-    cmp.add_argument("base", type=Path, help="the earlier run directory")
-    cmp.add_argument("new", type=Path, help="the later run directory")
-    cmp.add_argument("--json", metavar="FILE", help="also write the comparison as JSON "
-                     "(- for standard output, instead of the Markdown)")
-    cmp.add_argument("--markdown", metavar="FILE", help="also write the Markdown to FILE")
-
-    hist = sub.add_parser("history", help="each combination's verdicts over the runs kept; "
-                          "verdicts that flip with nothing changed are flagged flaky")
-    hist.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    hist.add_argument("--last", type=int, default=10, help="how many runs (default 10)")
-    hist.add_argument("--matrix", help="the matrix file name (default: the newest run's)")
-    hist.add_argument("--json", action="store_true", help="JSON instead of the table")
-
-    ngt = sub.add_parser("nightly", help="the nightly CI flow on this machine: N shards in "
-                         "turn, merge, compare with the previous nightly, history "
-                         "(what .github/workflows/nightly.yml runs on N runners)")
-    ngt.add_argument("matrix", nargs="?", type=Path, default=DEFAULT_MATRIX)
-    ngt.add_argument("--shards", type=int, default=2, help="N (default 2)")
-    ngt.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
-    ngt.add_argument("--bisect-new-failures", type=float, default=1800.0, metavar="SECONDS",
-                     help="time budget for bisecting new failures (default 1800; 0: none)")
-    ngt.add_argument("--keys", action="store_true", help="print the workflow's cache keys "
-                     "(name=value lines for $GITHUB_OUTPUT) and stop")
-    ngt.add_argument("run_options", nargs="*", default=[],
-                     help="after --: options for every shard's `kmatrix run`")
+    cli_runs.add_parsers(sub, DEFAULT_MATRIX, DEFAULT_RESULTS)
 
     summ = sub.add_parser("summary", help="print the summary table of a run")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
@@ -224,8 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
-    if pytest_args:
-        args.pytest_args = [*args.pytest_args, *pytest_args]
+    if pytest_args:  # run: pytest's arguments; nightly: every shard's `kmatrix run` options
+        field = "run_options" if args.command == "nightly" else "pytest_args"
+        setattr(args, field, [*getattr(args, field), *pytest_args])
     if not args.command:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -241,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """`kmatrix run [OPTIONS] -- PYTEST_ARGS`: what follows `--` goes to pytest as it stands
-    (argparse would hand `-k` to the optional matrix positional). And `--bisect-new-failures`
+    (argparse would hand `-k` to the optional matrix positional); `kmatrix nightly [OPTIONS] --
+    RUN_OPTIONS` likewise to every shard's `kmatrix run`. And `--bisect-new-failures`
     with no number after it gets the default budget: argparse would take the next word (the
     matrix) as its SECONDS."""
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -250,7 +213,7 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     if cut == len(argv):
         return argv, []
     words = [a for a in argv[:cut] if not a.startswith("-")]
-    if words[:1] != ["run"]:
+    if words[:1] not in (["run"], ["nightly"]):
         return argv, []
     return argv[:cut], argv[cut + 1:]
 
@@ -459,66 +422,8 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return exit_status_for([r.final for r in records])
 
 
-def cmd_merge(args: argparse.Namespace) -> int:
-    from . import merge, results, session
-
-    settings = merge.merge(args.out, args.shards, args.allow_missing)
-    records = results.finish_run(Path(settings.run_dir), session.run_title(settings))
-    print(results.summary_text(records))
-    print(f"\nmerged {len(args.shards)} shard(s) into {settings.run_dir}")
-    if args.bisect_new_failures is not None:
-        from .bisect.nightly import bisect_since_previous
-
-        lines = bisect_since_previous(Path(settings.run_dir), args.bisect_new_failures,
-                                      args.kernel, settings.jobs)
-        if lines:
-            print("\n" + "\n".join(lines))
-    return exit_status_for([r.final for r in records])
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    import json
-
-    from .compare import compare_runs
-    from .results import atomic_write
-
-    comparison = compare_runs(args.base, args.new)
-    text = json.dumps(comparison.to_dict(), indent=2)
-    if args.json and args.json != "-":
-        atomic_write(Path(args.json), text + "\n")
-    if args.markdown:
-        atomic_write(Path(args.markdown), comparison.markdown())
-    print(text if args.json == "-" else comparison.markdown(), end="" if args.json != "-" else "\n")
-    return EXIT_KERNEL_FAILED if comparison.regressed else EXIT_OK
-
-
-def cmd_history(args: argparse.Namespace) -> int:
-    import json
-
-    from .history import history
-
-    if args.last < 2:
-        raise InputError("--last takes 2 runs or more")
-    found = history(args.results, args.last, args.matrix)
-    print(json.dumps(found.to_dict(), indent=2) if args.json else found.text())
-    return EXIT_OK
-
-
-def cmd_nightly(args: argparse.Namespace) -> int:
-    from . import ci
-
-    if args.keys:
-        print("\n".join(f"{k}={v}" for k, v in ci.cache_keys().items()))
-        return EXIT_OK
-    if args.shards < 1:
-        raise InputError("--shards takes 1 or more")
-    return ci.local_nightly(args.matrix, args.results, args.shards, args.bisect_new_failures,
-                            args.run_options)
-
-
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
             "verdict": cmd_verdict, "explain": cmd_explain,
             "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache,
-            "merge": cmd_merge, "compare": cmd_compare, "history": cmd_history,
-            "nightly": cmd_nightly}
+            **cli_runs.COMMANDS}

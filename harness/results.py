@@ -219,20 +219,27 @@ def point_latest(results: Path, run_dir: Path) -> None:
 
 
 def finish_run(run_dir: Path, title: str, complete: bool = True) -> list[Record]:
-    """Write junit.xml and summary.md from the records (the comparison with the previous
-    comparable run at the top, also as comparison.json), and point results/latest here when
-    the run is complete (every record finished, not interrupted)."""
+    """Write every report from the records, and point results/latest here when the run is
+    complete (not interrupted, every record finished: `kmatrix run --resume` finishes it)."""
+    records = write_reports(run_dir, title)
+    if complete and all(r.status == "done" for r in records):
+        point_latest(run_dir.parent, run_dir)
+    return records
+
+
+def write_reports(run_dir: Path, title: str) -> list[Record]:
+    """Every report of a run (or of a merged run) from its records: junit.xml, and summary.md
+    with the comparison with the previous comparable run at its top (also as
+    comparison.json). The one place reports are written."""
     from .compare import since_previous
 
     records = read_records(run_dir)
     atomic_write(run_dir / "junit.xml", junit_xml(records))
-    comparison = since_previous(run_dir, records)
     summary = summary_markdown(records, title)
+    comparison = since_previous(run_dir, records)
     if comparison is not None:
         head, _, table = summary.partition("\n\n")
         summary = f"{head}\n\n{comparison.markdown()}\n{table}"
         atomic_write(run_dir / "comparison.json", json.dumps(comparison.to_dict(), indent=2))
     atomic_write(run_dir / "summary.md", summary)
-    if complete and all(r.status == "done" for r in records):
-        point_latest(run_dir.parent, run_dir)
     return records

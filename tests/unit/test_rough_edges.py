@@ -221,7 +221,7 @@ class FakeRun:
             return real_main(argv)
 
         monkeypatch.setattr(session, "prepare_run", prepare_run)
-        monkeypatch.setattr(session, "finish_run", lambda settings: [])
+        monkeypatch.setattr(session, "finish_run", lambda settings, complete=True: [])
         monkeypatch.setattr(pytest_plugin, "run_combination", run_combination)
         monkeypatch.setattr(RunSettings, "runner", lambda self: None)
         monkeypatch.setattr(pytest_plugin, "load_symbols", lambda run_dir: None)

@@ -40,7 +40,8 @@ def add_parsers(sub: Any, default_matrix: Path, default_results: Path) -> None:
                      "instead of refusing")
     mrg.add_argument("--bisect-new-failures", type=_budget, default=None, metavar="SECONDS",
                      help="then bisect the new failures since the previous comparable run in "
-                     f"OUT's directory, within SECONDS (alone: {NIGHTLY_BISECT_S:g}; 0: none)")
+                     f"OUT's directory, within SECONDS (alone: {NIGHTLY_BISECT_S:g}; 0: list them, "
+                     "bisect none)")
     mrg.add_argument("--kernel", help="the kernel checkout for --bisect-new-failures")
 
     cmp = sub.add_parser("compare", help="two runs side by side: new failures, fixed, still "
@@ -69,7 +70,7 @@ def add_parsers(sub: Any, default_matrix: Path, default_results: Path) -> None:
                      help=f"the results directory (default: ./{default_results})")
     ngt.add_argument("--bisect-new-failures", type=_budget, default=NIGHTLY_BISECT_S,
                      metavar="SECONDS", help="time budget for bisecting new failures "
-                     f"(default {NIGHTLY_BISECT_S:g}; 0: none)")
+                     f"(default {NIGHTLY_BISECT_S:g}; 0: list them, bisect none)")
     ngt.add_argument("--keys", action="store_true", help="print the workflow's cache keys "
                      "(name=value lines for $GITHUB_OUTPUT) and stop")
     ngt.add_argument("run_options", nargs="*", default=[],
@@ -83,7 +84,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
     records = results.finish_run(Path(settings.run_dir), session.run_title(settings))
     print(results.summary_text(records))
     print(f"\nmerged {len(args.shards)} shard(s) into {settings.run_dir}")
-    if args.bisect_new_failures:
+    if args.bisect_new_failures is not None:  # 0: the new failures listed, none bisected
         from .bisect.nightly import bisect_since_previous
 
         lines = bisect_since_previous(Path(settings.run_dir), args.bisect_new_failures,

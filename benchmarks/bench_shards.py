@@ -16,6 +16,8 @@ Synthetic part: the merge, compare and report cost for a run of `--synthetic` co
     python3 benchmarks/bench_shards.py --shards 1,2,4,8 --all           # the whole default matrix
     python3 benchmarks/bench_shards.py --generate --shards 1,2,4,8      # the 64-combination matrix
     python3 benchmarks/bench_shards.py --skip-real                      # the synthetic part only
+    python3 benchmarks/bench_shards.py --only dups-n.trace-n --only procfs --synthetic 50
+                                                                        # the smallest check
 
 Figures go to standard output (Markdown) and to --out (JSON); docs/nightly.md holds the
 measured ones with machine and date.
@@ -142,7 +144,7 @@ def real(matrix: Path, kernel: str, shards: list[int], only: list[str], extra: l
 
 def synthetic(count: int, root: Path) -> dict[str, object]:
     """Merge, compare and reports of `count` combinations in 4 shards of fake records."""
-    from harness import compare, merge, results
+    from harness import compare, history, merge, results
     from harness.results import Record, StageRecord
     from harness.settings import RunSettings
 
@@ -191,6 +193,10 @@ def synthetic(count: int, root: Path) -> dict[str, object]:
     comparison = compare.compare_runs(merged[0], merged[1])
     out["compare_s"] = round(time.monotonic() - start, 3)
     out["new_failures"] = [c.combination for c in comparison.new_failures]
+    start = time.monotonic()
+    found = history.history(root / "synthetic", 10)
+    out["history_s"] = round(time.monotonic() - start, 3)
+    out["history_runs"] = len(found.runs)
     out["reports"] = sorted(p.name for p in merged[1].iterdir() if p.is_file())
     return out
 
@@ -203,6 +209,9 @@ def main() -> int:
     parser.add_argument("--all", action="store_true",
                         help="every combination of the matrix (default: the object tier of the "
                         "default matrix)")
+    parser.add_argument("--only", action="append", default=[], metavar="ID",
+                        help="only these combinations (repeatable; the smallest check of the "
+                        "script: --only dups-n.trace-n --shards 1,2)")
     parser.add_argument("--shards", default="1,2", help="comma-separated N (default 1,2)")
     parser.add_argument("--kernel", help="an unpacked kernel tree (default: Debian's, unpacked "
                         "in the cache)")
@@ -219,11 +228,11 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="kmatrix-bench-shards-", dir="/var/tmp"))
     try:
         if not args.skip_real:
-            matrix, only = args.matrix, [] if args.all else OBJECT_TIER
+            matrix, only = args.matrix, args.only or ([] if args.all else OBJECT_TIER)
             if args.generate:
-                matrix, only = root / "matrix-64.yaml", []
+                matrix, only = root / "matrix-64.yaml", args.only
                 matrix.write_text(GENERATED.format(tree=kernel))
-            report["matrix"] = f"{matrix.name}" + ("" if not only else f" ({len(only)} object-tier combinations)")
+            report["matrix"] = matrix.name + (f" ({len(only)} combinations: --only)" if only else "")
             report["real"] = real(matrix, kernel, [int(n) for n in args.shards.split(",")], only,
                                   args.run_options, root)
         report["synthetic"] = synthetic(args.synthetic, root)

@@ -64,7 +64,8 @@ def cache_keys(containers: Path | None = None) -> dict[str, str]:
 
 
 def _runs(results: Path) -> set[Path]:
-    return {p for p in results.iterdir() if p.is_dir() and not p.is_symlink()} \
+    """The run directories in `results` (not results/latest, not pytest's cache)."""
+    return {p for p in results.iterdir() if not p.is_symlink() and (p / "run.json").is_file()} \
         if results.is_dir() else set()
 
 

@@ -10,8 +10,8 @@ an infrastructure verdict, never a pass).
 OUT then holds what one run would hold: each combination's directory (record, logs, configs,
 reproducer, whatever else the run wrote there), run.json (the shards' settings, selection and
 fingerprint, `shard: {merged: [...]}`), resolve.json, and every report of a run, written by
-`results.finish_run` from the merged records; each shard's own files (run.json, seed.log,
-resolve.log, its summary) are kept under `shards/K/`.
+`results.write_reports` (through `finish_run`) from the merged records; each shard's own
+files (run.json, seed.log, resolve.log, its summary) are kept under `shards/K/`.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def placements(shards: list[Shard]) -> dict[str, list[Path]]:
 
 def merge(out: Path, dirs: list[Path], allow_missing: bool = False) -> RunSettings:
     """Check the shards, then write OUT (a new directory) as one run. Returns its settings;
-    the caller writes the reports (`results.finish_run`)."""
+    the caller writes the reports (`results.finish_run`, which calls `write_reports`)."""
     shards = [load_shard(d) for d in dirs]
     expected = check(shards)
     found = placements(shards)

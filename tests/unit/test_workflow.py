@@ -4,7 +4,9 @@ command it runs is a step of harness/ci.py, the one place `kmatrix nightly` (and
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import yaml
 from testhelpers import REPO, run_kmatrix
@@ -80,3 +82,44 @@ def test_local_flow_renders_the_same_templates() -> None:
                                                  "--workers", "1"]
     assert ci.render("merge", merged="out", shard_dirs="a b", budget="0", options="") == \
         "kmatrix merge out a b --allow-missing --bisect-new-failures=0"
+
+
+def test_local_flow_runs_the_steps_in_order_and_merges_only_the_shards(tmp_path, monkeypatch):
+    """`kmatrix nightly` with the commands faked: image, each shard, merge, compare, history;
+    the merge gets exactly the shard run directories (not pytest's cache, not latest)."""
+    import subprocess
+
+    results = tmp_path / "results"
+    old = results / "20260101T000000Z-old-nightly"
+    old.mkdir(parents=True)
+    (old / "run.json").write_text('{"matrix_path": "/x/m.yaml"}')
+    ran: list[list[str]] = []
+
+    def fake_run(argv, env=None):
+        words = argv[3:]
+        ran.append(words)
+        if words[0] == "run":
+            (results / ".pytest_cache").mkdir(exist_ok=True)  # the first run makes --lf's cache
+            k = words[words.index("--shard") + 1].split("/")[0]
+            made = results / f"20260102T00000{len(ran)}Z-{k}of2"
+            made.mkdir()
+            shard = {"index": int(k), "count": 2, "partition": [["a"], ["b"]]}
+            (made / "run.json").write_text(json.dumps({"matrix_path": "/x/m.yaml", "shard": shard}))
+        if words[0] == "merge":
+            Path(words[1]).mkdir()
+            (Path(words[1]) / "run.json").write_text('{"matrix_path": "/x/m.yaml"}')
+            return subprocess.CompletedProcess(argv, 1)
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(ci.subprocess, "run", fake_run)
+    said: list[str] = []
+    status = ci.local_nightly(Path("/x/m.yaml"), results, 2, 0, ["--workers", "1"], said.append)
+    assert status == 1  # the merged run's exit status
+    assert [w[0] for w in ran] == ["image", "run", "run", "merge", "compare", "history"]
+    assert ran[1][-2:] == ["--workers", "1"] and "1/2" in ran[1] and "2/2" in ran[2]
+    merge = ran[3]
+    shards = [w for w in merge[2:] if not w.startswith("-")]
+    assert [Path(s).name for s in shards] == ["20260102T000002Z-1of2", "20260102T000003Z-2of2"]
+    assert "--bisect-new-failures=0" in merge
+    assert ran[4][1] == str(old)  # compared with the previous nightly
+    assert all(line.startswith("kmatrix nightly: kmatrix ") for line in said)

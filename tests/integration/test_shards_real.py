@@ -61,28 +61,31 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
         tmp_path, kernel_tree, builder_image):
     matrix = tmp_path / "matrix.yaml"
     matrix.write_text(MATRIX.format(tree=kernel_tree, victim=LAST_NIGHT))
-    single = run_kmatrix("run", str(matrix), "--results", str(tmp_path / "single"), *OPTIONS,
-                         timeout=1500)
-    assert single.returncode == 0, single.stdout + single.stderr
-    one_run = verdicts((tmp_path / "single" / "latest").resolve())
-    assert len(one_run) == 3
-
     results = tmp_path / "results"
     first, merged = nightly(matrix, results)
     assert first.returncode == 0, first.stdout + first.stderr
     shards = [json.loads(p.read_text())["shard"] for p in results.glob("*/run.json")
               if "index" in json.loads(p.read_text())["shard"]]
     assert sorted(s["index"] for s in shards) == [1, 2] and all(s["count"] == 2 for s in shards)
-    assert verdicts(merged) == one_run  # the merge of two shards is one run
+    assert all(s["partition"][s["index"] - 1] for s in shards)  # both shards had work
+    assert {c: v for c, (v, _) in verdicts(merged).items()} == \
+        {"sh-procfs": "pass", "sh-sysfs": "pass", "sh-victim": "pass"}
     run = json.loads((merged / "run.json").read_text())
     assert run["shard"]["count"] == 2 and len(run["shard"]["merged"]) == 2
     for report in ("summary.md", "junit.xml"):
         assert (merged / report).is_file(), report
     assert (results / "latest").resolve() == merged
 
+    # tonight: one combination gains an option the matrix expects not to be linked
     matrix.write_text(MATRIX.format(tree=kernel_tree, victim=TONIGHT))
+    single = run_kmatrix("run", str(matrix), "--results", str(tmp_path / "single"), *OPTIONS,
+                         timeout=1500)
+    assert single.returncode == 1, single.stdout + single.stderr
+    one_run = verdicts((tmp_path / "single" / "latest").resolve())
     second, merged2 = nightly(matrix, results)
     assert second.returncode == 1, second.stdout + second.stderr  # a kernel failure tonight
+    # the merge of two shards is one run: every verdict and every reason, the failure's too
+    assert verdicts(merged2) == one_run and one_run["sh-victim"][0] == "link-mismatch"
     comparison = json.loads((merged2 / "comparison.json").read_text())
     assert [c["combination"] for c in comparison["new_failures"]] == ["sh-victim"]
     for other in ("fixed", "still_failing", "not_judged", "added", "removed"):
@@ -93,6 +96,7 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
     assert "**New failures: 1**" in summary and "`sh-victim`: pass -> link-mismatch" in summary
     assert "- sh-victim: not bisected" in summary  # the budget of 0 s, said so
     assert (merged2 / "comparison.md").read_text().startswith(f"## Since {merged.name}")
+    assert (merged2 / "junit.xml").read_text().count("<failure") == 1
     assert "sh-victim" in second.stdout and "flaky: none" in second.stdout  # the history
 
 

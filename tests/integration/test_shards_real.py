@@ -72,9 +72,14 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
         {"sh-procfs": "pass", "sh-sysfs": "pass", "sh-victim": "pass"}
     run = json.loads((merged / "run.json").read_text())
     assert run["shard"]["count"] == 2 and len(run["shard"]["merged"]) == 2
-    for report in ("summary.md", "junit.xml"):
+    for report in ("summary.md", "junit.xml", "report.html"):
         assert (merged / report).is_file(), report
     assert (results / "latest").resolve() == merged
+    # one report covering every shard: a heatmap cell per combination, a metadata.json each
+    html = (merged / "report.html").read_text()
+    for combo in ("sh-procfs", "sh-sysfs", "sh-victim"):
+        assert f'data-combination="{combo}" data-verdict="pass"' in html, combo
+        assert (merged / combo / "metadata.json").is_file(), combo
 
     # tonight: one combination gains an option the matrix expects not to be linked
     matrix.write_text(MATRIX.format(tree=kernel_tree, victim=TONIGHT))
@@ -97,6 +102,9 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
     assert "- sh-victim: not bisected" in summary  # the budget of 0 s, said so
     assert (merged2 / "comparison.md").read_text().startswith(f"## Since {merged.name}")
     assert (merged2 / "junit.xml").read_text().count("<failure") == 1
+    html2 = (merged2 / "report.html").read_text()  # the new failure at the top of the report
+    assert 'data-combination="sh-victim" data-verdict="link-mismatch"' in html2
+    assert html2.index("sh-victim") < html2.index('data-combination="sh-procfs"')
     assert "sh-victim" in second.stdout and "flaky: none" in second.stdout  # the history
 
 

@@ -6,7 +6,8 @@ set -euo pipefail
 
 debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git xz-utils cpio
       binutils python3-pip python3-venv ca-certificates
-      chromium)  # headless, for the report.html browser test
+      chromium  # headless, for the report.html browser test
+      stress-ng)  # the fault suite's loaded-host case (nox -s faults)
 
 missing=()
 for pkg in "${debs[@]}"; do

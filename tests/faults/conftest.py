@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,8 +46,10 @@ COMBOS = ["f-dups", "f-plain", "f-stats"]
 @pytest.fixture(scope="session")
 def engine(builder_image: str) -> Engine:
     """The suite's own dockerd (root: a run directory under /run, data under /var/tmp)."""
+    clean_stale_engines()
     run = Path(tempfile.mkdtemp(prefix="kmf-", dir="/run"))
     root = Path(tempfile.mkdtemp(prefix="kmatrix-faults-", dir="/var/tmp"))
+    (root / "owner").write_text(f"{os.getpid()} {run}\n")
     eng = Engine(root, run)
     eng.start()
     eng.load_image(builder_image)
@@ -56,6 +59,22 @@ def engine(builder_image: str) -> Engine:
     eng.stop()
     eng.unmount_all()
     subprocess.run(["rm", "-rf", "--one-file-system", str(root), str(run)], check=False)
+
+
+def clean_stale_engines() -> None:
+    """The engines of fault-suite sessions that were killed before their teardown: stopped,
+    unmounted and removed (only the suite's own, found by their owner file)."""
+    for root in Path("/var/tmp").glob("kmatrix-faults-*"):
+        try:
+            pid, run = (root / "owner").read_text().split()
+        except (OSError, ValueError):
+            continue
+        if Path(f"/proc/{pid}").exists():
+            continue  # a live session's engine
+        stale = Engine(root, Path(run))
+        stale.stop(signal.SIGKILL)
+        stale.unmount_all()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(root), run], check=False)
 
 
 @pytest.fixture
@@ -90,14 +109,14 @@ def kmatrix(*args: str, env: dict[str, str] | None = None, timeout: float = 1800
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start_run(matrix: Path, results: Path, env: dict[str, str], *extra: str
+def start_run(matrix: Path, results: Path, env: dict[str, str], *extra: str, boot: bool = False
               ) -> tuple[subprocess.Popen[bytes], Path]:
     out = results.parent / f"{results.name}.out"
     results.mkdir(parents=True, exist_ok=True)
     with open(out, "w") as f:
         proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(matrix),
                                  "--results", str(results), "--workers", "1", "--jobs", "2",
-                                 "--no-boot", *extra],
+                                 *([] if boot else ["--no-boot"]), *extra],
                                 cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
                                 stdout=f, stderr=subprocess.STDOUT)
     return proc, out

@@ -154,6 +154,60 @@ def test_two_runs_on_one_cache_while_a_prune_loops(tmp_path, kernel_tree, live_e
     print(f"prune removed {pruned} tree(s) while the runs went on")
 
 
+# --- boots (the default matrix's boot kernel, warm in the machine's cache) -------------------
+
+DEFAULT_MATRIX = Path(__file__).resolve().parents[2] / "matrix.yaml"
+BOOT = ("--only", "boot-dups-on")
+
+
+@slow
+def test_engine_restarted_during_a_boot(tmp_path, live_engine: Engine):
+    proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res", live_engine.env, *BOOT, boot=True)
+    container_of(live_engine, "boot-tcg", timeout=1800)
+    time.sleep(3)
+    live_engine.restart()
+    result = finish(proc, out, tmp_path / "res")
+    assert result.code == EXIT_INFRA, result.out[-2000:]
+    assert result.verdicts == {"boot-dups-on": "infra-error"}, result.reasons
+    assert_sound(result, None, ["boot-dups-on"])
+    proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res2", live_engine.env, *BOOT, boot=True)
+    again = finish(proc, out, tmp_path / "res2")
+    assert again.verdicts == {"boot-dups-on": "pass"}, again.out[-2000:]
+    assert_sound(again, live_engine, ["boot-dups-on"])
+
+
+@slow
+def test_boot_killed_for_memory_is_infra_error(tmp_path, live_engine: Engine):
+    proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res", live_engine.env, *BOOT, boot=True)
+    box = container_of(live_engine, "boot-tcg", timeout=1800)
+    live_engine.docker("update", "--memory", "32m", "--memory-swap", "32m", box)
+    result = finish(proc, out, tmp_path / "res")
+    assert result.verdicts == {"boot-dups-on": "infra-error"}, (result.reasons, result.out[-2000:])
+    assert_sound(result, live_engine, ["boot-dups-on"])
+
+
+@slow
+def test_a_loaded_host_during_a_boot_is_never_a_kernel_verdict(tmp_path, live_engine: Engine):
+    """stress-ng on every core (4 workers per core) for the whole boot: the boot passes (late),
+    or is infra-error naming the slow host; never boot-timeout or boot-fail."""
+    import os
+
+    stress = subprocess.Popen(["stress-ng", "--cpu", str(4 * (os.cpu_count() or 1)),
+                               "--timeout", "900s", "--quiet"])
+    try:
+        proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res", live_engine.env, *BOOT,
+                              boot=True)
+        result = finish(proc, out, tmp_path / "res")
+    finally:
+        stress.terminate()
+        stress.wait()
+    verdict = result.verdicts["boot-dups-on"]
+    assert verdict in ("pass", "infra-error"), (verdict, result.reasons)
+    if verdict == "infra-error":
+        assert any("too slow" in r for r in result.reasons["boot-dups-on"]), result.reasons
+    assert_sound(result, live_engine, ["boot-dups-on"])
+
+
 # --- disks ---------------------------------------------------------------------------------
 
 @pytest.fixture

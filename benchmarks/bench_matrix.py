@@ -42,6 +42,7 @@ Measurements:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -56,15 +57,20 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_report as br  # noqa: E402
 
 from harness import image as imagemod  # noqa: E402
 from harness import kconfig, source  # noqa: E402
 from harness import matrix as matrixmod  # noqa: E402
-from harness.container import WORKDIR_LABEL, DockerRunner, connect  # noqa: E402
+from harness.container import WORKDIR_LABEL, DockerRunner, Step, connect  # noqa: E402
 from harness.kbuild import Toolchain  # noqa: E402
 
 CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
@@ -77,12 +83,12 @@ _WILDCARD_RE = re.compile(r"\$\(wildcard include/config/([A-Za-z0-9_]+)\)")
 _SAVEDCMD_RE = re.compile(r"^(?:saved)?cmd_(\S+) := (.*)$", re.M)
 STEP_TIMEOUT_S = 3600.0
 
+Fig = dict[str, Any]  # one approach's figures, as they go into the JSON
+Ctx = dict[str, Any]  # what every approach needs: matrix, tree, combinations, Docker, scratch
+
 
 # ---------------------------------------------------------------- measurement
 
-
-def ccache_cell(r: dict) -> str:
-    return f"{r['ccache_hits']}/{r['ccache_misses']}" if "ccache_hits" in r else "-"
 
 def busy_jiffies() -> int:
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -342,8 +348,25 @@ def ccache_hits(before: dict, after: dict) -> tuple[int, int]:
 
 # ---------------------------------------------------------------- approaches
 
-def run_kmatrix(label: str, ctx: dict, results_dir: Path, cache: Path | None = None,
-                extra: tuple[str, ...] = (), combos: list | None = None) -> dict:
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _member_paths(out: Path, directory: str, members: list[str]) -> list[Path]:
+    """Archive members as files: thin-archive paths are relative to the archive's directory
+    (kmatrix may also record them relative to the tree)."""
+    paths = []
+    for m in members:
+        near = out / directory / m
+        paths.append(near if near.exists() or not (out / m).exists() else out / m)
+    return paths
+
+
+def run_kmatrix(label: str, ctx: Ctx, results_dir: Path, cache: Path | None = None,
+                extra: tuple[str, ...] = (), combos: list[Any] | None = None) -> Fig:
     """`kmatrix run` on the combinations (default: the object tier) with KMATRIX_CACHE=cache."""
     cache = cache or ctx["kmcache"]
     env = dict(os.environ, KMATRIX_CACHE=str(cache))
@@ -353,13 +376,21 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path, cache: Path | None = N
         for combo in combos if combos is not None else ctx["combos"]:
             argv += ["--only", combo.id]
     combos = combos if combos is not None else ctx["combos"]
+    cold = label.endswith("-cold")
     before = ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
     log = ctx["tmp"] / f"{label}.log"
     with Monitor(ctx["client"], [cache, results_dir]) as mon:
         code = run_logged(argv, log, mon, env=env, cwd=ROOT)
     after = ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
     hits, misses = ccache_hits(before, after)
-    runs = sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    runs = sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink()) \
+        if results_dir.is_dir() else []
+    fig = mon.figures()
+    fig.update({"approach": label, "exit_status": code, "command": " ".join(argv)})
+    if not runs:
+        fig.update({"combos": 0, "error": f"exit status {code}, no run directory: "
+                    + br.first_error_line(_read(log))})
+        return br.judge(fig)
     run_dir = runs[-1]
     records = []
     for combo in combos:
@@ -371,17 +402,46 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path, cache: Path | None = N
     durations = [r.get("duration_s") or 0.0 for r in records]
     trees = [Path(r["output_dir"]) for r in records if r.get("output_dir")]
     # a tree shared by different configs holds only its last one's state (duplicates are fine)
-    configs_in: dict[Path, set] = {}
+    configs_in: dict[Path, set[str]] = {}
     for r in records:
         if r.get("output_dir"):
             configs_in.setdefault(Path(r["output_dir"]), set()).add(r.get("resolved_config_hash"))
     shared = any(len(v) > 1 for v in configs_in.values())
     seed_s = sum(float(x) for x in re.findall(r"kmatrix: step \S+ exited \d+ after ([\d.]+) s",
-                                               (run_dir / "seed.log").read_text(errors="replace")))
+                                               _read(run_dir / "seed.log")))
     invocations = sum(tags.values())
-    fig = mon.figures()
+    # checks: every combination has a record with verdict pass and the objects its link check
+    # listed exist in its tree; a cold run compiled at least every distinct object once
+    checks: dict[str, Fig] = {}
+    by_id = {r["combination"]: r for r in records}
+    every_object: dict[str, Path] = {}
+    for combo in combos:
+        r = by_id.get(combo.id)
+        if r is None:
+            checks[combo.id] = br.check(code, [], None, 0, error="no record.json: "
+                                        + br.first_error_line(_read(log)))
+            continue
+        out = Path(r.get("output_dir") or run_dir / combo.id / "missing-output-dir")
+        arts: list[Path] = []
+        for directory, link in (r.get("link") or {}).items():
+            arts.append(out / directory / "built-in.a")
+            members = _member_paths(out, directory, link.get("members", []))
+            arts += members
+            for m in link.get("members", []):
+                every_object.setdefault(f"{directory}{m}", members[link["members"].index(m)])
+        if r.get("boot") is not None:
+            arts.append(out / "arch" / "x86" / "boot" / "bzImage")
+        verdict = r.get("verdict")
+        reason = "" if verdict == "pass" else \
+            f"verdict {verdict}: " + ("; ".join(r.get("reasons", [])) or "(no reason recorded)")
+        checks[combo.id] = br.check(0 if verdict == "pass" else code, arts, None, 0,
+                                    error=reason[:240])
+    if cold:
+        checks["(compiler runs, whole run)"] = br.check(
+            code, list(every_object.values()), invocations, len(every_object),
+            _read(log))
     fig.update({
-        "approach": label, "combos": len(records), "exit_status": code, "run_dir": str(run_dir),
+        "combos": len(records), "run_dir": str(run_dir), "cold": cold, "checks": checks,
         "verdicts": {r["combination"]: r.get("verdict") for r in records},
         "per_combo_s": {r["combination"]: r.get("duration_s") for r in records},
         "stages": {r["combination"]: {s["name"]: s["duration_s"] for s in r.get("stages", [])}
@@ -395,13 +455,13 @@ def run_kmatrix(label: str, ctx: dict, results_dir: Path, cache: Path | None = N
         "real_compiles": invocations,
         "minimum": None if shared else minimum_invocations(trees),
         "trees": len(set(trees)),
-        "boot_s": {r["combination"]: r.get("boot", {}).get("duration_s")
+        "boot_s": {r["combination"]: (r.get("boot") or {}).get("duration_s")
                    for r in records if r.get("boot")},
     })
-    return fig
+    return br.judge(fig)
 
 
-def boot_figures(fig: dict, boots: list) -> dict:
+def boot_figures(fig: Fig, boots: list[Any]) -> Fig:
     """The boot tier's lane: the first kernel is a full build, the others follow it."""
     order = [c.id for c in boots]
     per = fig.get("per_combo_s", {})
@@ -412,13 +472,25 @@ def boot_figures(fig: dict, boots: list) -> dict:
     return fig
 
 
-def run_naive(ctx: dict) -> dict:
+def _with_make(step: Step, make: str | None) -> Step:
+    """The step with another make program (tests break the naive approach with one)."""
+    return dataclasses.replace(step, argv=(make, *step.argv[1:])) if make else step
+
+
+def run_naive(ctx: Ctx) -> Fig:
+    """Per combination, in turn: a fresh tree, base config, the values, olddefconfig, build."""
     matrix, tree, symbols = ctx["matrix"], ctx["tree"], ctx["symbols"]
     runner = DockerRunner(ctx["image"], ctx["client"])
     tc = Toolchain(tree.path, matrix.arch, jobs=2, cpus=2.0, ccache_dir=None)
+    make = ctx.get("naive_make")
     root = ctx["tmp"] / "naive"
     root.mkdir()
-    per_combo, verdicts, logs, trees = {}, {}, [], []
+    per_combo: dict[str, float] = {}
+    verdicts: dict[str, str] = {}
+    checks: dict[str, Fig] = {}
+    logs: list[Path] = []
+    trees: list[Path] = []
+    targets = list(matrix.build.targets)
     with Monitor(ctx["client"], [root]) as mon:
         for combo in ctx["combos"]:
             out = root / combo.id
@@ -428,54 +500,78 @@ def run_naive(ctx: dict) -> dict:
             trees.append(out)
             start = time.monotonic()
             requested = matrixmod.requested_config(matrix, combo, symbols)
+            exit_status: int | None = 0
+            error = ""
             with open(logp, "w") as log:
-                steps = [tc.make_step("base", out, matrix.base, timeout_s=STEP_TIMEOUT_S, jobs=1)]
-                ok = runner.run(steps[0], log).ok
-                if ok:
-                    with open(out / ".config", "a") as cfg:
-                        cfg.write(kconfig.render_config(requested))
-                    ok = runner.run(tc.make_step("olddefconfig", out, "olddefconfig",
-                                                 timeout_s=STEP_TIMEOUT_S, jobs=1), log).ok
-                if ok:
-                    resolved = kconfig.parse_config((out / ".config").read_text())
-                    dropped = kconfig.config_truth(requested, resolved)
-                    ok = runner.run(tc.make_step("build", out, *matrix.build.targets,
-                                                 timeout_s=STEP_TIMEOUT_S, jobs=2), log).ok
-                    verdicts[combo.id] = ("built" if ok else "build-failed") + (
-                        f" ({len(dropped)} requested values dropped, unnoticed)" if dropped else "")
-                else:
-                    verdicts[combo.id] = "config-failed"
+                try:
+                    res = runner.run(_with_make(tc.make_step(
+                        "base", out, matrix.base, timeout_s=STEP_TIMEOUT_S, jobs=1), make), log)
+                    if res.ok:
+                        with open(out / ".config", "a") as cfg:
+                            cfg.write(kconfig.render_config(requested))
+                        res = runner.run(_with_make(tc.make_step(
+                            "olddefconfig", out, "olddefconfig", timeout_s=STEP_TIMEOUT_S,
+                            jobs=1), make), log)
+                    if res.ok:
+                        resolved = kconfig.parse_config((out / ".config").read_text())
+                        dropped = kconfig.config_truth(requested, resolved)
+                        res = runner.run(_with_make(tc.make_step(
+                            "build", out, *targets, timeout_s=STEP_TIMEOUT_S, jobs=2), make), log)
+                        verdicts[combo.id] = ("built" if res.ok else "build-failed") + (
+                            f" ({len(dropped)} requested values dropped, unnoticed)"
+                            if dropped else "")
+                    else:
+                        verdicts[combo.id] = "config-failed"
+                    exit_status = res.exit_code
+                except Exception as exc:  # noqa: BLE001 - Docker could not run the step
+                    exit_status, error = 127, f"{type(exc).__name__}: {exc}".splitlines()[0]
+                    verdicts[combo.id] = "step-not-run"
             per_combo[combo.id] = round(time.monotonic() - start, 1)
+            compiles = sum(count_tags([logp]).values())
+            checks[combo.id] = br.check(exit_status, br.expected_artifacts(out, targets), compiles,
+                                        br.cold_minimum(out, targets), _read(logp), error)
     tags = count_tags(logs)
     fig = mon.figures()
     fig.update({"approach": "naive", "combos": len(ctx["combos"]), "verdicts": verdicts,
-                "per_combo_s": per_combo,
+                "cold": True, "checks": checks, "per_combo_s": per_combo,
                 "marginal_median_s": round(statistics.median(per_combo.values()), 1),
                 "invocations": sum(tags.values()), "invocation_tags": tags,
                 "real_compiles": sum(tags.values()), "minimum": minimum_invocations(trees)})
-    return fig
+    return br.judge(fig)
 
 
-def tuxmake_kconfig_args(requested: dict) -> list[str]:
+def tuxmake_kconfig_args(requested: dict[str, str]) -> list[str]:
     args = []
     for name, value in requested.items():
         args += ["-K", f"# {name} is not set" if value == "n" else f"{name}={value}"]
     return args
 
 
-def run_tuxmake(ctx: dict, count: int, mode: str = "kernel") -> dict:
+def tuxmake_program(ctx: Ctx) -> str | None:
+    env = ctx.get("tuxmake_env") or os.environ
+    return shutil.which("tuxmake", path=env.get("PATH"))
+
+
+def run_tuxmake(ctx: Ctx, count: int, mode: str = "kernel") -> Fig:
     """mode "kernel": targets config + kernel (a bzImage, how TuxMake users build);
-    mode "dir": targets config + `-M <the matrix's build targets>` (like for like with kmatrix)."""
+    mode "dir": targets config + `-M <the matrix's build targets>` (like for like with kmatrix).
+    TuxMake runs with `--runtime null`, on the host, with the host's gcc (benchmarks/README.md)."""
     name = "tuxmake" if mode == "kernel" else "tuxmake-dir"
-    tux = shutil.which("tuxmake")
+    tux = tuxmake_program(ctx)
     if tux is None:
-        return {"approach": name, "error": "tuxmake is not installed: pip install tuxmake"}
+        return br.judge({"approach": name, "error": "tuxmake is not installed (nox -s bench "
+                         "installs it; by hand: pip install tuxmake)"})
     matrix, tree, symbols = ctx["matrix"], ctx["tree"], ctx["symbols"]
     root = ctx["tmp"] / name
     root.mkdir()
+    built = ["kernel"] if mode == "kernel" else list(matrix.build.targets)
     targets = ["config", "kernel"] if mode == "kernel" else \
-        ["config"] + [a for t in ctx["matrix"].build.targets for a in ("-M", t)]
-    per_combo, verdicts, logs, trees = {}, {}, [], []
+        ["config"] + [a for t in matrix.build.targets for a in ("-M", t)]
+    per_combo: dict[str, float] = {}
+    verdicts: dict[str, str] = {}
+    checks: dict[str, Fig] = {}
+    logs: list[Path] = []
+    trees: list[Path] = []
     combos = ctx["combos"][:count]
     with Monitor(ctx["client"], [root]) as mon:
         for combo in combos:
@@ -486,27 +582,32 @@ def run_tuxmake(ctx: dict, count: int, mode: str = "kernel") -> dict:
                     "--build-dir", str(build), "--output-dir", str(output),
                     "--directory", str(tree.path), *targets]
             start = time.monotonic()
-            code = run_logged(argv, root / f"{combo.id}.log", mon)
+            logp = root / f"{combo.id}.log"
+            code = run_logged(argv, logp, mon, env=ctx.get("tuxmake_env"))
             per_combo[combo.id] = round(time.monotonic() - start, 1)
             verdicts[combo.id] = f"exit {code}"
-            logs += [root / f"{combo.id}.log", output / "build.log"]
+            logs += [logp, output / "build.log"]
             trees.append(build)
+            compiles = len(object_keys(build))  # make --silent: the .cmd files say what ran
+            checks[combo.id] = br.check(code, br.expected_artifacts(build, built), compiles,
+                                        br.cold_minimum(build, built),
+                                        _read(logp) + "\n" + _read(output / "build.log"))
     tags = count_tags(logs)  # empty: TuxMake runs make --silent
     invocations = tree_invocations(trees)
     fig = mon.figures()
-    fig.update({"approach": name, "combos": len(combos), "verdicts": verdicts,
-                "per_combo_s": per_combo,
+    fig.update({"approach": name, "combos": len(combos), "verdicts": verdicts, "cold": True,
+                "checks": checks, "per_combo_s": per_combo,
                 "marginal_median_s": round(statistics.median(per_combo.values()), 1),
                 "invocations": invocations, "invocation_tags": tags,
                 "invocations_from": "gcc steps in the build trees' .cmd files (make --silent)",
                 "real_compiles": invocations, "minimum": minimum_invocations(trees),
                 "note": "targets " + " ".join(targets)})
-    return fig
+    return br.judge(fig)
 
 
-def tuxmake_dropped_case(ctx: dict) -> dict:
+def tuxmake_dropped_case(ctx: Ctx) -> Fig:
     """FACTS: TuxMake builds a config whose requested option Kconfig dropped and says PASS."""
-    tux = shutil.which("tuxmake")
+    tux = tuxmake_program(ctx)
     if tux is None:
         return {"error": "tuxmake is not installed"}
     root = ctx["tmp"] / "tuxmake-dropped"
@@ -516,27 +617,41 @@ def tuxmake_dropped_case(ctx: dict) -> dict:
             "--build-dir", str(root / "build"), "--output-dir", str(root / "out"),
             "--directory", str(ctx["tree"].path), "config"]
     root.mkdir()
-    done = subprocess.run(argv, capture_output=True, text=True)
+    done = subprocess.run(argv, capture_output=True, text=True, env=ctx.get("tuxmake_env"))
     config = root / "build" / ".config"
     text = config.read_text() if config.is_file() else ""
     summary = [ln for ln in (done.stdout + done.stderr).splitlines()
                if re.search(r"\b(PASS|FAIL|I: config|I: build output)", ln)]
     return {"command": " ".join(argv), "exit_status": done.returncode, "summary": summary[-4:],
             "dups_in_config": "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y" in text,
+            "config_built": config.is_file(),
             "kmatrix_verdict": "config-dropped (names CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS)"}
 
 
 # ---------------------------------------------------------------- report
 
-def machine() -> dict:
+def machine() -> Fig:
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
                 if ln.startswith("model name")), platform.processor())
+    load = os.getloadavg()
     return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "cores": os.cpu_count(), "cpu": cpu,
             "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "kernel": platform.release(), "python": platform.python_version(),
+            "kernel": platform.release(), "os": _os_name(), "python": platform.python_version(),
+            "loadavg_start": [round(x, 2) for x in load],
             "kmatrix_commit": _git("rev-parse", "--short", "HEAD"),
+            "kmatrix_branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
             "kmatrix_dirty_files": len(_git("status", "--porcelain", "--", "harness").splitlines())}
+
+
+def _os_name() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    return platform.system()
 
 
 def _git(*args: str) -> str:
@@ -544,70 +659,55 @@ def _git(*args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def ratio(a, b) -> str:
-    return f"{a / b:.2f}x" if a and b else "n/a"
+def _first_line(argv: list[str], env: dict[str, str] | None = None) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"({argv[0]}: {exc})"
+    text = (done.stdout or done.stderr).strip()
+    return text.splitlines()[0] if text else f"({argv[0]} exited {done.returncode})"
 
 
-def report(result: dict) -> str:
-    rows = [r for r in result["approaches"] if "wall_s" in r]
-    lines = [f"kmatrix benchmark {result['machine']['date']} on {result['machine']['cores']} cores "
-             f"({result['machine']['cpu']}), Linux {result['tree']['version']} "
-             f"({result['tree']['origin']}), {result['combos']} combinations", ""]
-    head = (f"{'approach':<18}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}{'median/c':>9}"
-            f"{'gcc steps':>10}{'minimum':>8}{'/min':>8}{'ccache h/m':>11}{'peak MiB':>9}")
-    lines += [head, "-" * len(head)]
-    # each object compiled once per distinct set of its config inputs, counted on fresh
-    # per-combination trees (naive, or kmatrix with --trees own); lanes keep only the last state
-    minimum = next((r["minimum"] for r in rows if r.get("minimum") and not r.get("boot_tier")
-                    and r["approach"] in ("naive", "kmatrix-own-cold", "kmatrix-cold")), None)
-    for r in rows:
-        # whole kernels (the boot tier, TuxMake's bzImages) against their own minimum
-        whole = r.get("boot_tier") or r["approach"] == "tuxmake"
-        mn = minimum if minimum and not whole else r.get("minimum")
-        lines.append(f"{r['approach']:<18}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
-                     f"{r['system_busy_s']:>9}{str(r.get('marginal_median_s')):>9}"
-                     f"{r['invocations']:>10}{str(mn):>8}"
-                     f"{ratio(r['invocations'], mn):>8}"
-                     f"{ccache_cell(r):>11}"
-                     f"{r['peak_rss_mib']:>9}")
-    by = {r["approach"]: r for r in rows}
-    lines.append("")
-    n = result["combos"]
-    for name in [r["approach"] for r in rows
-                 if r["approach"].startswith("kmatrix") and not r.get("boot_tier")]:
-        if name in by and "naive" in by:
-            lines.append(f"naive / {name}: wall {ratio(by['naive']['wall_s'], by[name]['wall_s'])}"
-                         f", cpu {ratio(by['naive']['cpu_s'], by[name]['cpu_s'])}")
-        for tname in ("tuxmake", "tuxmake-dir"):
-            if name not in by or tname not in by:
-                continue
-            t = by[tname]
-            est = t["wall_s"] / t["combos"] * n
-            cpu_est = t["cpu_s"] / t["combos"] * n
-            lines.append(f"{tname} / {name}: wall {ratio(est, by[name]['wall_s'])}, cpu "
-                         f"{ratio(cpu_est, by[name]['cpu_s'])}"
-                         + (f" (TuxMake ran {t['combos']} of {n}: its per-combination mean "
-                            f"extrapolated to {n})" if t["combos"] != n else ""))
-    if "kmatrix-cold" in by:
-        lines.append(f"marginal cost of one more combination (median per-combination duration): "
-                     f"cold {by['kmatrix-cold']['marginal_median_s']} s, warm "
-                     f"{by.get('kmatrix-warm', {}).get('marginal_median_s')} s (target <= 10 s)")
-    for name in ("boot-cold", "boot-warm"):
-        if name not in by:
-            continue
-        r = by[name]
-        seq = sorted(r["per_combo_s"].items(), key=lambda kv: kv[0])
-        rest = r.get("boot_marginal_s")
-        lines.append(f"{name}: " + ", ".join(f"{c} {s} s" for c, s in seq)
-                     + f"; first kernel of the lane {r.get('boot_first_s')} s, each further boot "
-                     f"combination (median) {rest} s (target <= 120 s); boots "
-                     + ", ".join(f"{v} s" for v in r.get("boot_s", {}).values()))
-    if result.get("tuxmake_dropped"):
-        d = result["tuxmake_dropped"]
-        lines.append(f"TuxMake on a silently dropped option: exit {d.get('exit_status')}, "
-                     f"{' | '.join(d.get('summary', []))}; DUPS in .config: "
-                     f"{d.get('dups_in_config')}")
-    return "\n".join(lines)
+def tool_versions(ctx: Ctx) -> Fig:
+    """Both sides' compilers (TuxMake on the host: CROSS_COMPILE=x86_64-linux-gnu-), make,
+    TuxMake and Docker, so a reader can see both sides compiled with the same gcc."""
+    tux = tuxmake_program(ctx)
+    image_out = ""
+    try:
+        image_out = ctx["client"].containers.run(
+            ctx["image"], ["sh", "-c", "gcc --version | head -1; dpkg-query -W -f '${Version}' "
+                           "gcc-12; echo; make --version | head -1"],
+            remove=True, network_mode="none").decode()
+    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+        image_out = f"(could not run the builder image: {exc})"
+    image_lines = image_out.splitlines() + ["", "", ""]
+    host_gcc = _first_line(["x86_64-linux-gnu-gcc", "--version"])
+    try:
+        server = ctx["client"].version().get("Version", "?")
+    except Exception:  # noqa: BLE001
+        server = "?"
+    return {
+        "host_gcc": host_gcc,
+        "host_gcc_package": _first_line(["dpkg-query", "-W", "-f", "${Version}", "gcc-12"]),
+        "host_make": _first_line(["make", "--version"]),
+        "image_gcc": image_lines[0], "image_gcc_package": image_lines[1],
+        "image_make": image_lines[2],
+        # the same gcc whatever the driver's name (x86_64-linux-gnu-gcc on the host, gcc inside)
+        "same_compiler": host_gcc.split(" ", 1)[-1] == image_lines[0].split(" ", 1)[-1],
+        "tuxmake": tux, "tuxmake_version": _first_line([tux, "--version"]) if tux else None,
+        "tuxmake_runtime": "null",
+        "docker": server,
+    }
+
+
+def write_docs(result: Fig, json_path: Path, readme: Path, perf: Path) -> None:
+    """Rewrite the generated sections of README.md and docs/performance.md from the JSON."""
+    for doc, detail in ((readme, False), (perf, True)):
+        link = os.path.relpath(json_path.resolve(), doc.resolve().parent)
+        body = br.markdown(result, link, detail=detail)
+        source = os.path.relpath(json_path.resolve(), ROOT)
+        doc.write_text(br.replace_section(doc.read_text(), body, source))
+        print(f"bench: rewrote the generated section of {doc}")
 
 
 def main() -> int:
@@ -630,10 +730,26 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
     ap.add_argument("--report", type=Path, metavar="FILE.json",
                     help="print the table of an earlier --out file and exit (builds nothing)")
+    ap.add_argument("--markdown", action="store_true",
+                    help="with --report: print the Markdown section instead of the text table")
+    ap.add_argument("--write-docs", action="store_true",
+                    help="with --report: rewrite the generated sections (between the "
+                    "bench:begin/bench:end markers) of README.md and docs/performance.md")
+    ap.add_argument("--readme", type=Path, default=ROOT / "README.md", help=argparse.SUPPRESS)
+    ap.add_argument("--perf-doc", type=Path, default=ROOT / "docs" / "performance.md",
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.report:
-        print(report(json.loads(args.report.read_text())))
+        saved = json.loads(args.report.read_text())
+        if args.write_docs:
+            write_docs(saved, args.report, args.readme, args.perf_doc)
+        elif args.markdown:
+            print(br.markdown(saved, args.report.name))
+        else:
+            print(br.report(saved))
         return 0
+    if args.markdown or args.write_docs:
+        ap.error("--markdown and --write-docs need --report FILE.json")
 
     matrix = matrixmod.load_matrix(args.matrix)
     tree = source.resolve(matrix.source)  # the tree in the user's normal kmatrix cache
@@ -648,23 +764,43 @@ def main() -> int:
     client = connect()
     image = imagemod.ensure_image(client, imagemod.read_spec(), source.cache_root())
     tmp = Path(tempfile.mkdtemp(prefix="kmatrix-bench-", dir=args.workdir or "/var/tmp"))
-    ctx = {"matrix": matrix, "matrix_path": matrix.path, "tree": tree, "symbols": symbols,
-           "combos": combos, "all_combos": all_combos, "client": client, "image": image,
-           "tmp": tmp, "kmcache": tmp / "kmatrix-cache", "boots": boots}
+    ctx: Ctx = {"matrix": matrix, "matrix_path": matrix.path, "tree": tree, "symbols": symbols,
+                "combos": combos, "all_combos": all_combos, "client": client, "image": image,
+                "tmp": tmp, "kmcache": tmp / "kmatrix-cache", "boots": boots}
     print(f"bench: {len(combos)} combinations, tree {tree.path}, image {image}, scratch {tmp}",
           flush=True)
-    result = {"machine": machine(), "combos": len(combos), "combination_ids": [c.id for c in combos],
-              "tree": {"path": str(tree.path), "version": tree.version, "origin": tree.origin},
-              "image": image, "approaches": []}
+    started = time.monotonic()
+    busy0 = busy_jiffies()
+    mach = machine()
+    mach.update(tool_versions(ctx))
+    command = os.environ.get("KMATRIX_BENCH_COMMAND") or \
+        "python3 benchmarks/bench_matrix.py " + " ".join(sys.argv[1:])
+    result: Fig = {"machine": mach, "command": command.strip(), "combos": len(combos),
+                   "combination_ids": [c.id for c in combos],
+                   "tuxmake_combos": 0 if args.skip_tuxmake else
+                   min(args.tuxmake_combos or len(combos), len(combos)),
+                   "tree": {"path": str(tree.path), "version": tree.version, "origin": tree.origin},
+                   "image": image, "tools": {"tuxmake_version": mach.get("tuxmake_version"),
+                                             "tuxmake_runtime": "null"},
+                   "approaches": []}
 
-    def record(fig: dict) -> None:
-        result["approaches"].append(fig)
-        print(f"bench: {fig.get('approach')}: " + json.dumps(
-            {k: fig.get(k) for k in ("wall_s", "cpu_s", "marginal_median_s", "invocations",
-                                     "real_compiles", "minimum", "peak_rss_mib", "error")}),
-            flush=True)
+    def save() -> None:
         if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+    def record(name: str, run: Callable[[], Fig]) -> None:
+        try:
+            fig = run()
+        except Exception as exc:  # noqa: BLE001 - a broken approach is a FAILED row, not a crash
+            fig = br.judge({"approach": name,
+                            "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:240]})
+        result["approaches"].append(fig)
+        status = "ok" if fig.get("status") == "ok" else f"FAILED: {fig.get('error')}"
+        print(f"bench: {fig.get('approach')}: {status} " + json.dumps(
+            {k: fig.get(k) for k in ("wall_s", "cpu_s", "marginal_median_s", "invocations",
+                                     "minimum", "peak_rss_mib")}), flush=True)
+        save()
 
     try:
         if not args.skip_kmatrix:
@@ -672,28 +808,33 @@ def main() -> int:
                 name = "kmatrix" if policy == "nearest" else f"kmatrix-{policy}"
                 trees = ("--trees", policy)
                 for phase in ("cold", "warm"):  # the warm run reuses the cold run's cache
-                    record(run_kmatrix(f"{name}-{phase}", ctx, tmp / f"results-{name}-{phase}",
-                                       tmp / f"cache-{policy}", trees))
+                    label = f"{name}-{phase}"
+                    record(label, lambda label=label, policy=policy, trees=trees: run_kmatrix(
+                        label, ctx, tmp / f"results-{label}", tmp / f"cache-{policy}", trees))
         if not args.skip_boot and boots:
             for label in ("boot-cold", "boot-warm"):
-                record(boot_figures(run_kmatrix(label, ctx, tmp / f"results-{label}",
-                                                tmp / "boot-cache", (), boots), boots))
+                record(label, lambda label=label: boot_figures(run_kmatrix(
+                    label, ctx, tmp / f"results-{label}", tmp / "boot-cache", (), boots), boots))
         if not args.skip_naive:
-            record(run_naive(ctx))
+            record("naive", lambda: run_naive(ctx))
         if not args.skip_tuxmake:
+            count = args.tuxmake_combos or len(combos)
             result["tuxmake_dropped"] = tuxmake_dropped_case(ctx)
-            record(run_tuxmake(ctx, args.tuxmake_combos or len(combos), "dir"))
-            record(run_tuxmake(ctx, args.tuxmake_combos or len(combos), "kernel"))
-        text = report(result)
+            record("tuxmake-dir", lambda: run_tuxmake(ctx, count, "dir"))
+            record("tuxmake", lambda: run_tuxmake(ctx, count, "kernel"))
+        mach["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+        mach["duration_s"] = round(time.monotonic() - started, 1)
+        mach["system_busy_s"] = round((busy_jiffies() - busy0) / CLK_TCK, 1)
+        text = br.report(result)
         result["report"] = text
-        if args.out:
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
+        save()
         print()
         print(text)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    failed = [r["approach"] for r in result["approaches"] if r.get("status") != "ok"]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

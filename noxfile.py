@@ -6,6 +6,7 @@
     nox -s unit                the fast unit tests only (seconds, no Docker)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
+    nox -s bench               kmatrix against the naive way and TuxMake (benchmarks/README.md)
 """
 
 import os
@@ -56,3 +57,31 @@ def typecheck(session: nox.Session) -> None:
     """mypy on harness/ (every function annotated; settings in pyproject.toml)."""
     _install(session)
     session.run("mypy")
+
+
+# `nox -s bench` without arguments: every required row (kmatrix cold and warm, naive, TuxMake
+# `-M kernel/module/`, TuxMake bzImage) on a size that takes about 15-20 minutes on 2 cores.
+# `nox -s bench -- --full` runs the whole default matrix (about 75 minutes); any other
+# bench_matrix.py options after `--` are added after these (the last --combos etc. wins).
+BENCH_QUICK = ["--combos", "6", "--tuxmake-combos", "2", "--policies", "nearest", "--skip-boot"]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark kmatrix against the naive way and TuxMake (benchmarks/README.md)."""
+    import datetime
+    # TuxMake builds on the host (--runtime null): its build dependencies come from apt
+    session.run("./setup.sh", "--bench", external=True)
+    _install(session)
+    session.install("tuxmake==1.45.0")
+    args = list(session.posargs)
+    full = "--full" in args
+    args = [a for a in args if a != "--full"] if full else [*BENCH_QUICK, *args]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"bench-{stamp}.json"
+    out = f"results/{name}"
+    command = "nox -s bench" + (" -- " + " ".join(session.posargs) if session.posargs else "")
+    session.run("python", "benchmarks/bench_matrix.py", "--out", out, *args,
+                env={"KMATRIX_BENCH_COMMAND": command})
+    session.log(f"figures in {out}; to publish them: cp {out} docs/bench/ && python3 "
+                f"benchmarks/bench_matrix.py --report docs/bench/{name} --write-docs")

@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -123,7 +124,7 @@ def _cgroup_rss(cid: str) -> int:
 
 def _process_table() -> dict[int, tuple[int, int]]:
     """pid -> (ppid, rss bytes)."""
-    table = {}
+    table: dict[int, tuple[int, int]] = {}
     page = os.sysconf("SC_PAGE_SIZE")
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -156,7 +157,7 @@ def tree_rss(root_pids: set[int]) -> int:
 class Monitor:
     """Samples the approach's containers (by their workdir label) and host process tree."""
 
-    def __init__(self, client, prefixes: list[str], interval: float = 0.25) -> None:
+    def __init__(self, client: Any, prefixes: list[Path | str], interval: float = 0.25) -> None:
         self.client = client
         self.prefixes = [str(p) for p in prefixes]
         self.interval = interval
@@ -221,7 +222,7 @@ class Monitor:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
         self.wall = time.monotonic() - self.t0
@@ -230,7 +231,7 @@ class Monitor:
         self.host_cpu = ru.ru_utime + ru.ru_stime - self.ru0
         self.load1 = os.getloadavg()
 
-    def figures(self) -> dict:
+    def figures(self) -> Fig:
         container_cpu = sum(self.cpu_ns.values()) / 1e9
         return {
             "wall_s": round(self.wall, 1),
@@ -249,7 +250,8 @@ class Monitor:
         }
 
 
-def run_logged(argv: list[str], log: Path, monitor: Monitor, env=None, cwd=None) -> int:
+def run_logged(argv: list[str], log: Path, monitor: Monitor,
+               env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
     with open(log, "ab") as out:
         out.write(("\n$ " + " ".join(argv) + "\n").encode())
         out.flush()
@@ -290,7 +292,7 @@ def object_keys(out: Path) -> set[tuple[str, str, str]]:
     if not config_path.is_file():
         return set()
     config = kconfig.parse_config(config_path.read_text(errors="replace"))
-    keys = set()
+    keys: set[tuple[str, str, str]] = set()
     for cmd_file in out.rglob(".*.cmd"):
         try:
             text = cmd_file.read_text(errors="replace")
@@ -318,20 +320,20 @@ def tree_invocations(trees: list[Path]) -> int:
 
 
 def minimum_invocations(trees: list[Path]) -> int:
-    keys: set = set()
+    keys: set[tuple[str, str, str]] = set()
     for tree in trees:
         keys |= object_keys(tree)
     return len(keys)
 
 
-def ccache_stats(client, image: str, ccache_dir: Path) -> dict[str, int]:
+def ccache_stats(client: Any, image: str, ccache_dir: Path) -> dict[str, int]:
     if not ccache_dir.is_dir():
         return {}
     out = client.containers.run(image, ["ccache", "--print-stats"], remove=True,
                                 network_mode="none", user=f"{os.getuid()}:{os.getgid()}",
                                 environment={"CCACHE_DIR": str(ccache_dir)},
                                 volumes={str(ccache_dir): {"bind": str(ccache_dir), "mode": "rw"}})
-    stats = {}
+    stats: dict[str, int] = {}
     for line in out.decode().splitlines():
         if "\t" in line:
             key, value = line.split("\t", 1)
@@ -340,7 +342,7 @@ def ccache_stats(client, image: str, ccache_dir: Path) -> dict[str, int]:
     return stats
 
 
-def ccache_hits(before: dict, after: dict) -> tuple[int, int]:
+def ccache_hits(before: dict[str, int], after: dict[str, int]) -> tuple[int, int]:
     def diff(key: str) -> int:
         return after.get(key, 0) - before.get(key, 0)
     return diff("direct_cache_hit") + diff("preprocessed_cache_hit"), diff("cache_miss")
@@ -470,6 +472,11 @@ def boot_figures(fig: Fig, boots: list[Any]) -> Fig:
     fig.update({"boot_tier": True, "boot_first": first, "boot_first_s": per.get(first),
                 "boot_marginal_s": round(statistics.median(rest), 1) if rest else None})
     return fig
+
+
+def run_boot(label: str, ctx: Ctx, results_dir: Path, cache: Path, boots: list[Any]) -> Fig:
+    """The boot tier alone, through `kmatrix run --only` each boot combination."""
+    return boot_figures(run_kmatrix(label, ctx, results_dir, cache, (), boots), boots)
 
 
 def _with_make(step: Step, make: str | None) -> Step:
@@ -809,12 +816,13 @@ def main() -> int:
                 trees = ("--trees", policy)
                 for phase in ("cold", "warm"):  # the warm run reuses the cold run's cache
                     label = f"{name}-{phase}"
-                    record(label, lambda label=label, policy=policy, trees=trees: run_kmatrix(
-                        label, ctx, tmp / f"results-{label}", tmp / f"cache-{policy}", trees))
+                    record(label, functools.partial(run_kmatrix, label, ctx,
+                                                    tmp / f"results-{label}",
+                                                    tmp / f"cache-{policy}", trees))
         if not args.skip_boot and boots:
             for label in ("boot-cold", "boot-warm"):
-                record(label, lambda label=label: boot_figures(run_kmatrix(
-                    label, ctx, tmp / f"results-{label}", tmp / "boot-cache", (), boots), boots))
+                record(label, functools.partial(run_boot, label, ctx, tmp / f"results-{label}",
+                                                tmp / "boot-cache", boots))
         if not args.skip_naive:
             record("naive", lambda: run_naive(ctx))
         if not args.skip_tuxmake:

@@ -208,8 +208,8 @@ def report(result: Fig) -> str:
              f"Linux {result['tree']['version']} ({result['tree']['origin']}), "
              f"{result['combos']} combinations, kmatrix {m.get('kmatrix_commit')}", ""]
     if m.get("loadavg_start") is not None:
-        lines[-1:] = [f"load average {m['loadavg_start']} at the start, "
-                      f"{m.get('loadavg_end')} at the end; host gcc: "
+        lines[-1:] = [f"load average (1/5/15 min) {_load(m['loadavg_start'])} at the start, "
+                      f"{_load(m.get('loadavg_end'))} at the end; host gcc: "
                       f"{m.get('host_gcc', '?')}; builder image gcc: {m.get('image_gcc', '?')}", ""]
     head = (f"{'approach':<18}{'status':>8}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}"
             f"{'median/c':>9}{'gcc steps':>10}{'minimum':>8}{'/min':>8}{'ccache h/m':>11}"
@@ -282,19 +282,43 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def _load(v: Any) -> str:
+    """A load average as recorded: three numbers (1, 5, 15 min) or one."""
+    if isinstance(v, list | tuple):
+        return " / ".join(f"{x:.2f}" for x in v)
+    return "?" if v is None else f"{v}"
+
+
+def _tuxmake_version(result: Fig) -> str:
+    v = str(result.get("tools", {}).get("tuxmake_version") or "?")
+    return v.removeprefix("tuxmake ")
+
+
 def _conditions(result: Fig, json_name: str) -> list[str]:
     m = result["machine"]
     tm = result.get("tools", {})
+    n = result["combos"]
+    tux = result.get("tuxmake_combos")
+    same = m.get("same_compiler")
     return [
         f"Measured {m['date'][:16].replace('T', ' ')} UTC by `{result.get('command', 'nox -s bench')}` "
-        f"on {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, host kernel {m['kernel']}; "
-        f"load average {m.get('loadavg_start', '?')} at the start and {m.get('loadavg_end', '?')} "
-        f"at the end (the machine is shared: compare ratios, not seconds). "
-        f"kmatrix {m.get('kmatrix_commit')}, Linux {result['tree']['version']} "
+        f"on {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, {m.get('os', 'Linux')}, host "
+        f"kernel {m['kernel']}; load average (1 / 5 / 15 min) {_load(m.get('loadavg_start'))} "
+        f"at the start and {_load(m.get('loadavg_end'))} at the end"
+        + (f", {m['duration_s'] / 60:.0f} minutes in all" if m.get("duration_s") else "")
+        + ". The machine is shared with other engineers' builds: compare ratios within the run, "
+        "not seconds across runs.",
+        "",
+        f"The first {n} object-tier combinations of `matrix.yaml`"
+        + (f"; TuxMake's bzImages on the first {tux} of them" if tux and tux != n else "")
+        + f". kmatrix {m.get('kmatrix_commit')}, Linux {result['tree']['version']} "
         f"({result['tree']['origin']}), builder image `{result.get('image')}` "
-        f"({m.get('image_gcc', '?')}); TuxMake {tm.get('tuxmake_version', '?')} "
-        f"`--runtime {tm.get('tuxmake_runtime', 'null')}` with the host's "
-        f"{m.get('host_gcc', '?')}. Raw figures: [{json_name}]({json_name}).",
+        f"({m.get('image_gcc', '?')}); TuxMake {_tuxmake_version(result)} "
+        f"`--runtime {tm.get('tuxmake_runtime', 'null')}` on the host "
+        f"({m.get('host_gcc', '?')})"
+        + ("; the same gcc on both sides" if same else
+           "; **not the same gcc on both sides**" if same is False else "")
+        + f". Raw figures: [{json_name}]({json_name}).",
     ]
 
 
@@ -343,8 +367,9 @@ def markdown(result: Fig, json_link: str, detail: bool = True) -> str:
                   "status 0, the expected artifacts present (each object listed in "
                   "`kernel/module/built-in.a`, or the bzImage), and for cold builds at least "
                   "as many compiler runs as those objects need:", "",
-                  "| approach | combinations checked | artifacts checked | compiler runs "
-                  "(needed at least) |", "| --- | --: | --: | --: |"]
+                  "| approach | checks ok | artifacts checked | compiler runs "
+                  "(needed at least) | load average at start / end | sys busy s |",
+                  "| --- | --: | --: | --: | --: | --: |"]
         for r in result.get("approaches", []):
             checks: dict[str, Fig] = r.get("checks") or {}
             arts = sum(c.get("artifacts", 0) for c in checks.values())
@@ -353,13 +378,16 @@ def markdown(result: Fig, json_link: str, detail: bool = True) -> str:
                          f"({sum(c.get('min_compiles', 0) for c in comp)})" if comp else "- (warm)")
             okc = sum(1 for c in checks.values() if c.get("ok"))
             lines.append(f"| {LABELS.get(r.get('approach', ''), r.get('approach'))} | "
-                         f"{okc} of {len(checks)} ok | {arts} | {comp_cell} |")
+                         f"{okc} of {len(checks)} | {arts} | {comp_cell} | "
+                         f"{r.get('loadavg_start', '-')} / {r.get('loadavg_end', '-')} | "
+                         f"{r.get('system_busy_s', '-')} |")
         lines += _targets(result)
         d = result.get("tuxmake_dropped")
         if d and "exit_status" in d:
+            said = [ln for ln in d.get("summary", []) if "build output" not in ln]
             lines += ["", f"TuxMake on an option Kconfig silently drops (`-K CONFIG_MODULES=y -K "
                       f"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y`, target `config`): exit status "
-                      f"{d['exit_status']}, `{_md_cell(' | '.join(d.get('summary', [])))}`, "
+                      f"{d['exit_status']}, `{_md_cell(' | '.join(said))}`, "
                       f"option in its `.config`: {d.get('dups_in_config')}. kmatrix says "
                       f"`config-dropped` and names the symbol."]
     return "\n".join(lines)

@@ -79,7 +79,7 @@ def path_without(tmp_path: Path, tool: str) -> str:
 
 @pytest.mark.skipif(shutil.which("tuxmake") is None,
                     reason="tuxmake is not installed (nox -s bench installs it)")
-def test_tuxmake_without_flex_is_failed_with_no_ratio(tmp_path: Path, kernel_tree: Path):
+def test_tuxmake_without_flex_is_failed_with_no_ratio(tmp_path: Path, kernel_tree: Path) -> None:
     """The issue's case: TuxMake --runtime null on a host without flex fails at its config step
     in seconds; that must never be printed as a time."""
     ctx = context(tmp_path, kernel_tree, image="unused")
@@ -95,7 +95,7 @@ def test_tuxmake_without_flex_is_failed_with_no_ratio(tmp_path: Path, kernel_tre
 
 
 def test_naive_with_a_missing_make_is_failed_with_no_ratio(tmp_path: Path, kernel_tree: Path,
-                                                          builder_image: str):
+                                                          builder_image: str) -> None:
     """The naive approach in the builder image with a make that does not exist: Docker cannot
     start the first step; the row is FAILED with Docker's one line, not a time."""
     ctx = context(tmp_path, kernel_tree, builder_image, connect())

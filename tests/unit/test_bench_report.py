@@ -84,17 +84,17 @@ def result(*approaches: dict[str, Any], combos: int = 4) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- first error line
 
-def test_first_error_line_names_the_missing_tool_not_make_s_echo():
+def test_first_error_line_names_the_missing_tool_not_make_s_echo() -> None:
     assert br.first_error_line(FLEX_LOG) == "/bin/sh: 1: flex: not found"
 
 
-def test_first_error_line_prefers_compiler_error_over_make_stars():
+def test_first_error_line_prefers_compiler_error_over_make_stars() -> None:
     log = ("  CC      kernel/module/main.o\nkernel/module/main.c:12:1: error: expected ';'\n"
            "make[3]: *** [scripts/Makefile.build:229: kernel/module/main.o] Error 1\n")
     assert br.first_error_line(log).startswith("kernel/module/main.c:12:1: error:")
 
 
-def test_first_error_line_skips_the_logged_command_and_falls_back_to_the_last_line():
+def test_first_error_line_skips_the_logged_command_and_falls_back_to_the_last_line() -> None:
     assert br.first_error_line("$ make -C /src error-target\nsomething odd\nlast words\n") == \
         "last words"
     assert br.first_error_line("") == "(empty log)"
@@ -102,7 +102,7 @@ def test_first_error_line_skips_the_logged_command_and_falls_back_to_the_last_li
 
 # ---------------------------------------------------------------- archives and artifacts
 
-def test_thin_archive_members_long_and_short_names(tmp_path: Path):
+def test_thin_archive_members_long_and_short_names(tmp_path: Path) -> None:
     path = tmp_path / "built-in.a"
     path.write_bytes(thin_archive(["main.o", "strict_rwx.o", "kmod.o", "tree_lookup.o"]))
     assert br.thin_archive_members(path) == ["main.o", "strict_rwx.o", "kmod.o", "tree_lookup.o"]
@@ -110,7 +110,7 @@ def test_thin_archive_members_long_and_short_names(tmp_path: Path):
     assert br.thin_archive_members(path) == []
 
 
-def test_expected_artifacts_and_cold_minimum(tmp_path: Path):
+def test_expected_artifacts_and_cold_minimum(tmp_path: Path) -> None:
     out = make_tree(tmp_path, ["main.o", "kmod.o", "dups.o"])
     arts = br.expected_artifacts(out, ["kernel/module/"])
     assert [p.name for p in arts] == ["built-in.a", "main.o", "kmod.o", "dups.o"]
@@ -121,13 +121,13 @@ def test_expected_artifacts_and_cold_minimum(tmp_path: Path):
 
 # ---------------------------------------------------------------- checks
 
-def test_check_passes_a_complete_cold_build(tmp_path: Path):
+def test_check_passes_a_complete_cold_build(tmp_path: Path) -> None:
     out = make_tree(tmp_path, ["main.o", "kmod.o"])
     c = br.check(0, br.expected_artifacts(out, ["kernel/module/"]), 30, 2, "log")
     assert c["ok"] and c["problems"] == [] and "error" not in c
 
 
-def test_check_fails_on_exit_status_with_the_first_error_line(tmp_path: Path):
+def test_check_fails_on_exit_status_with_the_first_error_line(tmp_path: Path) -> None:
     out = make_tree(tmp_path, ["main.o"])
     c = br.check(2, br.expected_artifacts(out, ["kernel/module/"]), 30, 1, FLEX_LOG)
     assert not c["ok"]
@@ -135,7 +135,7 @@ def test_check_fails_on_exit_status_with_the_first_error_line(tmp_path: Path):
     assert "exit status 2" in c["problems"]
 
 
-def test_check_fails_on_missing_objects_even_with_exit_0(tmp_path: Path):
+def test_check_fails_on_missing_objects_even_with_exit_0(tmp_path: Path) -> None:
     out = make_tree(tmp_path, ["main.o", "dups.o"], with_objects=False)
     c = br.check(0, br.expected_artifacts(out, ["kernel/module/"]), 30, 2, "")
     assert not c["ok"]
@@ -143,29 +143,29 @@ def test_check_fails_on_missing_objects_even_with_exit_0(tmp_path: Path):
     assert "expected artifacts missing" in c["error"]
 
 
-def test_check_fails_when_nothing_was_built(tmp_path: Path):
+def test_check_fails_when_nothing_was_built(tmp_path: Path) -> None:
     c = br.check(0, br.expected_artifacts(tmp_path / "empty", ["kernel/module/"]), 0, 1, "")
     assert not c["ok"] and c["artifacts_missing"] == 1
 
 
-def test_check_fails_a_cold_build_that_compiled_too_little(tmp_path: Path):
+def test_check_fails_a_cold_build_that_compiled_too_little(tmp_path: Path) -> None:
     out = make_tree(tmp_path, ["main.o", "kmod.o", "dups.o"])
     c = br.check(0, br.expected_artifacts(out, ["kernel/module/"]), 1, 3, "")
     assert not c["ok"]
     assert "1 compiler runs, a cold build needs at least 3" in c["problems"]
 
 
-def test_check_warm_builds_have_no_compile_floor(tmp_path: Path):
+def test_check_warm_builds_have_no_compile_floor(tmp_path: Path) -> None:
     out = make_tree(tmp_path, ["main.o"])
     assert br.check(0, br.expected_artifacts(out, ["kernel/module/"]), None, 0, "")["ok"]
 
 
-def test_check_records_a_step_that_never_ran():
+def test_check_records_a_step_that_never_ran() -> None:
     c = br.check(127, [], None, 0, "", error="APIError: make-missing: executable file not found")
     assert not c["ok"] and c["error"].startswith("APIError")
 
 
-def test_judge_names_the_first_failed_combination():
+def test_judge_names_the_first_failed_combination() -> None:
     fig = approach("tuxmake-dir", 30.0, 20.0, ok=False)
     assert fig["status"] == "failed"
     assert fig["error"] == "c0: /bin/sh: 1: flex: not found"
@@ -188,7 +188,7 @@ def full_result(broken: str | None = None) -> dict[str, Any]:
     return result(*figs)
 
 
-def test_ratios_between_successful_approaches_extrapolate_fewer_tuxmake_kernels():
+def test_ratios_between_successful_approaches_extrapolate_fewer_tuxmake_kernels() -> None:
     qs = {(q["peer"], q["kmatrix"]): q for q in br.ratios(full_result())}
     assert qs[("naive", "kmatrix-cold")]["wall"] == 2.0
     assert qs[("naive", "kmatrix-warm")]["cpu"] == 3.0
@@ -198,7 +198,7 @@ def test_ratios_between_successful_approaches_extrapolate_fewer_tuxmake_kernels(
 
 
 @pytest.mark.parametrize("broken", ["tuxmake-dir", "tuxmake", "naive"])
-def test_a_failed_peer_is_failed_in_the_report_and_in_no_ratio(broken: str):
+def test_a_failed_peer_is_failed_in_the_report_and_in_no_ratio(broken: str) -> None:
     res = full_result(broken)
     assert all(q["peer"] != broken for q in br.ratios(res))
     text = br.report(res)
@@ -213,13 +213,13 @@ def test_a_failed_peer_is_failed_in_the_report_and_in_no_ratio(broken: str):
     assert "No ratio is computed against" in md
 
 
-def test_a_failed_kmatrix_run_gives_no_ratio_at_all():
+def test_a_failed_kmatrix_run_gives_no_ratio_at_all() -> None:
     res = full_result("kmatrix-cold")
     assert all(q["kmatrix"] != "kmatrix-cold" for q in br.ratios(res))
     assert "naive / kmatrix-warm" in br.report(res)
 
 
-def test_an_approach_that_crashed_has_a_failed_row():
+def test_an_approach_that_crashed_has_a_failed_row() -> None:
     res = full_result()
     res["approaches"].append(br.judge({"approach": "boot-cold",
                                        "error": "InfraError: builder image missing"}))
@@ -227,7 +227,7 @@ def test_an_approach_that_crashed_has_a_failed_row():
     assert "boot-cold" in text and "InfraError: builder image missing" in text
 
 
-def test_runs_from_before_the_checks_are_not_figures():
+def test_runs_from_before_the_checks_are_not_figures() -> None:
     """docs/bench/run-E.json has no checks: every row is unchecked, no ratio is computed."""
     old = json.loads((REPO / "docs/bench/run-E.json").read_text())
     assert br.ratios(old) == []
@@ -235,12 +235,12 @@ def test_runs_from_before_the_checks_are_not_figures():
     assert "UNCHECKED" in br.markdown(old, "run-E.json")
 
 
-def test_markdown_has_targets_and_checks_for_a_good_run():
+def test_markdown_has_targets_and_checks_for_a_good_run() -> None:
     md = br.markdown(full_result(), "run.json")
     assert "| naive | 2.00x / 1.50x | 4.00x / 3.00x |" in md
     assert "ran 2 of 4: per-combination mean x 4" in md
     assert "| 10x faster than TuxMake bzImage per combination | not met cold (7.50x" in md
-    assert "4 of 4 ok" in md
+    assert "| 4 of 4 | 20 | 40 (20) |" in md
     assert "No ratio" not in md
     short = br.markdown(full_result(), "run.json", detail=False)
     assert "target (issue 5)" not in short and "| approach |" in short
@@ -248,7 +248,7 @@ def test_markdown_has_targets_and_checks_for_a_good_run():
 
 # ---------------------------------------------------------------- generated doc sections
 
-def test_replace_section_rewrites_only_between_the_markers():
+def test_replace_section_rewrites_only_between_the_markers() -> None:
     doc = "# Title\n\n## Performance\n<!-- bench:begin old -->\nold table\n<!-- bench:end -->\n\nrest\n"
     new = br.replace_section(doc, "new table\n", "docs/bench/x.json")
     assert new.startswith("# Title\n\n## Performance\n<!-- bench:begin generated from "

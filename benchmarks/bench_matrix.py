@@ -699,8 +699,7 @@ def tool_versions(ctx: Ctx) -> Fig:
         "host_make": _first_line(["make", "--version"]),
         "image_gcc": image_lines[0], "image_gcc_package": image_lines[1],
         "image_make": image_lines[2],
-        # the same gcc whatever the driver's name (x86_64-linux-gnu-gcc on the host, gcc inside)
-        "same_compiler": host_gcc.split(" ", 1)[-1] == image_lines[0].split(" ", 1)[-1],
+        "same_compiler": br.same_compiler({"host_gcc": host_gcc, "image_gcc": image_lines[0]}),
         "tuxmake": tux, "tuxmake_version": _first_line([tux, "--version"]) if tux else None,
         "tuxmake_runtime": "null",
         "docker": server,

@@ -294,12 +294,22 @@ def _tuxmake_version(result: Fig) -> str:
     return v.removeprefix("tuxmake ")
 
 
+def same_compiler(machine: Fig) -> bool | None:
+    """Whether both sides' gcc is the same version, whatever the driver's name
+    (`x86_64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0` on the host, `gcc (...)` inside);
+    None when either is not recorded."""
+    host, image = machine.get("host_gcc"), machine.get("image_gcc")
+    if not host or not image or host.startswith("(") or image.startswith("("):
+        return None
+    return bool(host.split(" ", 1)[-1] == image.split(" ", 1)[-1])
+
+
 def _conditions(result: Fig, json_name: str) -> list[str]:
     m = result["machine"]
     tm = result.get("tools", {})
     n = result["combos"]
     tux = result.get("tuxmake_combos")
-    same = m.get("same_compiler")
+    same = same_compiler(m)
     return [
         f"Measured {m['date'][:16].replace('T', ' ')} UTC by `{result.get('command', 'nox -s bench')}` "
         f"on {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, {m.get('os', 'Linux')}, host "

@@ -4,7 +4,10 @@ asserted: the figures here are made up."""
 
 from __future__ import annotations
 
+import copy
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -246,6 +249,15 @@ def test_markdown_has_targets_and_checks_for_a_good_run() -> None:
     assert "target (issue 5)" not in short and "| approach |" in short
 
 
+def test_same_compiler_compares_versions_not_driver_names() -> None:
+    host = "x86_64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0"
+    assert br.same_compiler({"host_gcc": host, "image_gcc": "gcc (Debian 12.2.0-14+deb12u1) 12.2.0"})
+    assert br.same_compiler({"host_gcc": host, "image_gcc": "gcc (Debian 12.2.0-14) 12.2.0"}) is False
+    assert br.same_compiler({"host_gcc": host}) is None
+    md = br.markdown(result(approach("naive", 1.0, 1.0)), "r.json")
+    assert "not the same gcc" not in md  # "gcc 12" both sides in the fake result
+
+
 # ---------------------------------------------------------------- generated doc sections
 
 def test_replace_section_rewrites_only_between_the_markers() -> None:
@@ -257,3 +269,17 @@ def test_replace_section_rewrites_only_between_the_markers() -> None:
     assert br.replace_section(new, "new table\n", "docs/bench/x.json") == new
     with pytest.raises(ValueError):
         br.replace_section("no markers", "x", "y")
+
+
+@pytest.mark.parametrize("doc,detail", [("README.md", False), ("docs/performance.md", True)])
+def test_committed_docs_are_what_the_committed_json_generates(doc: str, detail: bool) -> None:
+    """The docs never drift from the figures: regenerating from the JSON they name is a no-op."""
+    text = (REPO / doc).read_text()
+    m = re.search(r"<!-- bench:begin generated from (\S+) ", text)
+    assert m, f"{doc} has no generated bench section"
+    source = REPO / m.group(1)
+    saved = json.loads(source.read_text())
+    link = os.path.relpath(source, (REPO / doc).parent)
+    body = br.markdown(copy.deepcopy(saved), link, detail=detail)
+    assert br.replace_section(text, body, m.group(1)) == text, \
+        f"{doc} differs from {m.group(1)}: rerun bench_matrix.py --report {m.group(1)} --write-docs"

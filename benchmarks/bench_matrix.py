@@ -43,20 +43,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime as dt
 import functools
-import hashlib
 import json
 import os
-import platform
 import re
-import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -66,286 +61,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_measure as measure  # noqa: E402
 import bench_report as br  # noqa: E402
+from bench_measure import Fig, Monitor, run_logged  # noqa: E402
 
 from harness import image as imagemod  # noqa: E402
 from harness import kconfig, source  # noqa: E402
 from harness import matrix as matrixmod  # noqa: E402
-from harness.container import WORKDIR_LABEL, DockerRunner, Step, connect  # noqa: E402
+from harness.container import DockerRunner, Step, connect  # noqa: E402
 from harness.kbuild import Toolchain  # noqa: E402
 
-CGROUP_CPU = Path("/sys/fs/cgroup/cpuacct/docker")
-CGROUP_MEM = Path("/sys/fs/cgroup/memory/docker")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-# kbuild's quiet tags for steps that run the gcc driver (compile, assemble, preprocess, host link)
-GCC_TAGS = ("CC", "CC [M]", "AS", "HOSTCC", "HOSTCXX", "HOSTLD", "CPP", "LDS")
-_TAG_RE = re.compile(r"^\s{1,2}(CC \[M\]|[A-Z][A-Z0-9_]*)\s+(\S+)\s*$")
-_WILDCARD_RE = re.compile(r"\$\(wildcard include/config/([A-Za-z0-9_]+)\)")
-_SAVEDCMD_RE = re.compile(r"^(?:saved)?cmd_(\S+) := (.*)$", re.M)
 STEP_TIMEOUT_S = 3600.0
 
-Fig = dict[str, Any]  # one approach's figures, as they go into the JSON
 Ctx = dict[str, Any]  # what every approach needs: matrix, tree, combinations, Docker, scratch
-
-
-# ---------------------------------------------------------------- measurement
-
-
-def busy_jiffies() -> int:
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [int(v) for v in fields]
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    return sum(values[:8]) - idle
-
-
-def mem_available() -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _cgroup_rss(cid: str) -> int:
-    try:
-        for line in (CGROUP_MEM / cid / "memory.stat").read_text().splitlines():
-            if line.startswith("total_rss "):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (ppid, rss bytes)."""
-    table: dict[int, tuple[int, int]] = {}
-    page = os.sysconf("SC_PAGE_SIZE")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2:].split()
-        table[int(entry)] = (int(rest[1]), int(rest[21]) * page)
-    return table
-
-
-def tree_rss(root_pids: set[int]) -> int:
-    table = _process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    total, todo, seen = 0, list(root_pids), set()
-    while todo:
-        pid = todo.pop()
-        if pid in seen or pid not in table:
-            continue
-        seen.add(pid)
-        total += table[pid][1]
-        todo += children.get(pid, [])
-    return total
-
-
-class Monitor:
-    """Samples the approach's containers (by their workdir label) and host process tree."""
-
-    def __init__(self, client: Any, prefixes: list[Path | str], interval: float = 0.25) -> None:
-        self.client = client
-        self.prefixes = [str(p) for p in prefixes]
-        self.interval = interval
-        self.pids: set[int] = set()
-        self.cpu_ns: dict[str, int] = {}
-        self.mine: dict[str, bool] = {}
-        self.peak_rss = 0
-        self.peak_container_rss = 0
-        self.peak_cgroup_max = 0
-        self.min_avail = mem_available()
-        self.others_seen: set[str] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _is_mine(self, cid: str) -> bool:
-        if cid not in self.mine:
-            try:
-                labels = self.client.api.inspect_container(cid)["Config"]["Labels"] or {}
-                workdir = labels.get(WORKDIR_LABEL, "")
-                self.mine[cid] = any(workdir.startswith(p) for p in self.prefixes)
-            except Exception:  # noqa: BLE001 - gone already
-                return False
-        return self.mine[cid]
-
-    def sample(self) -> None:
-        container_rss = 0
-        if CGROUP_CPU.is_dir():
-            for entry in CGROUP_CPU.iterdir():
-                cid = entry.name
-                if len(cid) != 64 or not entry.is_dir():
-                    continue
-                if not self._is_mine(cid):
-                    self.others_seen.add(cid)
-                    continue
-                usage = _read_int(entry / "cpuacct.usage")
-                if usage is not None:
-                    self.cpu_ns[cid] = max(self.cpu_ns.get(cid, 0), usage)
-                container_rss += _cgroup_rss(cid)
-                self.peak_cgroup_max = max(self.peak_cgroup_max,
-                                           _read_int(CGROUP_MEM / cid / "memory.max_usage_in_bytes")
-                                           or 0)
-        host = tree_rss(self.pids) if self.pids else 0
-        self.peak_container_rss = max(self.peak_container_rss, container_rss)
-        self.peak_rss = max(self.peak_rss, container_rss + host)
-        self.min_avail = min(self.min_avail, mem_available())
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.sample()
-            except Exception:  # noqa: BLE001 - a sample lost to a race is fine
-                pass
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> Monitor:
-        self.t0 = time.monotonic()
-        self.busy0 = busy_jiffies()
-        self.avail0 = mem_available()
-        self.load0 = os.getloadavg()
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.ru0 = ru.ru_utime + ru.ru_stime
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.wall = time.monotonic() - self.t0
-        self.busy = (busy_jiffies() - self.busy0) / CLK_TCK
-        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        self.host_cpu = ru.ru_utime + ru.ru_stime - self.ru0
-        self.load1 = os.getloadavg()
-
-    def figures(self) -> Fig:
-        container_cpu = sum(self.cpu_ns.values()) / 1e9
-        return {
-            "wall_s": round(self.wall, 1),
-            "cpu_s": round(container_cpu + self.host_cpu, 1),
-            "cpu_containers_s": round(container_cpu, 1),
-            "cpu_host_s": round(self.host_cpu, 1),
-            "system_busy_s": round(self.busy, 1),
-            "containers": len(self.cpu_ns),
-            "peak_rss_mib": round(self.peak_rss / 2**20),
-            "peak_container_rss_mib": round(self.peak_container_rss / 2**20),
-            "peak_cgroup_usage_mib": round(self.peak_cgroup_max / 2**20),
-            "system_mem_drop_mib": round(max(0, self.avail0 - self.min_avail) / 2**20),
-            "other_containers_seen": len(self.others_seen),
-            "loadavg_start": round(self.load0[0], 2),
-            "loadavg_end": round(self.load1[0], 2),
-        }
-
-
-def run_logged(argv: list[str], log: Path, monitor: Monitor,
-               env: dict[str, str] | None = None, cwd: Path | None = None) -> int:
-    with open(log, "ab") as out:
-        out.write(("\n$ " + " ".join(argv) + "\n").encode())
-        out.flush()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd)
-        monitor.pids.add(proc.pid)
-        code = proc.wait()
-        monitor.pids.discard(proc.pid)
-        return code
-
-
-# ---------------------------------------------------------------- counting
-
-def count_tags(paths: list[Path]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for path in paths:
-        try:
-            text = path.read_text(errors="replace")
-        except OSError:
-            continue
-        for line in text.splitlines():
-            m = _TAG_RE.match(line)
-            if m and m.group(1) in GCC_TAGS:
-                counts[m.group(1)] = counts.get(m.group(1), 0) + 1
-    return counts
-
-
-def _normalise_cmd(cmd: str, out: Path) -> str:
-    cmd = cmd.replace(str(out), "$O").strip()
-    if cmd.startswith("ccache "):
-        cmd = cmd[len("ccache "):]
-    return " ".join(cmd.split())
-
-
-def object_keys(out: Path) -> set[tuple[str, str, str]]:
-    """(target, command hash, hash of the values of the CONFIG_ symbols it depends on) for every
-    gcc step recorded in an output tree's .cmd files."""
-    config_path = out / ".config"
-    if not config_path.is_file():
-        return set()
-    config = kconfig.parse_config(config_path.read_text(errors="replace"))
-    keys: set[tuple[str, str, str]] = set()
-    for cmd_file in out.rglob(".*.cmd"):
-        try:
-            text = cmd_file.read_text(errors="replace")
-        except OSError:
-            continue
-        m = _SAVEDCMD_RE.search(text)
-        if not m:
-            continue
-        # tools/ builds (objtool) record absolute output paths: normalise the target too
-        target, cmd = m.group(1).replace(str(out), "$O"), _normalise_cmd(m.group(2), out)
-        first = cmd.split(" ", 1)[0]
-        if not (first.endswith("gcc") or first in ("cc", "gcc")):
-            continue
-        syms = sorted(set(_WILDCARD_RE.findall(text)))
-        values = ";".join(f"{s}={config.get('CONFIG_' + s, 'n')}" for s in syms)
-        keys.add((target, hashlib.sha256(cmd.encode()).hexdigest()[:16],
-                  hashlib.sha256(values.encode()).hexdigest()[:16]))
-    return keys
-
-
-def tree_invocations(trees: list[Path]) -> int:
-    """gcc steps recorded in fresh output trees (one .cmd file per step that ran): the count for
-    tools whose logs are quiet (TuxMake runs `make --silent`)."""
-    return sum(len(object_keys(tree)) for tree in trees)
-
-
-def minimum_invocations(trees: list[Path]) -> int:
-    keys: set[tuple[str, str, str]] = set()
-    for tree in trees:
-        keys |= object_keys(tree)
-    return len(keys)
-
-
-def ccache_stats(client: Any, image: str, ccache_dir: Path) -> dict[str, int]:
-    if not ccache_dir.is_dir():
-        return {}
-    out = client.containers.run(image, ["ccache", "--print-stats"], remove=True,
-                                network_mode="none", user=f"{os.getuid()}:{os.getgid()}",
-                                environment={"CCACHE_DIR": str(ccache_dir)},
-                                volumes={str(ccache_dir): {"bind": str(ccache_dir), "mode": "rw"}})
-    stats: dict[str, int] = {}
-    for line in out.decode().splitlines():
-        if "\t" in line:
-            key, value = line.split("\t", 1)
-            if value.strip().isdigit():
-                stats[key] = int(value)
-    return stats
-
-
-def ccache_hits(before: dict[str, int], after: dict[str, int]) -> tuple[int, int]:
-    def diff(key: str) -> int:
-        return after.get(key, 0) - before.get(key, 0)
-    return diff("direct_cache_hit") + diff("preprocessed_cache_hit"), diff("cache_miss")
 
 
 # ---------------------------------------------------------------- approaches
@@ -379,12 +107,12 @@ def run_kmatrix(label: str, ctx: Ctx, results_dir: Path, cache: Path | None = No
             argv += ["--only", combo.id]
     combos = combos if combos is not None else ctx["combos"]
     cold = label.endswith("-cold")
-    before = ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
+    before = measure.ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
     log = ctx["tmp"] / f"{label}.log"
     with Monitor(ctx["client"], [cache, results_dir]) as mon:
         code = run_logged(argv, log, mon, env=env, cwd=ROOT)
-    after = ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
-    hits, misses = ccache_hits(before, after)
+    after = measure.ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
+    hits, misses = measure.ccache_hits(before, after)
     runs = sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink()) \
         if results_dir.is_dir() else []
     fig = mon.figures()
@@ -400,7 +128,7 @@ def run_kmatrix(label: str, ctx: Ctx, results_dir: Path, cache: Path | None = No
         if path.is_file():
             records.append(json.loads(path.read_text()))
     logs = [run_dir / "seed.log"] + [run_dir / r["combination"] / "build.log" for r in records]
-    tags = count_tags(logs)
+    tags = measure.count_tags(logs)
     durations = [r.get("duration_s") or 0.0 for r in records]
     trees = [Path(r["output_dir"]) for r in records if r.get("output_dir")]
     # a tree shared by different configs holds only its last one's state (duplicates are fine)
@@ -432,7 +160,7 @@ def run_kmatrix(label: str, ctx: Ctx, results_dir: Path, cache: Path | None = No
             for m in link.get("members", []):
                 every_object.setdefault(f"{directory}{m}", members[link["members"].index(m)])
         if r.get("boot") is not None:
-            arts.append(out / "arch" / "x86" / "boot" / "bzImage")
+            arts.append(out / ctx["matrix"].arch.image_path)
         verdict = r.get("verdict")
         reason = "" if verdict == "pass" else \
             f"verdict {verdict}: " + ("; ".join(r.get("reasons", [])) or "(no reason recorded)")
@@ -455,7 +183,7 @@ def run_kmatrix(label: str, ctx: Ctx, results_dir: Path, cache: Path | None = No
         # olddefconfig), which print no tag: its hits are reported, never subtracted
         "ccache_hits": hits, "ccache_misses": misses,
         "real_compiles": invocations,
-        "minimum": None if shared else minimum_invocations(trees),
+        "minimum": None if shared else measure.minimum_invocations(trees),
         "trees": len(set(trees)),
         "boot_s": {r["combination"]: (r.get("boot") or {}).get("duration_s")
                    for r in records if r.get("boot")},
@@ -534,16 +262,16 @@ def run_naive(ctx: Ctx) -> Fig:
                     exit_status, error = 127, f"{type(exc).__name__}: {exc}".splitlines()[0]
                     verdicts[combo.id] = "step-not-run"
             per_combo[combo.id] = round(time.monotonic() - start, 1)
-            compiles = sum(count_tags([logp]).values())
+            compiles = sum(measure.count_tags([logp]).values())
             checks[combo.id] = br.check(exit_status, br.expected_artifacts(out, targets), compiles,
                                         br.cold_minimum(out, targets), _read(logp), error)
-    tags = count_tags(logs)
+    tags = measure.count_tags(logs)
     fig = mon.figures()
     fig.update({"approach": "naive", "combos": len(ctx["combos"]), "verdicts": verdicts,
                 "cold": True, "checks": checks, "per_combo_s": per_combo,
                 "marginal_median_s": round(statistics.median(per_combo.values()), 1),
                 "invocations": sum(tags.values()), "invocation_tags": tags,
-                "real_compiles": sum(tags.values()), "minimum": minimum_invocations(trees)})
+                "real_compiles": sum(tags.values()), "minimum": measure.minimum_invocations(trees)})
     return br.judge(fig)
 
 
@@ -571,7 +299,7 @@ def run_tuxmake(ctx: Ctx, count: int, mode: str = "kernel") -> Fig:
     matrix, tree, symbols = ctx["matrix"], ctx["tree"], ctx["symbols"]
     root = ctx["tmp"] / name
     root.mkdir()
-    built = ["kernel"] if mode == "kernel" else list(matrix.build.targets)
+    built = [matrix.arch.image_path] if mode == "kernel" else list(matrix.build.targets)
     targets = ["config", "kernel"] if mode == "kernel" else \
         ["config"] + [a for t in matrix.build.targets for a in ("-M", t)]
     per_combo: dict[str, float] = {}
@@ -584,7 +312,7 @@ def run_tuxmake(ctx: Ctx, count: int, mode: str = "kernel") -> Fig:
         for combo in combos:
             requested = matrixmod.requested_config(matrix, combo, symbols)
             build, output = root / combo.id / "build", root / combo.id / "out"
-            argv = [tux, "--runtime", "null", "--target-arch", matrix.arch, "--toolchain", "gcc",
+            argv = [tux, "--runtime", "null", "--target-arch", matrix.arch.name, "--toolchain", "gcc",
                     "--jobs", "2", "--kconfig", matrix.base, *tuxmake_kconfig_args(requested),
                     "--build-dir", str(build), "--output-dir", str(output),
                     "--directory", str(tree.path), *targets]
@@ -595,19 +323,19 @@ def run_tuxmake(ctx: Ctx, count: int, mode: str = "kernel") -> Fig:
             verdicts[combo.id] = f"exit {code}"
             logs += [logp, output / "build.log"]
             trees.append(build)
-            compiles = len(object_keys(build))  # make --silent: the .cmd files say what ran
+            compiles = len(measure.object_keys(build))  # make --silent: the .cmd files say what ran
             checks[combo.id] = br.check(code, br.expected_artifacts(build, built), compiles,
                                         br.cold_minimum(build, built),
                                         _read(logp) + "\n" + _read(output / "build.log"))
-    tags = count_tags(logs)  # empty: TuxMake runs make --silent
-    invocations = tree_invocations(trees)
+    tags = measure.count_tags(logs)  # empty: TuxMake runs make --silent
+    invocations = measure.tree_invocations(trees)
     fig = mon.figures()
     fig.update({"approach": name, "combos": len(combos), "verdicts": verdicts, "cold": True,
                 "checks": checks, "per_combo_s": per_combo,
                 "marginal_median_s": round(statistics.median(per_combo.values()), 1),
                 "invocations": invocations, "invocation_tags": tags,
                 "invocations_from": "gcc steps in the build trees' .cmd files (make --silent)",
-                "real_compiles": invocations, "minimum": minimum_invocations(trees),
+                "real_compiles": invocations, "minimum": measure.minimum_invocations(trees),
                 "note": "targets " + " ".join(targets)})
     return br.judge(fig)
 
@@ -619,7 +347,7 @@ def tuxmake_dropped_case(ctx: Ctx) -> Fig:
         return {"error": "tuxmake is not installed"}
     root = ctx["tmp"] / "tuxmake-dropped"
     requested = ["CONFIG_MODULES=y", "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y"]
-    argv = [tux, "--runtime", "null", "--target-arch", "x86_64", "--toolchain", "gcc",
+    argv = [tux, "--runtime", "null", "--target-arch", ctx["matrix"].arch.name, "--toolchain", "gcc",
             "--jobs", "2", "--kconfig", "tinyconfig", "-K", requested[0], "-K", requested[1],
             "--build-dir", str(root / "build"), "--output-dir", str(root / "out"),
             "--directory", str(ctx["tree"].path), "config"]
@@ -633,77 +361,6 @@ def tuxmake_dropped_case(ctx: Ctx) -> Fig:
             "dups_in_config": "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=y" in text,
             "config_built": config.is_file(),
             "kmatrix_verdict": "config-dropped (names CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS)"}
-
-
-# ---------------------------------------------------------------- report
-
-def machine() -> Fig:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
-    load = os.getloadavg()
-    return {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "cores": os.cpu_count(), "cpu": cpu,
-            "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-            "kernel": platform.release(), "os": _os_name(), "python": platform.python_version(),
-            "loadavg_start": [round(x, 2) for x in load],
-            "kmatrix_commit": _git("rev-parse", "--short", "HEAD"),
-            "kmatrix_branch": _git("rev-parse", "--abbrev-ref", "HEAD"),
-            "kmatrix_dirty_files": len(_git("status", "--porcelain", "--", "harness").splitlines())}
-
-
-def _os_name() -> str:
-    try:
-        for line in Path("/etc/os-release").read_text().splitlines():
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip('"')
-    except OSError:
-        pass
-    return platform.system()
-
-
-def _git(*args: str) -> str:
-    done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else ""
-
-
-def _first_line(argv: list[str], env: dict[str, str] | None = None) -> str:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"({argv[0]}: {exc})"
-    text = (done.stdout or done.stderr).strip()
-    return text.splitlines()[0] if text else f"({argv[0]} exited {done.returncode})"
-
-
-def tool_versions(ctx: Ctx) -> Fig:
-    """Both sides' compilers (TuxMake on the host: CROSS_COMPILE=x86_64-linux-gnu-), make,
-    TuxMake and Docker, so a reader can see both sides compiled with the same gcc."""
-    tux = tuxmake_program(ctx)
-    image_out = ""
-    try:
-        image_out = ctx["client"].containers.run(
-            ctx["image"], ["sh", "-c", "gcc --version | head -1; dpkg-query -W -f '${Version}' "
-                           "gcc-12; echo; make --version | head -1"],
-            remove=True, network_mode="none").decode()
-    except Exception as exc:  # noqa: BLE001 - recorded, not fatal
-        image_out = f"(could not run the builder image: {exc})"
-    image_lines = image_out.splitlines() + ["", "", ""]
-    host_gcc = _first_line(["x86_64-linux-gnu-gcc", "--version"])
-    try:
-        server = ctx["client"].version().get("Version", "?")
-    except Exception:  # noqa: BLE001
-        server = "?"
-    return {
-        "host_gcc": host_gcc,
-        "host_gcc_package": _first_line(["dpkg-query", "-W", "-f", "${Version}", "gcc-12"]),
-        "host_make": _first_line(["make", "--version"]),
-        "image_gcc": image_lines[0], "image_gcc_package": image_lines[1],
-        "image_make": image_lines[2],
-        "same_compiler": br.same_compiler({"host_gcc": host_gcc, "image_gcc": image_lines[0]}),
-        "tuxmake": tux, "tuxmake_version": _first_line([tux, "--version"]) if tux else None,
-        "tuxmake_runtime": "null",
-        "docker": server,
-    }
 
 
 def write_docs(result: Fig, json_path: Path, readme: Path, perf: Path) -> None:
@@ -734,6 +391,8 @@ def main() -> int:
     ap.add_argument("--workdir", type=Path, help="scratch directory (default: a new temporary "
                     "directory under /var/tmp, removed at the end unless --keep)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--note", default="", help="what else ran on the machine (recorded in the "
+                    "JSON and printed with the figures), e.g. \"shared with 4 other engineers\"")
     ap.add_argument("--report", type=Path, metavar="FILE.json",
                     help="print the table of an earlier --out file and exit (builds nothing)")
     ap.add_argument("--markdown", action="store_true",
@@ -776,12 +435,13 @@ def main() -> int:
     print(f"bench: {len(combos)} combinations, tree {tree.path}, image {image}, scratch {tmp}",
           flush=True)
     started = time.monotonic()
-    busy0 = busy_jiffies()
-    mach = machine()
-    mach.update(tool_versions(ctx))
+    busy0 = measure.busy_jiffies()
+    mach = measure.machine()
+    mach.update(measure.tool_versions(client, image, tuxmake_program(ctx)))
     command = os.environ.get("KMATRIX_BENCH_COMMAND") or \
         "python3 benchmarks/bench_matrix.py " + " ".join(sys.argv[1:])
-    result: Fig = {"machine": mach, "command": command.strip(), "combos": len(combos),
+    result: Fig = {"machine": mach, "command": command.strip(), "note": args.note,
+                   "combos": len(combos),
                    "combination_ids": [c.id for c in combos],
                    "tuxmake_combos": 0 if args.skip_tuxmake else
                    min(args.tuxmake_combos or len(combos), len(combos)),
@@ -831,7 +491,8 @@ def main() -> int:
             record("tuxmake", lambda: run_tuxmake(ctx, count, "kernel"))
         mach["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
         mach["duration_s"] = round(time.monotonic() - started, 1)
-        mach["system_busy_s"] = round((busy_jiffies() - busy0) / CLK_TCK, 1)
+        mach["system_busy_s"] = round((measure.busy_jiffies() - busy0) / measure.CLK_TCK, 1)
+        mach.update(measure.load_during(result["approaches"]))
         text = br.report(result)
         result["report"] = text
         save()

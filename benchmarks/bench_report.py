@@ -76,12 +76,13 @@ def thin_archive_members(path: Path) -> list[str]:
 
 
 def expected_artifacts(out: Path, targets: list[str] | tuple[str, ...]) -> list[Path]:
-    """What a build of `targets` in output tree `out` must have produced: for a directory target,
-    its built-in.a and every object that archive lists; for `kernel`/`bzImage`, the bzImage."""
+    """What a build of `targets` in output tree `out` must have produced: for a directory target
+    (`kernel/module/`), its built-in.a and every object that archive lists; for a file target
+    (the architecture's kernel image, `arch/x86/boot/bzImage`), that file."""
     paths: list[Path] = []
     for target in targets:
-        if target in ("kernel", "bzImage"):
-            paths.append(out / "arch" / "x86" / "boot" / "bzImage")
+        if not target.endswith("/"):
+            paths.append(out / target)
             continue
         archive = out / target / "built-in.a"
         paths.append(archive)
@@ -92,11 +93,10 @@ def expected_artifacts(out: Path, targets: list[str] | tuple[str, ...]) -> list[
 
 def cold_minimum(out: Path, targets: list[str] | tuple[str, ...]) -> int:
     """How many compiler runs a cold build of `targets` in `out` needs at the least: one per
-    object in the directory's built-in.a, or per object in vmlinux.a for a kernel."""
+    object in a directory's built-in.a, or per object in vmlinux.a for a kernel image."""
     total = 0
     for target in targets:
-        archive = out / "vmlinux.a" if target in ("kernel", "bzImage") else \
-            out / target / "built-in.a"
+        archive = out / target / "built-in.a" if target.endswith("/") else out / "vmlinux.a"
         if archive.is_file():
             total += len([m for m in thin_archive_members(archive) if m.endswith(".o")])
     return max(total, 1)

@@ -6,11 +6,10 @@ set -euo pipefail
 
 debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git xz-utils cpio
       binutils python3-pip python3-venv ca-certificates)
-# `./setup.sh --bench` (run by `nox -s bench`): what TuxMake needs to build a kernel on the host
-# (`--runtime null`), so the benchmark's peer compiles with Debian's gcc 12 like the builder image
-if [ "${1:-}" = "--bench" ]; then
-  debs+=(gcc make bc bison flex libelf-dev libssl-dev)
-fi
+# What TuxMake needs to build a kernel on the host (`--runtime null`): `nox -s bench` compares
+# against it, and tests/integration/test_bench_broken.py breaks it on purpose. Debian's gcc 12,
+# the same compiler as the builder image's.
+debs+=(gcc make bc bison flex libelf-dev libssl-dev)
 
 missing=()
 for pkg in "${debs[@]}"; do

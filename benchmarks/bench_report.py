@@ -209,8 +209,11 @@ def report(result: Fig) -> str:
              f"{result['combos']} combinations, kmatrix {m.get('kmatrix_commit')}", ""]
     if m.get("loadavg_start") is not None:
         lines[-1:] = [f"load average (1/5/15 min) {_load(m['loadavg_start'])} at the start, "
-                      f"{_load(m.get('loadavg_end'))} at the end; host gcc: "
+                      f"{_load(m.get('loadavg_end'))} at the end, mean "
+                      f"{m.get('loadavg_mean_during', '?')} during; host gcc: "
                       f"{m.get('host_gcc', '?')}; builder image gcc: {m.get('image_gcc', '?')}", ""]
+    if result.get("note"):
+        lines[-1:] = [f"conditions: {result['note']}", ""]
     head = (f"{'approach':<18}{'status':>8}{'combos':>7}{'wall s':>9}{'cpu s':>9}{'sys busy':>9}"
             f"{'median/c':>9}{'gcc steps':>10}{'minimum':>8}{'/min':>8}{'ccache h/m':>11}"
             f"{'peak MiB':>9}")
@@ -315,9 +318,13 @@ def _conditions(result: Fig, json_name: str) -> list[str]:
         f"on {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, {m.get('os', 'Linux')}, host "
         f"kernel {m['kernel']}; load average (1 / 5 / 15 min) {_load(m.get('loadavg_start'))} "
         f"at the start and {_load(m.get('loadavg_end'))} at the end"
+        + (f"; the 1-minute load averaged {m['loadavg_mean_during']} (highest "
+           f"{m.get('loadavg_max_during')}) while the approaches ran"
+           if m.get("loadavg_mean_during") is not None else "")
         + (f", {m['duration_s'] / 60:.0f} minutes in all" if m.get("duration_s") else "")
-        + ". The machine is shared with other engineers' builds: compare ratios within the run, "
-        "not seconds across runs.",
+        + (f". Conditions: {result['note'].rstrip('.')}" if result.get("note") else "")
+        + ". A load above the core count means other work competed for the CPUs: compare ratios "
+        "within the run, not seconds across runs.",
         "",
         f"The first {n} object-tier combinations of `matrix.yaml`"
         + (f"; TuxMake's bzImages on the first {tux} of them" if tux and tux != n else "")
@@ -378,7 +385,7 @@ def markdown(result: Fig, json_link: str, detail: bool = True) -> str:
                   "`kernel/module/built-in.a`, or the bzImage), and for cold builds at least "
                   "as many compiler runs as those objects need:", "",
                   "| approach | checks ok | artifacts checked | compiler runs "
-                  "(needed at least) | load average at start / end | sys busy s |",
+                  "(needed at least) | 1-min load: start / mean / max / end | sys busy s |",
                   "| --- | --: | --: | --: | --: | --: |"]
         for r in result.get("approaches", []):
             checks: dict[str, Fig] = r.get("checks") or {}
@@ -389,7 +396,8 @@ def markdown(result: Fig, json_link: str, detail: bool = True) -> str:
             okc = sum(1 for c in checks.values() if c.get("ok"))
             lines.append(f"| {LABELS.get(r.get('approach', ''), r.get('approach'))} | "
                          f"{okc} of {len(checks)} | {arts} | {comp_cell} | "
-                         f"{r.get('loadavg_start', '-')} / {r.get('loadavg_end', '-')} | "
+                         f"{r.get('loadavg_start', '-')} / {r.get('loadavg_mean', '-')} / "
+                         f"{r.get('loadavg_max', '-')} / {r.get('loadavg_end', '-')} | "
                          f"{r.get('system_busy_s', '-')} |")
         lines += _targets(result)
         d = result.get("tuxmake_dropped")

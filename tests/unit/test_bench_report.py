@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import bench_measure  # noqa: E402
 import bench_report as br  # noqa: E402
 
 FLEX_LOG = """\
@@ -256,6 +257,24 @@ def test_same_compiler_compares_versions_not_driver_names() -> None:
     assert br.same_compiler({"host_gcc": host}) is None
     md = br.markdown(result(approach("naive", 1.0, 1.0)), "r.json")
     assert "not the same gcc" not in md  # "gcc 12" both sides in the fake result
+
+
+def test_the_load_during_the_run_and_the_conditions_are_printed() -> None:
+    """A shared machine's load goes with the figures: per approach, over the run, and the note."""
+    figs = [approach("kmatrix-cold", 40.0, 60.0), approach("naive", 120.0, 90.0)]
+    figs[0].update({"loadavg_mean": 2.0, "loadavg_max": 3.0})
+    figs[1].update({"loadavg_mean": 6.0, "loadavg_max": 9.5})
+    during = bench_measure.load_during(figs)
+    assert during == {"loadavg_mean_during": 5.0, "loadavg_max_during": 9.5}  # wall-weighted
+    assert bench_measure.load_during([approach("x", 1.0, 1.0)]) == {}
+    res = result(*figs)
+    res["machine"].update(during)
+    res["note"] = "shared 2-core machine: 4 other engineers' builds ran at the same time"
+    md = br.markdown(res, "r.json")
+    assert "the 1-minute load averaged 5.0 (highest 9.5) while the approaches ran" in md
+    assert "Conditions: shared 2-core machine: 4 other engineers' builds ran" in md
+    assert "| - / 6.0 / 9.5 / - |" in md  # naive's row of the checks table
+    assert "conditions: shared 2-core machine" in br.report(res)
 
 
 # ---------------------------------------------------------------- generated doc sections

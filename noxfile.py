@@ -11,6 +11,7 @@
 
 import datetime
 import os
+import shlex
 
 import nox
 
@@ -80,7 +81,7 @@ def bench(session: nox.Session) -> None:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"bench-{stamp}.json"
     out = f"results/{name}"
-    command = "nox -s bench" + (" -- " + " ".join(session.posargs) if session.posargs else "")
+    command = "nox -s bench" + (" -- " + shlex.join(session.posargs) if session.posargs else "")
     session.run("python", "benchmarks/bench_matrix.py", "--out", out, *args,
                 env={"KMATRIX_BENCH_COMMAND": command})
     session.log(f"figures in {out}; to publish them: cp {out} docs/bench/ && python3 "

@@ -327,7 +327,7 @@ def _conditions(result: Fig, json_name: str) -> list[str]:
         "within the run, not seconds across runs.",
         "",
         f"The first {n} object-tier combinations of `matrix.yaml`"
-        + (f"; TuxMake's bzImages on the first {tux} of them" if tux and tux != n else "")
+        + (f"; both TuxMake rows on the first {tux} of them" if tux and tux != n else "")
         + f". kmatrix {m.get('kmatrix_commit')}, Linux {result['tree']['version']} "
         f"({result['tree']['origin']}), builder image `{result.get('image')}` "
         f"({m.get('image_gcc', '?')}); TuxMake {_tuxmake_version(result)} "

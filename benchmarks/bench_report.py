@@ -196,6 +196,13 @@ def _minimum(result: Fig) -> int | None:
                                        "kmatrix-cold")), None)
 
 
+def _own_minimum(r: Fig, result: Fig) -> bool:
+    """Whether a row is measured against its own minimum rather than the object tier's: the boot
+    tier, TuxMake's whole kernels, and any approach that ran fewer combinations than the run."""
+    return bool(r.get("boot_tier") or r["approach"] == "tuxmake"
+                or r.get("combos") != result.get("combos"))
+
+
 def _status_word(r: Fig) -> str:
     if r.get("status") == "ok":
         return "ok"
@@ -224,7 +231,7 @@ def report(result: Fig) -> str:
         if word == "FAILED" or "wall_s" not in r:
             lines.append(f"{r.get('approach', '?'):<18}{'FAILED':>8}  {r.get('error', '')}")
             continue
-        whole = r.get("boot_tier") or r["approach"] == "tuxmake"
+        whole = _own_minimum(r, result)
         mn = r.get("minimum") if whole or not minimum else minimum
         steps = r.get("invocations")
         lines.append(f"{r['approach']:<18}{word:>8}{r['combos']:>7}{r['wall_s']:>9}{r['cpu_s']:>9}"
@@ -355,7 +362,7 @@ def markdown(result: Fig, json_link: str, detail: bool = True) -> str:
             lines.append(f"| {label} | **{_status_word(r)}** | "
                          f"{_md_cell(r.get('error', 'not checked'))} | | | | | |")
             continue
-        whole = r.get("boot_tier") or r["approach"] == "tuxmake"
+        whole = _own_minimum(r, result)
         mn = r.get("minimum") if whole or not minimum else minimum
         steps = r.get("invocations")
         lines.append(f"| {label} | {r['combos']} | {r['wall_s']} | {r['cpu_s']} | "

@@ -250,6 +250,16 @@ def test_markdown_has_targets_and_checks_for_a_good_run() -> None:
     assert "target (issue 5)" not in short and "| approach |" in short
 
 
+def test_an_approach_on_fewer_combinations_is_held_to_its_own_minimum() -> None:
+    """tuxmake-dir on 2 of 4 combinations: its gcc steps against its own minimum (20), not the
+    object tier's over all 4 (40)."""
+    figs = [approach("kmatrix-cold", 40.0, 60.0), approach("naive", 80.0, 90.0),
+            approach("tuxmake-dir", 80.0, 100.0, combos=2)]
+    figs[0]["minimum"] = figs[1]["minimum"] = 40
+    row = next(ln for ln in br.report(result(*figs)).splitlines() if ln.startswith("tuxmake-dir"))
+    assert "   2.00x" in row  # 40 steps / its own minimum 20
+
+
 def test_same_compiler_compares_versions_not_driver_names() -> None:
     host = "x86_64-linux-gnu-gcc (Debian 12.2.0-14+deb12u1) 12.2.0"
     assert br.same_compiler({"host_gcc": host, "image_gcc": "gcc (Debian 12.2.0-14+deb12u1) 12.2.0"})

@@ -314,6 +314,15 @@ def same_compiler(machine: Fig) -> bool | None:
     return bool(host.split(" ", 1)[-1] == image.split(" ", 1)[-1])
 
 
+def _command(result: Fig) -> str:
+    """The command that made the figures, its --note (printed as the conditions) shortened."""
+    command = str(result.get("command") or "nox -s bench")
+    note = result.get("note")
+    for quoted in (f'"{note}"', f"'{note}'", str(note)) if note else ():
+        command = command.replace(quoted, "NOTE")
+    return command
+
+
 def _conditions(result: Fig, json_name: str) -> list[str]:
     m = result["machine"]
     tm = result.get("tools", {})
@@ -321,7 +330,7 @@ def _conditions(result: Fig, json_name: str) -> list[str]:
     tux = result.get("tuxmake_combos")
     same = same_compiler(m)
     return [
-        f"Measured {m['date'][:16].replace('T', ' ')} UTC by `{result.get('command', 'nox -s bench')}` "
+        f"Measured {m['date'][:16].replace('T', ' ')} UTC by `{_command(result)}` "
         f"on {m['cores']} cores ({m['cpu']}), {m['mem_gib']} GiB, {m.get('os', 'Linux')}, host "
         f"kernel {m['kernel']}; load average (1 / 5 / 15 min) {_load(m.get('loadavg_start'))} "
         f"at the start and {_load(m.get('loadavg_end'))} at the end"

@@ -283,6 +283,8 @@ def test_the_load_during_the_run_and_the_conditions_are_printed() -> None:
     md = br.markdown(res, "r.json")
     assert "the 1-minute load averaged 5.0 (highest 9.5) while the approaches ran" in md
     assert "Conditions: shared 2-core machine: 4 other engineers' builds ran" in md
+    res["command"] = "nox -s bench -- --note " + res["note"]
+    assert "by `nox -s bench -- --note NOTE`" in br.markdown(res, "r.json")
     assert "| - / 6.0 / 9.5 / - |" in md  # naive's row of the checks table
     assert "conditions: shared 2-core machine" in br.report(res)
 

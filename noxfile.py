@@ -62,7 +62,8 @@ def typecheck(session: nox.Session) -> None:
 
 
 # `nox -s bench` without arguments: every required row (kmatrix cold and warm, naive, TuxMake
-# `-M kernel/module/`, TuxMake bzImage) on a size that takes about 15-20 minutes on 2 cores.
+# `-M kernel/module/`, TuxMake bzImage) on a size that takes about 10 minutes on 2 quiet cores
+# (33 minutes under a load of 15, 2026-11-29).
 # `nox -s bench -- --full` runs the whole default matrix (about 75 minutes); any other
 # bench_matrix.py options after `--` are added after these (the last --combos etc. wins).
 BENCH_QUICK = ["--combos", "6", "--tuxmake-combos", "2", "--policies", "nearest", "--skip-boot"]

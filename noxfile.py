@@ -11,9 +11,12 @@
     nox -s bench_report        render time and size of report.html for 1,000 combinations
     nox -s nightly             the nightly CI flow on this machine (shards, merge, compare)
     nox -s bench_shards        how sharding scales (benchmarks/bench_shards.py)
+    nox -s bench               kmatrix against the naive way and TuxMake (benchmarks/README.md)
 """
 
+import datetime
 import os
+import shlex
 
 import nox
 
@@ -87,9 +90,13 @@ def report_browser(session: nox.Session) -> None:
 @nox.session
 def bench_report(session: nox.Session) -> None:
     """The reports of a synthetic 1,000-combination run directory: render time, size, and
-    chromium's load time (docs/report.md). Arguments after -- go to benchmarks/bench_report.py."""
+    chromium's load time (docs/report.md). Arguments after -- go to
+    benchmarks/bench_report_html.py."""
     _install(session)
-    session.run("python", "benchmarks/bench_report.py", *session.posargs)
+    session.run("python", "benchmarks/bench_report_html.py", *session.posargs)
+
+
+@nox.session
 def nightly(session: nox.Session) -> None:
     """The nightly CI flow on this machine: N shards in turn, merge, compare with the previous
     nightly, bisect new failures, history (`kmatrix nightly`, what
@@ -107,3 +114,29 @@ def bench_shards(session: nox.Session) -> None:
     (benchmarks/bench_shards.py; `-- --help` for the options)."""
     _install(session)
     session.run("python", "benchmarks/bench_shards.py", *session.posargs)
+# `nox -s bench` without arguments: every required row (kmatrix cold and warm, naive, TuxMake
+# `-M kernel/module/`, TuxMake bzImage) on a size that takes about 10 minutes on 2 quiet cores
+# (33 minutes under a load of 15, 2026-11-29).
+# `nox -s bench -- --full` runs the whole default matrix (about 75 minutes); any other
+# bench_matrix.py options after `--` are added after these (the last --combos etc. wins).
+BENCH_QUICK = ["--combos", "6", "--tuxmake-combos", "2", "--policies", "nearest", "--skip-boot"]
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmark kmatrix against the naive way and TuxMake (benchmarks/README.md)."""
+    # TuxMake builds on the host (--runtime null): setup.sh installs its build dependencies
+    # (idempotent); TuxMake itself (pinned in pyproject.toml's test extra) goes into this venv
+    session.run("./setup.sh", external=True)
+    _install(session)
+    args = list(session.posargs)
+    full = "--full" in args
+    args = [a for a in args if a != "--full"] if full else [*BENCH_QUICK, *args]
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"bench-{stamp}.json"
+    out = f"results/{name}"
+    command = "nox -s bench" + (" -- " + shlex.join(session.posargs) if session.posargs else "")
+    session.run("python", "benchmarks/bench_matrix.py", "--out", out, *args,
+                env={"KMATRIX_BENCH_COMMAND": command})
+    session.log(f"figures in {out}; to publish them: cp {out} docs/bench/ && python3 "
+                f"benchmarks/bench_matrix.py --report docs/bench/{name} --write-docs")

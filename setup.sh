@@ -8,6 +8,10 @@ debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git
       binutils python3-pip python3-venv ca-certificates
       chromium  # headless, for the report.html browser test
       stress-ng)  # the fault suite's loaded-host case (nox -s faults)
+# What TuxMake needs to build a kernel on the host (`--runtime null`): `nox -s bench` compares
+# against it, and tests/integration/test_bench_broken.py breaks it on purpose. Debian's gcc 12,
+# the same compiler as the builder image's.
+debs+=(gcc make bc bison flex libelf-dev libssl-dev)
 
 missing=()
 for pkg in "${debs[@]}"; do

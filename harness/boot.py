@@ -14,6 +14,7 @@ once per run and shared):
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -268,6 +269,14 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
         return BootResult(Verdict.INFRA_ERROR, [reason], {}, req.console_log, req.cmdline,
                           req.accel, duration, result.exit_code, False)
     timed_out = result.timed_out or result.exit_code in (124, 137)
+    signalled = stopped_from_outside(result.tail)
+    if signalled and not timed_out and "KMATRIX-END" not in text:
+        # QEMU exits 0 on SIGTERM: an engine stop or restart, `docker stop`, never the guest
+        reason = (f"QEMU was stopped from outside ({signalled}) after {duration:.0f} s: the "
+                  "Docker engine stopped or restarted, or the container was stopped; rerun")
+        log.write(f"kmatrix: {reason}\n")
+        return BootResult(Verdict.INFRA_ERROR, [reason], {}, req.console_log, req.cmdline,
+                          req.accel, duration, result.exit_code, False)
 
     def make(verdict: Verdict, reasons: list[str], phases: dict[str, PhaseCounts]) -> BootResult:
         return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
@@ -308,6 +317,18 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     log.write(f"kmatrix: {req.console_log}: {verdict.value}"
               + "".join(f"\n  {r}" for r in reasons) + "\n")
     return make(verdict, reasons, judgement.phases)
+
+
+QEMU_SIGNALLED_RE = re.compile(r"qemu-system-\w+: terminating on signal (\d+)(.*)")
+
+
+def stopped_from_outside(tail: list[str]) -> str:
+    """`signal N` when QEMU said a signal terminated it and it was not its own `timeout`
+    (which says `from pid N (timeout)` and exits 124), else empty."""
+    for line in tail:
+        if (found := QEMU_SIGNALLED_RE.search(line)) and "(timeout)" not in found.group(2):
+            return f"signal {found.group(1)}"
+    return ""
 
 
 def judge_finds_report(text: str, resolved_config: dict[str, str], cmdline: str) -> bool:

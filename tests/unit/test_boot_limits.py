@@ -148,3 +148,28 @@ def test_a_refused_connection_is_still_a_lost_engine(tmp_path: Path) -> None:
                 progress=Progress(tmp_path / "c.log", hard_s=300, stall_s=30))
     with pytest.raises(requests.exceptions.ConnectionError):
         wait_for(box, step, 0.0, FakeClient(box), Clock())
+
+
+def stopped_by(line: str, exit_code: int = 0, timed_out: bool = False):
+    def action(step: Step) -> StepResult:
+        Path(step.argv[step.argv.index("-serial") + 1].removeprefix("file:")).write_text(
+            "Linux version 6.12.0 (gcc)\n[    0.000000] Command line: console=ttyS0\n"
+            "[    2.100000] Freeing initrd memory: 2700K\n")
+        return StepResult(step.name, step.argv, exit_code, 3.6, timed_out, [line], "")
+    return action
+
+
+def test_qemu_terminated_from_outside_is_infra_error_not_boot_timeout(tmp_path: Path) -> None:
+    """Found by the fault suite (engine restarted during a boot): Docker's SIGTERM reaches
+    QEMU, which exits 0 after `terminating on signal 15`; the cut console was boot-timeout."""
+    result = boot.boot(FakeRunner(stopped_by(
+        "qemu-system-x86_64: terminating on signal 15 from pid 1 (docker-init)")),
+        spec(tmp_path), BOOT_CONFIG, io.StringIO())
+    assert result.verdict is Verdict.INFRA_ERROR and "stopped from outside" in result.reasons[0]
+
+
+def test_qemus_own_timeout_is_still_boot_timeout(tmp_path: Path) -> None:
+    result = boot.boot(FakeRunner(stopped_by(
+        "qemu-system-x86_64: terminating on signal 15 from pid 7 (timeout)", exit_code=124)),
+        spec(tmp_path), BOOT_CONFIG, io.StringIO())
+    assert result.verdict is Verdict.BOOT_TIMEOUT

@@ -180,12 +180,14 @@ def test_engine_restarted_during_a_boot(tmp_path, live_engine: Engine):
 def test_boot_killed_for_memory_is_infra_error(tmp_path, live_engine: Engine):
     proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res", live_engine.env, *BOOT, boot=True)
     box = container_of(live_engine, "boot-tcg", timeout=1800)
-    # the limit can only be set above what QEMU holds now (cgroup v1 refuses less): the first
-    # value that is taken, early in the boot, is below what the guest will touch
-    for mib in range(96, 400, 16):
-        if live_engine.docker("update", "--memory", f"{mib}m", "--memory-swap", f"{mib}m", box,
-                              check=False).returncode == 0:
-            break
+    # memory pressure from inside: a limit just above what the container holds now (cgroup v1
+    # takes no less), then a process that eats memory until the OOM killer picks its victim,
+    # the biggest process: QEMU
+    usage = live_engine.docker("stats", "--no-stream", "--format", "{{.MemUsage}}", box).stdout
+    held = float(usage.split("/")[0].strip().removesuffix("MiB").removesuffix("GiB"))
+    live_engine.docker("update", "--memory", f"{int(held) + 64}m", "--memory-swap",
+                       f"{int(held) + 64}m", box)
+    live_engine.docker("exec", "-d", box, "tail", "/dev/zero", check=False)
     result = finish(proc, out, tmp_path / "res")
     assert result.verdicts == {"boot-dups-on": "infra-error"}, (result.reasons, result.out[-2000:])
     assert_sound(result, live_engine, ["boot-dups-on"])

@@ -300,6 +300,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     from . import matrix as matrixmod
 
     matrix = matrixmod.load_matrix(args.matrix)
+    ruled_out: list[str] = []
+    if matrix.deferred:  # the sample needs the tree (axes.from) and Kconfig (its constraints)
+        from . import session
+
+        matrix, ruled_out = session.sampled_matrix(session.Options(
+            matrix=args.matrix, results=DEFAULT_RESULTS, kernel=args.kernel),
+            lambda line: print(line, file=sys.stderr))
+        print(f"# sample: {matrix.sample.describe()}: {len(matrix.axes)} options, "
+              f"{len(matrix.combinations)} combinations (a run adds cover-NN combinations for "
+              "tuples Kconfig's resolution leaves uncovered)")
+        for line in ruled_out:
+            print(f"# ruled out by Kconfig: {line}")
     for combo in matrix.combinations:
         values = " ".join(f"{s}={v}" for s, v in combo.values)
         boot = f"  [boot{': ' + combo.boot.cmdline if combo.boot and combo.boot.cmdline else ''}]" \

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr, TracebackStyle
 
+from . import cover, resolve
 from . import matrix as matrixmod
-from . import resolve
 from .matrix import Combination, Matrix
 from .pipeline import run_combination, tree_name
 from .session import load_symbols
@@ -50,7 +50,7 @@ class MatrixFile(pytest.File):
     def collect(self) -> Iterator[CombinationItem]:
         run_dir = Path(self.config.getoption("--kmatrix-run-dir"))
         settings = RunSettings.load(run_dir)
-        matrix = matrixmod.load_matrix(self.path)
+        matrix = cover.load_combinations(matrixmod.load_matrix(self.path), run_dir)
         places = resolve.load(run_dir)
         combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
         # each tree's combinations in the order the schedule chose (nearest config first)

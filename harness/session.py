@@ -95,7 +95,7 @@ def load_checked(opts: Options) -> tuple[Matrix, source.KernelTree, SymbolTable]
     tree = source.resolve(matrix.source)
     symbols = kconfig.scan_symbols(tree.path)
     matrixmod.check_against_tree(matrix, symbols)
-    for combo_id in opts.only:
+    for combo_id in opts.only if not matrix.deferred else ():  # sampled ids: known after Kconfig
         matrix.combination(combo_id)
     return matrix, tree, symbols
 
@@ -182,7 +182,7 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
     """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs."""
     import time
 
-    from . import resolve
+    from . import cover, resolve
     from .kconfig.session import KconfigSession
 
     run_dir = Path(settings.run_dir)
@@ -197,14 +197,53 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
                                   arch=matrix.arch).config_target(matrix.base)
         else:
             base = kconfig.parse_config(Path(matrix.base).read_text())
+        workers = max(1, min(2, settings.workers * settings.jobs))
+        deferred = matrix.deferred
+        impossible = cover.sample_first(Path(settings.tree), matrix, symbols, runner, base,
+                                        scratch, log, say) if deferred else []
         found = resolve.resolve_all(settings, matrix, symbols, runner, base, scratch, log,
-                                    workers=max(1, min(2, settings.workers * settings.jobs)))
+                                    workers=workers)
+        if matrix.sample.sampled and not settings.only:  # coverage after Kconfig, and cover combinations for the gaps
+            found, measured = cover.complete(
+                matrix, base, found, impossible,
+                lambda m, _: resolve.resolve_all(settings, m, symbols, runner, base, scratch,
+                                                 log, workers=workers), say)
+            measured.save(run_dir)
+        if deferred:
+            cover.save_combinations(run_dir, matrix)
     shutil.rmtree(scratch, ignore_errors=True)
     resolve.save(run_dir, found)
     say(f"kmatrix: resolved {len(found)} combinations with Kconfig in "
         f"{time.monotonic() - start:.0f} s")
     for line in resolve.report_lines(found) + resolve.tree_lines(found):
         say(f"kmatrix:   {line}")
+
+
+def sampled_matrix(opts: Options, say: Say = print) -> tuple[Matrix, list[str]]:
+    """`kmatrix list` of a sampled matrix (or axes from the tree): the sample as a run makes
+    it before resolution (the tree, and Kconfig in the builder for the constraints), and the
+    values Kconfig rules out, one line each."""
+    import hashlib
+
+    from . import cover
+    from .kconfig.session import KconfigSession
+
+    matrix, tree, symbols = load_checked(opts)
+    cache = source.cache_root()
+    _tag, _client, runner = open_engine(cache, say)
+    key = hashlib.sha256(f"{tree.path}|{matrix.path}".encode()).hexdigest()[:12]
+    scratch = cache / "sample" / key
+    scratch.mkdir(parents=True, exist_ok=True)
+    with open(scratch / "kconfig.log", "w") as log:
+        if matrix.base in matrixmod.BASES:
+            base = KconfigSession(tree.path, scratch / "base", runner, log,
+                                  arch=matrix.arch).config_target(matrix.base)
+        else:
+            base = kconfig.parse_config(Path(matrix.base).read_text())
+        impossible = cover.sample_first(tree.path, matrix, symbols, runner, base, scratch, log)
+    from .coverage import tuple_text
+
+    return matrix, [f"{tuple_text(i.values)}: {i.reason}" for i in impossible]
 
 
 def load_symbols(run_dir: Path) -> SymbolTable:

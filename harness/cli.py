@@ -98,6 +98,15 @@ def build_parser() -> argparse.ArgumentParser:
                      f"run and fails now, within SECONDS in all (alone: {BISECT_BUDGET_S:g}; "
                      "--bisect-new-failures=600 or --bisect-new-failures 600; a word after it "
                      "that is not a number is not taken as SECONDS)")
+    run.add_argument("--randconfig", type=int, metavar="N",
+                     help="build N random configs of the tree instead of the matrix's "
+                     "combinations (make randconfig, KCONFIG_ALLCONFIG = the matrix's fixed "
+                     "values); a failing one is reduced with bisect-config")
+    run.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="KCONFIG_SEED of the first random config (the next ones: S+1, ...)")
+    run.add_argument("--randconfig-over", choices=("tree", "axes"), default="tree",
+                     help="what is random: the whole tree except the matrix's fixed values "
+                     "(default), or only the matrix's axes (every other option as the base)")
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
                      "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
@@ -211,12 +220,14 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def cmd_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from . import session
+    from . import randconfig, session
 
+    random = randconfig.check_spec(args.randconfig, args.seed, args.randconfig_over) \
+        if args.randconfig is not None else None
     opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
                            only=tuple(args.only), workers=args.workers, jobs=args.jobs,
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
-                           oversubscribe=args.oversubscribe, trees=args.trees)
+                           oversubscribe=args.oversubscribe, trees=args.trees, random=random)
     settings, matrix = session.prepare_run(opts)
     cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
@@ -232,7 +243,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print()
     print(summary_text(records))
+    coverage_md = Path(settings.run_dir) / "coverage.md"
+    if coverage_md.is_file():
+        print("\n" + coverage_md.read_text().rstrip())
     print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
+    if random is not None and code != pytest.ExitCode.INTERRUPTED:
+        _reduce_random_failures(args, settings)
     if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
         _bisect_new_failures(args, settings, matrix)
     if code == pytest.ExitCode.INTERRUPTED:
@@ -240,6 +256,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not records:
         raise InputError("no combination ran: check --only and the -k expression")
     return exit_status_for([r.final for r in records])
+
+
+def _reduce_random_failures(args: argparse.Namespace, settings: RunSettings) -> None:
+    from .randconfig import reduce_failures
+    from .results import atomic_write
+
+    run_dir = Path(settings.run_dir)
+    lines = reduce_failures(run_dir, args.matrix, args.results, args.kernel, settings.jobs)
+    if lines:
+        summary = run_dir / "summary.md"
+        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
+        print("\n" + "\n".join(lines))
 
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:

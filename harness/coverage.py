@@ -9,7 +9,7 @@ functions over plain data; `harness/cover.py` runs Kconfig and feeds them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +21,7 @@ COVERAGE_JSON = "coverage.json"
 COVERAGE_MD = "coverage.md"
 
 
-def tuple_text(values: Iterable[tuple[str, str]]) -> str:
+def tuple_text(values: Iterable[Sequence[str]]) -> str:
     return " ".join(f"{kconfig.bare_name(s)}={v}" for s, v in values)
 
 

@@ -295,13 +295,13 @@ def _axes(path: Path, top: yamlsrc.LineDict) -> tuple[list[Axis], tuple[str, ...
         vals = values if isinstance(values, list) else None
         if not vals:
             raise _fail(path, at, f"axis {sym} needs a non-empty list of values, e.g. [y, n]")
-        out.append(Axis(sym, tuple(_value(path, at, sym, v) for v in vals)))
+        out.append(Axis(sym, tuple(_value(path, at, sym, v) for v in vals), at))
     names = [a.symbol for a in out]
     rules: list[Rule] = []
     if "exclude" in top:
-        rules = _list(path, top["exclude"], "exclude", yamlsrc.line_of(top, "exclude"))
-        for i, rule in enumerate(rules):
-            at = rules.item_lines[i]
+        raw_rules = _list(path, top["exclude"], "exclude", yamlsrc.line_of(top, "exclude"))
+        for i, rule in enumerate(raw_rules):
+            at = raw_rules.item_lines[i]
             rule_map = _mapping(path, rule, "an exclude rule", at)
             parsed = {}
             for key, value in rule_map.items():
@@ -320,6 +320,8 @@ def axes_combinations(axes: list[Axis], rules: list[Rule], short_names: dict[str
     """The cartesian product of the axes, less the excluded points (`sample: all`)."""
     from .sample import product_rows
 
+    if not axes:
+        return []
     return [Combination(make_id(list(row), short_names), row, line, None, repair)
             for row in product_rows(axes, rules)]
 
@@ -438,7 +440,7 @@ def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:
             check(sym, value, combo.line)
     for axis in matrix.axes:
         for value in axis.values:
-            check(axis.symbol, value, matrix.axes_line)
+            check(axis.symbol, value, axis.line or matrix.axes_line)
     for rule in matrix.rules:
         for sym, values in rule.items():
             for value in values:

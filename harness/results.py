@@ -222,6 +222,9 @@ def finish_run(run_dir: Path, title: str) -> list[Record]:
     """Write junit.xml and summary.md from the records, and point results/latest here."""
     records = read_records(run_dir)
     atomic_write(run_dir / "junit.xml", junit_xml(records))
-    atomic_write(run_dir / "summary.md", summary_markdown(records, title))
+    summary = summary_markdown(records, title)
+    if (run_dir / "coverage.md").is_file():  # a sampled run's coverage (harness/coverage.py)
+        summary += "\n" + (run_dir / "coverage.md").read_text()
+    atomic_write(run_dir / "summary.md", summary)
     point_latest(run_dir.parent, run_dir)
     return records

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ class SampleSpec:
 class Axis:
     symbol: str  # CONFIG_NAME
     values: tuple[str, ...]
+    line: int = field(default=0, compare=False)  # in the matrix file (0: from the tree)
 
 
 # An exclude rule: symbol -> the values it matches; a row is excluded when every symbol matches.

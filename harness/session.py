@@ -24,6 +24,7 @@ from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
 from .pipeline import BASE_CONFIG, ensure_seed
+from .randconfig import RandomSpec
 from .settings import RunSettings
 from .verdict import InfraError, InputError
 
@@ -44,6 +45,7 @@ class Options:
     boot: bool = True
     oversubscribe: bool = False
     trees: str | None = None  # overrides the matrix's build.trees
+    random: RandomSpec | None = None  # `--randconfig N --seed S`: random configs instead
 
 
 MEM_PER_BUILD_MAX = 4 << 30  # a tinyconfig-based build peaks near 300 MiB (docs/performance.md)
@@ -95,7 +97,8 @@ def load_checked(opts: Options) -> tuple[Matrix, source.KernelTree, SymbolTable]
     tree = source.resolve(matrix.source)
     symbols = kconfig.scan_symbols(tree.path)
     matrixmod.check_against_tree(matrix, symbols)
-    for combo_id in opts.only if not matrix.deferred else ():  # sampled ids: known after Kconfig
+    # sampled and random combinations are known after Kconfig: their ids are not checked here
+    for combo_id in opts.only if not (matrix.deferred or opts.random) else ():
         matrix.combination(combo_id)
     return matrix, tree, symbols
 
@@ -150,14 +153,16 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         image_packages=imagemod.installed_packages(tag, client))
     settings.save()
     results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
-    say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
+    count = f"{len(combos)} combinations" if not matrix.deferred else \
+        f"{matrix.sample.label} sample of the axes, {len(combos)} more combinations"
+    say(f"kmatrix: run {run_id}: {count} of {matrix.path.name} on "
         f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
         f"{mem_bytes >> 20} MiB each")
     with open(run_dir / "seed.log", "w") as log:
         seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
     settings.seed = str(seed) if seed else ""
     settings.save()
-    resolve_first(settings, matrix, symbols, runner, say)
+    resolve_first(settings, matrix, symbols, runner, say, opts.random)
     fit_to_trees(settings, opts, say)
     return settings, matrix
 
@@ -178,7 +183,7 @@ def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None
 
 
 def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
-                  runner: Runner, say: Say = print) -> None:
+                  runner: Runner, say: Say = print, random: RandomSpec | None = None) -> None:
     """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs."""
     import time
 
@@ -198,12 +203,23 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
         else:
             base = kconfig.parse_config(Path(matrix.base).read_text())
         workers = max(1, min(2, settings.workers * settings.jobs))
-        deferred = matrix.deferred
-        impossible = cover.sample_first(Path(settings.tree), matrix, symbols, runner, base,
-                                        scratch, log, say) if deferred else []
+        deferred = matrix.deferred or random is not None
+        impossible = []
+        if random is not None:  # the random configs replace the matrix's combinations
+            from . import randconfig
+
+            if matrix.axes_from:
+                matrix.axes = cover.tree_axes(matrix, Path(settings.tree), symbols)
+            randconfig.make_random(Path(settings.tree), matrix, runner, base,
+                                   cover.common_request(matrix, symbols), random, scratch,
+                                   run_dir, log, say)
+        elif deferred:
+            impossible = cover.sample_first(Path(settings.tree), matrix, symbols, runner, base,
+                                            scratch, log, say)
         found = resolve.resolve_all(settings, matrix, symbols, runner, base, scratch, log,
                                     workers=workers)
-        if matrix.sample.sampled and not settings.only:  # coverage after Kconfig, and cover combinations for the gaps
+        # coverage after Kconfig, and cover combinations for the gaps
+        if matrix.sample.sampled and not settings.only and random is None:
             found, measured = cover.complete(
                 matrix, base, found, impossible,
                 lambda m, _: resolve.resolve_all(settings, m, symbols, runner, base, scratch,

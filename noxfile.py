@@ -56,3 +56,12 @@ def typecheck(session: nox.Session) -> None:
     """mypy on harness/ (every function annotated; settings in pyproject.toml)."""
     _install(session)
     session.run("mypy")
+
+
+@nox.session(name="bench-sampling")
+def bench_sampling(session: nox.Session) -> None:
+    """Builds to 100 % pairwise coverage of the kernel/module/ options: pairwise vs random vs
+    one at a time (Kconfig only; add `-- --build` to time the pairwise arm's builds)."""
+    _install(session)
+    session.run("python", "benchmarks/bench_sampling.py", "--out", "results/bench-sampling.json",
+                *session.posargs)

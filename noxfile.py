@@ -6,6 +6,7 @@
     nox -s unit                the fast unit tests only (seconds, no Docker)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
+    nox -s bench-sampling      pairwise vs random vs one-at-a-time: builds to 100 % coverage
 """
 
 import os
@@ -61,7 +62,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(name="bench-sampling")
 def bench_sampling(session: nox.Session) -> None:
     """Builds to 100 % pairwise coverage of the kernel/module/ options: pairwise vs random vs
-    one at a time (Kconfig only; add `-- --build` to time the pairwise arm's builds)."""
+    one at a time, Kconfig only (about 15 minutes on 2 cores); pass `-- --run-dir RUN` (a
+    finished `kmatrix run matrix-pairwise.yaml`) for the build wall times."""
     _install(session)
     session.run("python", "benchmarks/bench_sampling.py", "--out", "results/bench-sampling.json",
                 *session.posargs)

@@ -333,7 +333,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         from . import session
 
         matrix, ruled_out = session.sampled_matrix(session.Options(
-            matrix=args.matrix, results=DEFAULT_RESULTS, kernel=args.kernel),
+            matrix=args.matrix, results=DEFAULT_RESULTS),
             lambda line: print(line, file=sys.stderr))
         print(f"# sample: {matrix.sample.describe()}: {len(matrix.axes)} options, "
               f"{len(matrix.combinations)} combinations (a run adds cover-NN combinations for "

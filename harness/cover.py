@@ -131,11 +131,24 @@ def sample_first(tree: Path, matrix: Matrix, symbols: SymbolTable, runner: Runne
     return impossible
 
 
-def _groups(gaps: list[Row], alone: set[Row]) -> list[list[Row]]:
-    """Greedy: compatible tuples share one cover combination (up to GROUP_MAX options); the
+def _groups(gaps: list[Row], alone: set[Row], singles: Sequence[Row] = ()
+            ) -> list[tuple[Row, list[Row]]]:
+    """Cover combinations for the gaps: (the values one asks for, the tuples it stands for).
+    A value the planner doubted on its own (`singles`) is asked alone once for every tuple
+    that holds it: if Kconfig says it can never hold, all those tuples are unsatisfiable.
+    Greedy otherwise: compatible tuples share one combination (up to GROUP_MAX options); the
     ones the planner doubted go alone, so Kconfig's answer is about them only."""
+    out: list[tuple[Row, list[Row]]] = []
+    taken: set[Row] = set()
+    for single in singles:
+        members = [g for g in gaps if set(single) <= set(g) and g not in taken]
+        if members:
+            out.append((single, members))
+            taken.update(members)
     groups: list[tuple[list[Row], dict[str, str]]] = []
     for gap in gaps:
+        if gap in taken:
+            continue
         if gap in alone:
             groups.append(([gap], dict(gap)))
             continue
@@ -148,7 +161,7 @@ def _groups(gaps: list[Row], alone: set[Row]) -> list[list[Row]]:
                 break
         else:
             groups.append(([gap], dict(gap)))
-    return [m for m, _ in groups]
+    return out + [(tuple(sorted(values.items())), members) for members, values in groups]
 
 
 def complete(matrix: Matrix, base: Config, found: dict[str, Resolution],
@@ -161,6 +174,7 @@ def complete(matrix: Matrix, base: Config, found: dict[str, Resolution],
     unsat: dict[Row, str] = {}
     reasons: dict[Row, str] = {}
     doubted = {tuple(sorted(i.values)) for i in impossible if len(i.values) <= t}
+    singles = sorted(d for d in doubted if len(d) < t)
     added: list[str] = []
     number = 0
 
@@ -174,12 +188,11 @@ def complete(matrix: Matrix, base: Config, found: dict[str, Resolution],
             break
         alone = {g for g in gaps if any(set(d) <= set(g) for d in doubted)} \
             if round_no == 0 else set(gaps)
-        groups = _groups(gaps, alone)
+        groups = _groups(gaps, alone, singles if round_no == 0 else ())
         new: list[tuple[Combination, list[Row]]] = []
-        for members in groups:
+        for asks, members in groups:
             number += 1
-            values = tuple(sorted({p for g in members for p in g}))
-            new.append((Combination(f"cover-{number:02d}", values, matrix.axes_line, None,
+            new.append((Combination(f"cover-{number:02d}", asks, matrix.axes_line, None,
                                     True), members))
         matrix.combinations += [c for c, _ in new]
         found = resolve_all(matrix, found)
@@ -189,11 +202,11 @@ def complete(matrix: Matrix, base: Config, found: dict[str, Resolution],
             if res.holds and not res.unsatisfiable:
                 added.append(combo.id)
                 keep.append(combo.id)
+            elif res.unsatisfiable and all(set(combo.values) <= set(m) for m in members):
+                for member in members:  # what it asked for is in each: each is impossible
+                    unsat[member] = res.unsatisfiable
             elif len(members) == 1:
-                if res.unsatisfiable:
-                    unsat[members[0]] = res.unsatisfiable
-                else:
-                    reasons[members[0]] = "; ".join(res.why) or "its request did not hold"
+                reasons[members[0]] = "; ".join(res.why) or "its request did not hold"
         dropped = {c.id for c, _ in new} - set(keep)
         if dropped:
             matrix.combinations = [c for c in matrix.combinations if c.id not in dropped]

@@ -102,7 +102,9 @@ def make_random(tree: Path, matrix: Matrix, runner: Runner, base: Config, fixed:
         combos.append(Combination(cid, tuple(delta_from(base, rand).items()), 0))
         record.append({"id": cid, "seed": f"0x{seed:08X}", "config_hash": kconfig.config_hash(rand),
                        "reproduce": f"KCONFIG_SEED=0x{seed:08X} KCONFIG_ALLCONFIG="
-                                    f"{run_dir / ALLCONFIG} {session.commands[-1]}"})
+                                    f"{run_dir / ALLCONFIG} make -C {tree} O=OUT "
+                                    f"ARCH={matrix.arch.make_arch} randconfig",
+                       "command": session.commands[-1]})
         if say:
             say(f"kmatrix: {cid}: make randconfig KCONFIG_SEED=0x{seed:08X}: "
                 f"{len(combos[-1].values)} options differ from the base")

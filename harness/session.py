@@ -131,8 +131,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     check_disk(opts.results)
     tag, client, runner = open_engine(cache, say)
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
-    workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos), opts.workers, opts.jobs,
-                               opts.oversubscribe)
+    later = matrix.deferred or opts.random is not None  # combinations made after Kconfig
+    # a sample's size is known after Kconfig: budget for many; fit_to_trees lowers it then
+    workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos) if not later else 1 << 10,
+                               opts.workers, opts.jobs, opts.oversubscribe)
     fit, mem_bytes = mem_budget(mem_available(), workers)
     if fit < workers:
         say(f"kmatrix: memory for {fit} build(s) at once, not {workers}: running {fit}")
@@ -153,8 +155,14 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         image_packages=imagemod.installed_packages(tag, client))
     settings.save()
     results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
-    count = f"{len(combos)} combinations" if not matrix.deferred else \
-        f"{matrix.sample.label} sample of the axes, {len(combos)} more combinations"
+    if opts.random is not None:
+        count = f"{opts.random.count} random configs (make randconfig, KCONFIG_SEED " \
+            f"{opts.random.seed}..{opts.random.seed + opts.random.count - 1})"
+    elif matrix.deferred:
+        count = f"{matrix.sample.describe()}, made with the tree's Kconfig below" + \
+            (f" and {len(combos)} included combinations" if combos else "")
+    else:
+        count = f"{len(combos)} combinations"
     say(f"kmatrix: run {run_id}: {count} of {matrix.path.name} on "
         f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
         f"{mem_bytes >> 20} MiB each")

@@ -40,12 +40,19 @@ class FakeKconfig:
     """Resolution by rules: C=y needs A=y (so A=n C=y is impossible); B=y with repair only
     (without it B is dropped); everything else holds as asked."""
 
-    def __init__(self) -> None:
+    def __init__(self, never: dict[str, str] | None = None) -> None:
         self.resolved: list[str] = []
+        self.asked: list[tuple] = []
+        self.never = never or {}  # values that can never hold
 
     def resolve_one(self, combo: Combination) -> Resolution:
         want = dict(combo.values)
         res = Resolution(combo.id)
+        self.asked.append(combo.values)
+        for sym, value in self.never.items():
+            if want.get(sym) == value:
+                res.holds, res.unsatisfiable = False, f"{sym}={value} never holds"
+                return res
         if want.get("CONFIG_C") == "y" and want.get("CONFIG_A") == "n":
             res.holds, res.unsatisfiable = False, "C=y needs A=y, but A=n is requested"
             return res
@@ -108,4 +115,31 @@ def test_groups_merge_compatible_tuples_and_keep_doubted_ones_alone() -> None:
     bc = (("CONFIG_B", "y"), ("CONFIG_C", "n"))
     an = (("CONFIG_A", "n"), ("CONFIG_C", "n"))
     doubt = (("CONFIG_A", "y"), ("CONFIG_C", "y"))
-    assert cover._groups([ab, bc, an, doubt], {doubt}) == [[ab, bc], [an], [doubt]]
+    assert cover._groups([ab, bc, an, doubt], {doubt}) == [
+        ((("CONFIG_A", "y"), ("CONFIG_B", "y"), ("CONFIG_C", "n")), [ab, bc]),
+        (an, [an]), (doubt, [doubt])]
+
+
+def test_a_doubted_value_is_asked_once_for_every_tuple_that_holds_it() -> None:
+    ab = (("CONFIG_A", "n"), ("CONFIG_B", "y"))
+    ac = (("CONFIG_A", "n"), ("CONFIG_C", "y"))
+    bc = (("CONFIG_B", "y"), ("CONFIG_C", "n"))
+    single = (("CONFIG_A", "n"),)
+    assert cover._groups([ab, ac, bc], set(), [single]) == [
+        (single, [ab, ac]), (bc, [bc])]
+
+
+def test_a_value_kconfig_never_holds_makes_every_tuple_with_it_unsatisfiable() -> None:
+    rows = covering_rows(AXES, 2, 0, [], [Impossible((("CONFIG_B", "n"),), "planner")])
+    matrix = matrix_of(rows, repair=True)
+    fake = FakeKconfig(never={"CONFIG_B": "n"})
+    found, cov = cover.complete(matrix, BASE, fake.resolve_all(matrix, {}),
+                                [Impossible((("CONFIG_B", "n"),), "planner")], fake.resolve_all)
+    unsat = {coverage.tuple_text(u.values): u.reason for u in cov.unsatisfiable}
+    assert unsat == {"A=y B=n": "CONFIG_B=n never holds", "A=n B=n": "CONFIG_B=n never holds",
+                     "B=n C=y": "CONFIG_B=n never holds", "B=n C=n": "CONFIG_B=n never holds",
+                     "A=n C=y": "C=y needs A=y, but A=n is requested"}
+    assert cov.percent == 100.0, cov.markdown()
+    asked_b_n = [v for v in fake.asked if ("CONFIG_B", "n") in v]
+    assert asked_b_n == [(("CONFIG_B", "n"),)]  # asked once, for the four tuples
+    assert all(("CONFIG_B", "n") not in c.values for c in matrix.combinations)  # not built

@@ -6,6 +6,7 @@
     nox -s unit                the fast unit tests only (seconds, no Docker)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
+    nox -s sampling            the long sampling tests (not in `tests`: about 15 minutes)
     nox -s bench-sampling      pairwise vs random vs one-at-a-time: builds to 100 % coverage
 """
 
@@ -34,8 +35,18 @@ def tests(session: nox.Session) -> None:
     """All tests: unit, then integration (Docker, the builder image, Debian's 6.12 tree)."""
     _install(session)
     workers = os.environ.get("KMATRIX_TEST_WORKERS", "2")
-    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup",
+    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup", "-m", "not sampling_full",
                 "--junitxml", "results/tests-junit.xml", *session.posargs)
+
+
+@nox.session
+def sampling(session: nox.Session) -> None:
+    """The long sampling tests on the real tree (docs/sampling.md): the two-option break missed
+    one at a time and reduced by bisect-config, randconfig by seed with a failure reduced."""
+    _install(session)
+    session.run("pytest", "tests/integration/test_sampling_real.py", "-n", "0",
+                "-m", "sampling_full", "--junitxml", "results/sampling-junit.xml",
+                *session.posargs)
 
 
 @nox.session

@@ -22,6 +22,7 @@ Arms, over the same axes and common values (default `matrix-pairwise.yaml`):
 
     python3 benchmarks/bench_sampling.py --run-dir results/latest --out bench-sampling.json
     python3 benchmarks/bench_sampling.py --report bench-sampling.json       # reprint the table
+    python3 benchmarks/bench_sampling.py --report B.json --run-dir RUN --out B.json  # add builds
 """
 
 from __future__ import annotations
@@ -211,8 +212,13 @@ def main() -> int:
     ap.add_argument("--out", type=Path)
     ap.add_argument("--report", type=Path, help="print the table of an earlier --out file")
     args = ap.parse_args()
-    if args.report:
-        print(report(json.loads(args.report.read_text())), end="")
+    if args.report:  # reprint; with --run-dir, add the build times of a run finished since
+        data = json.loads(args.report.read_text())
+        if args.run_dir:
+            data["builds"] = measured_builds(args.run_dir.resolve())
+            if args.out:
+                args.out.write_text(json.dumps(data, indent=2) + "\n")
+        print(report(data), end="")
         return 0
     b = Bench(args.matrix)
     data: dict[str, object] = {"date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

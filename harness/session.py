@@ -160,10 +160,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             f"{opts.random.seed}..{opts.random.seed + opts.random.count - 1})"
     elif matrix.deferred:
         count = f"{matrix.sample.describe()}, made with the tree's Kconfig below" + \
-            (f" and {len(combos)} included combinations" if combos else "")
+            (f", and {len(combos)} included combinations" if combos else "") + ";"
     else:
         count = f"{len(combos)} combinations"
-    say(f"kmatrix: run {run_id}: {count} of {matrix.path.name} on "
+    say(f"kmatrix: run {run_id}: {matrix.path.name}: {count} on "
         f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
         f"{mem_bytes >> 20} MiB each")
     with open(run_dir / "seed.log", "w") as log:

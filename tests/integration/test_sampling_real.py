@@ -100,6 +100,34 @@ def records(run_dir: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in run_dir.glob("*/record.json")}
 
 
+def check_pairwise(pair_dir: Path, out: str) -> list[str]:
+    """The pairwise run failed exactly the rows with both options on, with 100 % coverage."""
+    recs = records(pair_dir)
+    failing = [c for c, r in recs.items() if r["verdict"] != "pass"]
+    assert failing and all(recs[c]["verdict"] == "build-error" for c in failing), recs
+    for c in failing:  # exactly the rows that hold both
+        assert recs[c]["values"]["CONFIG_PROC_FS"] == "y" and recs[c]["values"]["CONFIG_SYSFS"] == "y"
+        assert any("PROC_FS and SYSFS together" in r for r in recs[c]["reasons"])
+    assert all(r["verdict"] == "pass" for c, r in recs.items() if c not in failing)
+    assert len(recs) < 8  # a sample, not the product
+    cov = json.loads((pair_dir / "coverage.json").read_text())
+    assert cov["covered"] == cov["total"] == 12 and not cov["uncovered"], cov
+    assert "2-wise coverage after Kconfig: 12/12 satisfiable 2-tuples (100.0 %)" in \
+        (pair_dir / "summary.md").read_text()
+    assert "100.0 %" in out
+    return failing
+
+
+@pytest.mark.xdist_group("sampling-break")
+def test_the_pairwise_sample_finds_a_break_that_needs_two_options(
+        tmp_path, kernel_tree, kmatrix_cache, builder_image):
+    tree = broken_tree(kernel_tree, kmatrix_cache)
+    code, pair_dir, out = run(tmp_path, "pairwise", PAIRWISE, tree)
+    assert code == 1
+    check_pairwise(pair_dir, out)
+
+
+@pytest.mark.sampling_full
 @pytest.mark.xdist_group("sampling-break")
 def test_pairwise_finds_the_two_option_break_one_at_a_time_misses_it_and_bisect_reduces_it(
         tmp_path, kernel_tree, kmatrix_cache, builder_image):
@@ -113,18 +141,7 @@ def test_pairwise_finds_the_two_option_break_one_at_a_time_misses_it_and_bisect_
 
     code, pair_dir, out = run(tmp_path, "pairwise", PAIRWISE, tree)
     assert code == 1
-    recs = records(pair_dir)
-    failing = [c for c, r in recs.items() if r["verdict"] != "pass"]
-    assert failing and all(recs[c]["verdict"] == "build-error" for c in failing)
-    for c in failing:  # exactly the rows that hold both
-        assert recs[c]["values"]["CONFIG_PROC_FS"] == "y" and recs[c]["values"]["CONFIG_SYSFS"] == "y"
-        assert any("PROC_FS and SYSFS together" in r for r in recs[c]["reasons"])
-    assert len(recs) < 8  # a sample, not the product
-    cov = json.loads((pair_dir / "coverage.json").read_text())
-    assert cov["covered"] == cov["total"] == 12 and not cov["uncovered"], cov
-    assert "2-wise coverage after Kconfig: 12/12 satisfiable 2-tuples (100.0 %)" in \
-        (pair_dir / "summary.md").read_text()
-    assert "100.0 %" in out
+    failing = check_pairwise(pair_dir, out)
 
     done = run_kmatrix("bisect-config", str(tmp_path / "pairwise.yaml"),
                        "--good", str(one_dir / "base" / "config"),
@@ -148,6 +165,7 @@ axes:
 """ + EXPECT
 
 
+@pytest.mark.sampling_full
 @pytest.mark.xdist_group("sampling-break")
 def test_randconfig_is_reproducible_and_a_failing_random_config_is_reduced(
         tmp_path, kernel_tree, kmatrix_cache, builder_image):

@@ -16,7 +16,8 @@ Arms, over the same axes and common values (default `matrix-pairwise.yaml`):
   --randconfig-over axes` makes): KCONFIG_ALLCONFIG holds base + common values except the axes
   and the options the pairwise arm's repairs needed (so every value the pairwise arm reached is
   reachable), KCONFIG_SEED = seed*1000 + row; rows until every satisfiable pair is covered or
-  --random-max; --random-seeds streams, the median reported;
+  --random-max; --random-seeds streams (side by side, one scratch tree each), the median
+  reported;
 - one at a time: the base, then each axis value that differs from the base alone, with repair
   (the default matrix's shape). It never covers two options on together.
 
@@ -32,9 +33,11 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -228,8 +231,10 @@ def main() -> int:
     data["one_at_a_time"] = one_at_a_time_arm(b, axes, satisfiable)
     free = [a.symbol for a in axes] + sorted(repaired - {a.symbol for a in axes})
     data["random_free"] = free
-    data["random"] = [random_arm(b, axes, satisfiable, free, seed, args.random_max)
-                      for seed in range(1, args.random_seeds + 1)]
+    with ThreadPoolExecutor(max_workers=args.random_seeds) as pool:  # one scratch tree each
+        data["random"] = list(pool.map(
+            lambda seed: random_arm(b, axes, satisfiable, free, seed, args.random_max),
+            range(1, args.random_seeds + 1)))
     if args.run_dir:
         data["builds"] = measured_builds(args.run_dir.resolve())
     data["load_end"] = list(os.getloadavg())
@@ -238,7 +243,7 @@ def main() -> int:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"Kconfig scratch and log: {b.work}")
+    shutil.rmtree(b.work, ignore_errors=True)  # this run's own scratch trees only
     return 0
 
 

@@ -97,14 +97,20 @@ def make_random(tree: Path, matrix: Matrix, runner: Runner, base: Config, fixed:
     results.atomic_write(run_dir / GOOD_CONFIG, kconfig.render_config(good))
     combos, record = [], []
     for i, seed in enumerate(spec.seeds()):
-        rand = random_config(session, values, seed)
+        made = random_config(session, values, seed)
+        command = session.commands[-1]
+        # what a build of it uses: `make` settles a randconfig .config as olddefconfig does,
+        # and a randconfig .config is not always settled already (then asking for its values
+        # would find some "dropped" that Kconfig itself changed)
+        rand = session.olddefconfig(made)
         cid = combo_id(i, seed)
         combos.append(Combination(cid, tuple(delta_from(base, rand).items()), 0))
         record.append({"id": cid, "seed": f"0x{seed:08X}", "config_hash": kconfig.config_hash(rand),
                        "reproduce": f"KCONFIG_SEED=0x{seed:08X} KCONFIG_ALLCONFIG="
                                     f"{run_dir / ALLCONFIG} make -C {tree} O=OUT "
                                     f"ARCH={matrix.arch.make_arch} randconfig",
-                       "command": session.commands[-1]})
+                       "command": command,
+                       "settled": sorted(f"{k}={v}" for k, v in delta_from(made, rand).items())})
         if say:
             say(f"kmatrix: {cid}: make randconfig KCONFIG_SEED=0x{seed:08X}: "
                 f"{len(combos[-1].values)} options differ from the base")

@@ -171,6 +171,17 @@ def complete(matrix: Matrix, base: Config, found: dict[str, Resolution],
     every satisfiable tuple is covered (at most COVER_ROUNDS rounds). `resolve_all` resolves
     the matrix's combinations (the ones already resolved are remembered)."""
     axes, t = matrix.axes, matrix.sample.t
+    # a sampled row Kconfig can never hold is a question the sampler asked (its constraints
+    # are the planner's, which does not see every select chain), not a combination anyone
+    # wrote: not built, listed with its reason; its tuples go to the cover rounds below
+    never = [c for c in matrix.combinations
+             if c.line == matrix.axes_line and c.id in found and found[c.id].unsatisfiable]
+    unbuilt = [coverage.Uncovered([list(v) for v in c.values],
+                                  f"{c.id}: {found[c.id].unsatisfiable}") for c in never]
+    if never:
+        gone = {c.id for c in never}
+        matrix.combinations = [c for c in matrix.combinations if c.id not in gone]
+        found = resolve_all(matrix, {k: v for k, v in found.items() if k not in gone})
     unsat: dict[Row, str] = {}
     reasons: dict[Row, str] = {}
     doubted = {tuple(sorted(i.values)) for i in impossible if len(i.values) <= t}
@@ -216,6 +227,7 @@ def complete(matrix: Matrix, base: Config, found: dict[str, Resolution],
         reasons.setdefault(gap, f"still uncovered after {COVER_ROUNDS} rounds of cover "
                                 "combinations")
     cov = coverage.measure(axes, t, held(found), unsat, reasons, added, matrix.sample.label)
+    cov.unbuilt_rows = unbuilt
     if say:
         say(f"kmatrix: {cov.headline()}")
     return found, cov

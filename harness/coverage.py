@@ -53,6 +53,7 @@ class Coverage:
     uncovered: list[Uncovered] = field(default_factory=list)  # satisfiable, still missing
     added: list[str] = field(default_factory=list)  # combinations added to close the gaps
     strategy: str = ""
+    unbuilt_rows: list[Uncovered] = field(default_factory=list)  # sampled rows Kconfig never holds
 
     @property
     def satisfiable(self) -> int:
@@ -67,7 +68,9 @@ class Coverage:
                 f"satisfiable {self.t}-tuples ({self.percent:.1f} %) of {len(self.axes)} options; "
                 f"{len(self.unsatisfiable)} unsatisfiable, {len(self.uncovered)} uncovered"
                 + (f"; {len(self.added)} combination(s) added to close the gaps"
-                   if self.added else ""))
+                   if self.added else "")
+                + (f"; {len(self.unbuilt_rows)} sampled row(s) Kconfig never holds, not built"
+                   if self.unbuilt_rows else ""))
 
     def markdown(self) -> str:
         lines = ["## Coverage", "", self.headline(), "",
@@ -81,6 +84,11 @@ class Coverage:
         if self.unsatisfiable:
             lines += ["Unsatisfiable (Kconfig can never hold them; not counted as missed):", ""]
             lines += [f"- {tuple_text(u.values)}: {u.reason}" for u in self.unsatisfiable] + [""]
+        if self.unbuilt_rows:
+            lines += ["Sampled rows Kconfig can never hold (not built; their tuples are covered "
+                      "by other combinations or listed above):", ""]
+            lines += [f"- {u.reason.split(':', 1)[0]} ({tuple_text(u.values)}):"
+                      f"{u.reason.split(':', 1)[1]}" for u in self.unbuilt_rows] + [""]
         return "\n".join(lines)
 
     def save(self, run_dir: Path) -> None:
@@ -97,6 +105,7 @@ class Coverage:
         data = json.loads(path.read_text())
         data["unsatisfiable"] = [Uncovered(**u) for u in data.get("unsatisfiable", [])]
         data["uncovered"] = [Uncovered(**u) for u in data.get("uncovered", [])]
+        data["unbuilt_rows"] = [Uncovered(**u) for u in data.get("unbuilt_rows", [])]
         return cls(**data)
 
 

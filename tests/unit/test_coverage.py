@@ -143,3 +143,17 @@ def test_a_value_kconfig_never_holds_makes_every_tuple_with_it_unsatisfiable() -
     asked_b_n = [v for v in fake.asked if ("CONFIG_B", "n") in v]
     assert asked_b_n == [(("CONFIG_B", "n"),)]  # asked once, for the four tuples
     assert all(("CONFIG_B", "n") not in c.values for c in matrix.combinations)  # not built
+
+
+def test_a_sampled_row_kconfig_never_holds_is_listed_not_built() -> None:
+    rows = covering_rows(AXES, 2, 0, [])  # the planner saw nothing: B=n rows are sampled
+    matrix = matrix_of(rows, repair=True)
+    fake = FakeKconfig(never={"CONFIG_B": "n"})
+    first = fake.resolve_all(matrix, {})
+    never = [c for c, r in first.items() if r.unsatisfiable]  # B=n, or A=n with C=y
+    assert any(("CONFIG_B", "n") in row for row in rows)
+    found, cov = cover.complete(matrix, BASE, first, [], fake.resolve_all)
+    assert never and not set(never) & {c.id for c in matrix.combinations} and not set(never) & set(found)
+    assert [u.reason.split(":")[0] for u in cov.unbuilt_rows] == never
+    assert cov.percent == 100.0 and "sampled row(s) Kconfig never holds, not built" in cov.headline()
+    assert "Sampled rows Kconfig can never hold" in cov.markdown()

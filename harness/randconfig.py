@@ -76,6 +76,17 @@ def random_config(session: KconfigSession, values: Config, seed: int) -> Config:
     return resolved
 
 
+def random_values(base: Config, rand: Config) -> Config:
+    """What a random config asks of Kconfig on top of the base: the values that differ, and
+    every value of a symbol the base does not write at all. (An `n` there matters: a symbol
+    the base never showed, like CRYPTO_MANAGER_DISABLE_TESTS under CRYPTO=n, has its own
+    default, often y; left out, olddefconfig would give it that default.)"""
+    from .resolve import delta_from
+
+    return dict(sorted({**delta_from(base, rand),
+                        **{k: v for k, v in rand.items() if k not in base}}.items()))
+
+
 def combo_id(index: int, seed: int) -> str:
     return f"randconfig-{index + 1:02d}-seed-{seed:08x}"
 
@@ -104,7 +115,7 @@ def make_random(tree: Path, matrix: Matrix, runner: Runner, base: Config, fixed:
         # would find some "dropped" that Kconfig itself changed)
         rand = session.olddefconfig(made)
         cid = combo_id(i, seed)
-        combos.append(Combination(cid, tuple(delta_from(base, rand).items()), 0))
+        combos.append(Combination(cid, tuple(random_values(base, rand).items()), 0))
         record.append({"id": cid, "seed": f"0x{seed:08X}", "config_hash": kconfig.config_hash(rand),
                        "reproduce": f"KCONFIG_SEED=0x{seed:08X} KCONFIG_ALLCONFIG="
                                     f"{run_dir / ALLCONFIG} make -C {tree} O=OUT "

@@ -63,3 +63,14 @@ def test_random_config_runs_make_randconfig_with_the_seed_and_the_allconfig(tmp_
     assert step.argv[-1] == "randconfig"
     assert ("KCONFIG_SEED", "0x00000011") in step.env
     assert dict(step.env)["KCONFIG_ALLCONFIG"] == str(tmp_path / "out" / "kmatrix.allconfig")
+
+
+def test_a_random_n_of_a_symbol_the_base_never_wrote_is_asked_for() -> None:
+    from harness.randconfig import random_values
+
+    base = {"CONFIG_CRYPTO": "n", "CONFIG_MODULES": "y"}
+    rand = {"CONFIG_CRYPTO": "y", "CONFIG_MODULES": "y", "CONFIG_CRYPTO_MANAGER_DISABLE_TESTS": "n",
+            "CONFIG_CRYPTO_MANAGER_EXTRA_TESTS": "y"}
+    assert random_values(base, rand) == {"CONFIG_CRYPTO": "y",
+                                         "CONFIG_CRYPTO_MANAGER_DISABLE_TESTS": "n",
+                                         "CONFIG_CRYPTO_MANAGER_EXTRA_TESTS": "y"}

@@ -171,7 +171,8 @@ def measured_builds(run_dir: Path) -> dict[str, object]:
     return {"run": str(run_dir), "combinations": len(recs),
             "verdicts": {r["combination"]: r["verdict"] for r in recs},
             "wall_s": round((max(ends) - min(starts)).total_seconds(), 1),
-            "median_s": round(statistics.median(r["duration_s"] for r in recs), 1)}
+            "median_s": round(statistics.median(r["duration_s"] for r in recs
+                                                if r["verdict"] != "unsatisfiable"), 1)}
 
 
 def report(data: dict) -> str:
@@ -191,9 +192,10 @@ def report(data: dict) -> str:
 
     b = data.get("builds")
     built = f"{b['wall_s'] / 60:.1f} min (measured)" if b else "-"
-    lines.append(f"| pairwise (covertable + cover) | {p['builds']} ({p['rows']} sampled, "
-                 f"{len(p['added'])} added) | {p['coverage']:.1f} % | {p['kconfig_s']:.0f} s "
-                 f"| {built} |")
+    held = p["builds"] - len(p["added"])
+    lines.append(f"| pairwise (covertable + cover) | {p['builds']} ({held} of {p['rows']} sampled "
+                 f"rows hold, {len(p['added'])} added) | {p['coverage']:.1f} % | "
+                 f"{p['kconfig_s']:.0f} s | {built} |")
     done = [r["builds"] for r in rs if r["builds"] is not None]
     med = statistics.median(done) if len(done) == len(rs) else None
     each = ", ".join(str(r["builds"]) if r["builds"] else f">{r['tried']}" for r in rs)
@@ -201,7 +203,7 @@ def report(data: dict) -> str:
                  f"{'median ' + format(med, 'g') if med else 'not reached'} ({each}) | "
                  f"{statistics.median(r['coverage'] for r in rs):.1f} % (median) | "
                  f"{statistics.median(r['kconfig_s'] for r in rs):.0f} s (median) | "
-                 f"{est(int(med) if med else None)} |")
+                 f"{est(int(med)) if med else 'more than ' + est(max(r['tried'] for r in rs))} |")
     lines.append(f"| one at a time | never ({o['builds']} builds) | {o['coverage']:.1f} % "
                  f"| {o['kconfig_s']:.0f} s | {est(o['builds'])} |")
     return "\n".join(lines) + "\n"

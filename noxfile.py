@@ -4,10 +4,13 @@
     nox -s matrix -- --only dups-y.trace-n   (any `kmatrix run` arguments after --)
     nox -s tests               unit tests + integration tests on the real kernel in real containers
     nox -s unit                the fast unit tests only (seconds, no Docker)
+    nox -s faults              the whole fault-injection suite (docs/reliability.md)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
     nox -s sampling            the long sampling tests (not in `tests`: about 15 minutes)
     nox -s bench-sampling      pairwise vs random vs one-at-a-time: builds to 100 % coverage
+    nox -s report_browser      the last run's report.html (results/latest) checked in headless chromium
+    nox -s bench_report        render time and size of report.html for 1,000 combinations
 """
 
 import os
@@ -35,7 +38,8 @@ def tests(session: nox.Session) -> None:
     """All tests: unit, then integration (Docker, the builder image, Debian's 6.12 tree)."""
     _install(session)
     workers = os.environ.get("KMATRIX_TEST_WORKERS", "2")
-    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup", "-m", "not sampling_full",
+    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup",
+                "-m", "not slow_fault and not sampling_full",
                 "--junitxml", "results/tests-junit.xml", *session.posargs)
 
 
@@ -47,6 +51,16 @@ def sampling(session: nox.Session) -> None:
     session.run("pytest", "tests/integration/test_sampling_real.py", "-n", "0",
                 "-m", "sampling_full", "--junitxml", "results/sampling-junit.xml",
                 *session.posargs)
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """The whole fault-injection suite (docs/reliability.md): real faults against real runs, on
+    a Docker engine of the suite's own (needs root; `nox -s tests` runs the fast cases)."""
+    _install(session)
+    session.run("pytest", "tests/faults", "tests/integration/test_stop_real.py",
+                "tests/integration/test_container_real.py", "-n", "0", "-v",
+                "--junitxml", "results/faults-junit.xml", *session.posargs)
 
 
 @nox.session
@@ -78,3 +92,22 @@ def bench_sampling(session: nox.Session) -> None:
     _install(session)
     session.run("python", "benchmarks/bench_sampling.py", "--out", "results/bench-sampling.json",
                 *session.posargs)
+
+
+@nox.session
+def report_browser(session: nox.Session) -> None:
+    """Check the report of a real run (default: results/latest, left by `nox -s matrix`) in
+    headless chromium against its records, and its KCIDB export; screenshot in
+    results/test-artifacts/report-default-matrix.png."""
+    _install(session)
+    run_dir = session.posargs[0] if session.posargs else "results/latest"
+    session.run("pytest", "tests/integration/test_report_browser.py", "-k", "real", "-n", "0",
+                "-q", env={"KMATRIX_REPORT_RUN_DIR": run_dir})
+
+
+@nox.session
+def bench_report(session: nox.Session) -> None:
+    """The reports of a synthetic 1,000-combination run directory: render time, size, and
+    chromium's load time (docs/report.md). Arguments after -- go to benchmarks/bench_report.py."""
+    _install(session)
+    session.run("python", "benchmarks/bench_report.py", *session.posargs)

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git xz-utils cpio
-      binutils python3-pip python3-venv ca-certificates)
+      binutils python3-pip python3-venv ca-certificates
+      chromium)  # headless, for the report.html browser test
 
 missing=()
 for pkg in "${debs[@]}"; do

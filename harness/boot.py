@@ -23,7 +23,7 @@ from typing import IO
 from . import arch as archmod
 from . import cpio
 from .arch import Arch
-from .container import Mount, Runner, Step
+from .container import Mount, Progress, Runner, Step
 from .judge import Judgement, PhaseCounts, judge, tail_reason
 from .matrix import DEFAULT_BOOT_TIMEOUT_S
 from .verdict import InfraError, InputError, Outcome, Verdict
@@ -36,6 +36,8 @@ DEFAULT_BOOT_LIMIT_S = DEFAULT_BOOT_TIMEOUT_S  # build.boot_timeout's; a pass ta
 KVM_PROBE_LIMIT_S = 20.0  # a working KVM boots to the no-root panic in about a second
 KILL_GRACE_S = 5  # `timeout --kill-after` inside the container
 CONTAINER_SLACK_S = 30.0  # the Step's own limit: QEMU's limit plus container start and teardown
+HARD_LIMIT_FACTOR = 3.0  # a console still advancing at the limit may go on to 3x the limit
+STALL_S = 60.0  # a console silent this long at the limit (a third of a short limit): stuck
 
 
 @dataclass(frozen=True)
@@ -185,16 +187,26 @@ def qemu_argv(kernel: Path, console_log: Path, cmdline: str, accel: str,
     return tuple(argv)
 
 
+def hard_limit(limit_s: float) -> float:
+    """How long a boot whose console still advances may go past its limit, in all."""
+    return limit_s * HARD_LIMIT_FACTOR
+
+
 def boot_step(req: BootSpec) -> Step:
+    """QEMU in its container. The boot's limit is soft: a guest still printing at the limit
+    (a slow host) goes on, up to hard_limit(); one whose console has been silent for
+    STALL_S is stopped at the limit. QEMU's own `timeout` is the backstop at the hard limit."""
     mounts = [Mount(req.kernel.parent), Mount(req.initramfs.parent),
               Mount(req.work_dir, read_only=False)]
     unique = tuple({m.path: m for m in mounts}.values())
+    hard = hard_limit(req.limit_s)
     return Step(f"boot-{req.accel}",
                 qemu_argv(req.kernel, req.console_log, req.cmdline, req.accel, req.initramfs,
-                          req.mem_mb, req.limit_s, req.arch),
-                unique, workdir=str(req.work_dir), timeout_s=req.limit_s + CONTAINER_SLACK_S,
+                          req.mem_mb, hard + CONTAINER_SLACK_S, req.arch),
+                unique, workdir=str(req.work_dir), timeout_s=req.limit_s,
                 cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
-                devices=("/dev/kvm",) if req.accel == "kvm" else ())
+                devices=("/dev/kvm",) if req.accel == "kvm" else (),
+                progress=Progress(req.console_log, hard, min(STALL_S, req.limit_s / 3)))
 
 
 def kvm_probe_step(kernel: Path, probe_dir: Path, kvm_device: str = "/dev/kvm",
@@ -248,12 +260,29 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     result = runner.run(boot_step(req), log)
     duration = time.monotonic() - start
     text = req.console_log.read_text(errors="replace") if req.console_log.exists() else ""
+    if killed_early(result.exit_code, duration, req.limit_s):
+        # SIGKILL long before the limit: the memory limit or someone outside, never the kernel
+        reason = (f"QEMU was killed (exit {result.exit_code}) after {duration:.0f} s, before "
+                  f"the {req.limit_s:g} s limit: out of memory or killed from outside; rerun")
+        log.write(f"kmatrix: {reason}\n")
+        return BootResult(Verdict.INFRA_ERROR, [reason], {}, req.console_log, req.cmdline,
+                          req.accel, duration, result.exit_code, False)
     timed_out = result.timed_out or result.exit_code in (124, 137)
 
     def make(verdict: Verdict, reasons: list[str], phases: dict[str, PhaseCounts]) -> BootResult:
         return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
                           duration, result.exit_code, timed_out)
 
+    if result.progressing and not judge_finds_report(text, resolved_config, req.cmdline):
+        # still printing, no kernel report: the host was too slow to finish, not the kernel
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        reason = (f"the guest was still printing when the {result.duration_s:.0f} s hard limit "
+                  f"({HARD_LIMIT_FACTOR:g}x the {req.limit_s:g} s boot limit) ran out: the host "
+                  f"is too slow (load average {load}); rerun on a less loaded host or raise "
+                  "build.boot_timeout")
+        log.write(f"kmatrix: {reason}\n")
+        return BootResult(Verdict.INFRA_ERROR, [reason], {}, req.console_log, req.cmdline,
+                          req.accel, duration, result.exit_code, True)
     if not text.strip():
         if timed_out:
             return make(Verdict.BOOT_TIMEOUT, [f"no console output in {req.limit_s:g} s"], {})
@@ -279,6 +308,21 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     log.write(f"kmatrix: {req.console_log}: {verdict.value}"
               + "".join(f"\n  {r}" for r in reasons) + "\n")
     return make(verdict, reasons, judgement.phases)
+
+
+def judge_finds_report(text: str, resolved_config: dict[str, str], cmdline: str) -> bool:
+    """Whether the console holds a kernel failure the judge names (a flood of splats is the
+    kernel's, however long it prints)."""
+    try:
+        found = judge(text, resolved_config, cmdline, known_guest=True)
+    except InputError:
+        return False
+    return found.verdict is Verdict.BOOT_FAIL
+
+
+def killed_early(exit_code: int | None, duration_s: float, limit_s: float) -> bool:
+    """Exit 137 (SIGKILL) well before `timeout` could have sent it: not the boot's limit."""
+    return exit_code == 137 and duration_s < limit_s
 
 
 def fragment_lines(path: Path = BOOT_FRAGMENT) -> list[str]:

@@ -91,6 +91,46 @@ def candidates(root: Path) -> Iterator[Stale]:
         yield Stale(seed, seed.parent / f"{seed.name}.lock", used, 0)
 
 
+LEFTOVER_AGE_S = 3600.0  # a leftover younger than this may still be in the making
+
+
+def _newest(path: Path) -> float:
+    """The newest mtime of a directory and its immediate children (a run writing into one of
+    them keeps the whole directory fresh)."""
+    try:
+        return max([_mtime(path), *(_mtime(p) for p in path.iterdir())])
+    except OSError:
+        return 0.0
+
+
+def leftover_candidates(root: Path) -> Iterator[Stale]:
+    """What stopped or killed steps leave behind, with the lock its maker held (or, where none
+    guards it, a lock nobody takes: then only its age protects it): half copies of a seed,
+    seeds that never finished, --pristine and resolve scratch trees of dead runs, the root
+    filesystem of an interrupted image build, a half-unpacked kernel source."""
+    for key_dir in sorted(p for p in (root / "work").glob("*") if p.is_dir()):
+        for half in sorted(key_dir.glob(".*.copy")):
+            yield Stale(half, key_dir / f"{half.name[1:-len('.copy')]}.lock", _mtime(half), 0)
+    for seed in sorted(p for p in (root / "seeds").glob("*") if p.is_dir()):
+        if not (seed / SEED_MARKER).exists():
+            yield Stale(seed, seed.parent / f"{seed.name}.lock", _newest(seed), 0)
+    for part in ("pristine", "resolve"):
+        for run in sorted(p for p in (root / part).glob("*") if p.is_dir()):
+            yield Stale(run, root / part / f".{run.name}.prune.lock", _newest(run), 0)
+    for rootfs in sorted(root.glob("rootfs-*")):
+        yield Stale(rootfs, root / "image.lock", _mtime(rootfs), 0)
+    for half in sorted((root / "trees").glob(".*")):
+        key = half.name[1:].rsplit("-", 1)[0]  # tempfile's ".<key>-<random>"
+        if half.is_dir():
+            yield Stale(half, root / "trees" / f"{key}.lock", _mtime(half), 0)
+
+
+def leftovers(root: Path, now: float | None = None) -> list[Stale]:
+    cutoff = (time.time() if now is None else now) - LEFTOVER_AGE_S
+    return [replace(s, bytes=disk_bytes(s.path)) for s in leftover_candidates(root)
+            if s.last_used < cutoff]
+
+
 def stale(root: Path, older_than_s: float, now: float | None = None) -> list[Stale]:
     cutoff = (time.time() if now is None else now) - older_than_s
     return [replace(s, bytes=disk_bytes(s.path)) for s in candidates(root) if s.last_used < cutoff]
@@ -99,7 +139,7 @@ def stale(root: Path, older_than_s: float, now: float | None = None) -> list[Sta
 def prune(items: list[Stale]) -> tuple[list[Stale], list[Stale]]:
     """Remove each item unless its lock is held; (removed, in use)."""
     removed, busy = [], []
-    for item in items:
+    for item in {i.path: i for i in items}.values():  # an old unfinished seed is both kinds
         try:
             with FileLock(str(item.lock), timeout=0):
                 shutil.rmtree(item.path)

@@ -15,19 +15,24 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, runstate
 from .verdict import (
     EXIT_BAD_INPUT,
+    EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_KERNEL_FAILED,
     EXIT_OK,
+    InfraError,
     InputError,
     KmatrixError,
+    Verdict,
     exit_status_for,
 )
 
 if TYPE_CHECKING:
     from .matrix import Matrix
+    from .pytest_plugin import RunTracker
+    from .results import Record
     from .settings import RunSettings
 
 DEFAULT_MATRIX = Path("matrix.yaml")
@@ -176,9 +181,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="remove output trees and seeds not used for DAYS days (never one a run "
                      "is using); kmatrix remakes them when needed")
 
-    summ = sub.add_parser("summary", help="print the summary table of a run")
+    summ = sub.add_parser("summary", help="print the summary table of a run (and rewrite its "
+                          "reports from the records)")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
                       help="a run directory, results/<run-id> (default: results/latest)")
+
+    rep = sub.add_parser("report", help="(re)write every report of a run directory from its "
+                         "records: summary.md, junit.xml, report.html, metadata.json")
+    rep.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                     help="a run directory, results/<run-id> (default: results/latest)")
+
+    xpt = sub.add_parser("export", help="export a run for other kernel CI systems")
+    xpt.add_argument("--kcidb", action="store_true", required=True,
+                     help="KCIDB JSON (checkouts, builds, tests), validated with kcidb-io")
+    xpt.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
+                     help="a run directory, results/<run-id> (default: results/latest)")
+    xpt.add_argument("-o", "--output", type=Path, default=None,
+                     help="where to write it (default: RUN_DIR/kcidb.json; - for stdout)")
+    xpt.add_argument("--url-base", default=None, metavar="URL",
+                     help="where the run directory is published, for the log URLs (default: "
+                     "its file:// address)")
     return parser
 
 
@@ -218,8 +240,6 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import pytest
-
     from . import randconfig, session
 
     random = randconfig.check_spec(args.randconfig, args.seed, args.randconfig_over) \
@@ -228,34 +248,69 @@ def cmd_run(args: argparse.Namespace) -> int:
                            only=tuple(args.only), workers=args.workers, jobs=args.jobs,
                            pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                            oversubscribe=args.oversubscribe, trees=args.trees, random=random)
-    settings, matrix = session.prepare_run(opts)
-    cache_dir = (args.results / ".pytest_cache").resolve()  # for --lf: the last failures
+    with runstate.terminate_as_interrupt():  # SIGTERM from CI or `kill`: the Ctrl-C path
+        settings, matrix = session.prepare_run(opts)
+        code, tracker, records = run_items(settings, matrix, args.pytest_args)
+    from .results import summary_text
+
+    print()
+    print(summary_text(records))
+    coverage_md = Path(settings.run_dir) / "coverage.md"
+    if coverage_md.is_file():  # a sampled run's coverage (harness/coverage.py)
+        print("\n" + coverage_md.read_text().rstrip())
+    print(f"\nresults: {settings.run_dir} (report.html, summary.md, junit.xml; record.json and "
+          "metadata.json per combination)")
+    if tracker.interrupted:
+        return EXIT_INTERRUPTED
+    if random is not None:
+        _reduce_random_failures(args, settings)
+    if args.bisect_new_failures is not None:
+        _bisect_new_failures(args, settings, matrix)
+    return run_exit_status(code, tracker, [r.final for r in records])
+
+
+def run_items(settings: RunSettings, matrix: Matrix, extra: list[str]
+              ) -> tuple[int, RunTracker, list[Record]]:
+    """pytest over the prepared run (one item per combination), then the reports: every
+    combination pytest selected has a row, with or without a record."""
+    import pytest
+
+    from . import session
+    from .pytest_plugin import RunTracker
+
+    cache_dir = (Path(settings.run_dir).parent / ".pytest_cache").resolve()  # for --lf: the last failures
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
     if settings.workers > 1:
         pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
-    pytest_argv += args.pytest_args
-    code = pytest.main(pytest_argv)
-    records = session.finish_run(settings)
-    from .results import summary_text
+    tracker = RunTracker(Path(settings.run_dir))
+    try:
+        code = pytest.main(pytest_argv + list(extra), plugins=[tracker])
+    except KeyboardInterrupt:  # a signal outside pytest's own handling (its start or end)
+        code, tracker.interrupted = pytest.ExitCode.INTERRUPTED, True
+    with runstate.signals_deferred():  # the reports are written whatever arrives now
+        return int(code), tracker, session.finish_run(settings, tracker.selected,
+                                                      tracker.interrupted)
 
-    print()
-    print(summary_text(records))
-    coverage_md = Path(settings.run_dir) / "coverage.md"
-    if coverage_md.is_file():
-        print("\n" + coverage_md.read_text().rstrip())
-    print(f"\nresults: {settings.run_dir} (summary.md, junit.xml, one record.json per combination)")
-    if random is not None and code != pytest.ExitCode.INTERRUPTED:
-        _reduce_random_failures(args, settings)
-    if args.bisect_new_failures is not None and code != pytest.ExitCode.INTERRUPTED:
-        _bisect_new_failures(args, settings, matrix)
-    if code == pytest.ExitCode.INTERRUPTED:
+
+def run_exit_status(code: int, tracker: RunTracker, verdicts: list[Verdict]) -> int:
+    """The exit status of `kmatrix run`, from what pytest ran and the records together: no
+    selected combination is bad input; selected combinations with no verdict at all, a pytest
+    failure the records do not show, or pytest's own trouble are infrastructure."""
+    if tracker.interrupted:
         return EXIT_INTERRUPTED
-    if not records:
-        raise InputError("no combination ran: check --only and the -k expression")
-    return exit_status_for([r.final for r in records])
+    if not tracker.selected:
+        if code == 5:  # pytest: no tests collected (-k / --only chose nothing)
+            raise InputError("no combination ran: check --only and the -k expression")
+        raise InfraError(f"pytest collected no combination (pytest exit status {code}): "
+                         "see the output above")
+    status = exit_status_for(verdicts) if verdicts else EXIT_INFRA
+    failed_in_pytest = any(o == "failed" for o in tracker.outcomes.values())
+    if status == EXIT_OK and (failed_in_pytest or code not in (0, 1)):
+        return EXIT_INFRA
+    return status
 
 
 def _reduce_random_failures(args: argparse.Namespace, settings: RunSettings) -> None:
@@ -272,7 +327,7 @@ def _reduce_random_failures(args: argparse.Namespace, settings: RunSettings) -> 
 
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
     from .bisect.nightly import bisect_new_failures, previous_run_dir
-    from .results import atomic_write
+    from .reports import write_all, write_bisects
 
     run_dir = Path(settings.run_dir)
     previous = previous_run_dir(args.results, run_dir)
@@ -282,8 +337,9 @@ def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix
     lines = bisect_new_failures(previous, run_dir, args.bisect_new_failures, matrix.path,
                                 args.results, args.kernel, settings.jobs)
     if lines:
-        summary = run_dir / "summary.md"
-        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
+        # kept beside the records, so every rewrite of the reports shows them
+        write_bisects(run_dir, previous.name, lines)
+        write_all(run_dir)
         print("\n" + "\n".join(lines))
 
 
@@ -413,13 +469,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if args.prune is not None:
         if args.prune < 0:
             raise InputError("--prune takes a number of days (0 or more)")
-        removed, busy = cache.prune(cache.stale(root, args.prune * 86400))
+        removed, busy = cache.prune(cache.stale(root, args.prune * 86400) + cache.leftovers(root))
         for item in removed:
             print(f"removed {item.path} ({cache.human(item.bytes)}, last used "
                   f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(item.last_used))})")
         for item in busy:
             print(f"kept {item.path}: a run is using it")
-        print(f"freed {cache.human(sum(i.bytes for i in removed))} in {len(removed)} tree(s)")
+        print(f"freed {cache.human(sum(i.bytes for i in removed))} in {len(removed)} tree(s) "
+              "(unused ones, and what stopped runs left behind)")
         return EXIT_OK
     parts = cache.usage(root)
     print(f"{root}: {cache.human(sum(p.bytes for p in parts))}")
@@ -428,17 +485,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_summary(args: argparse.Namespace) -> int:
-    from . import results
-
-    records = results.read_records(args.run_dir)
-    if not records:
-        raise InputError(f"{args.run_dir} holds no records: give a results/<run-id> directory")
-    print(results.summary_text(records))
-    return exit_status_for([r.final for r in records])
-
+from .cli_reports import cmd_export, cmd_report, cmd_summary  # noqa: E402
 
 COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
+            "report": cmd_report, "export": cmd_export,
             "verdict": cmd_verdict, "explain": cmd_explain,
             "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache}

@@ -12,6 +12,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from . import runstate
 from .results import Record, read_records
 from .verdict import Verdict
 
@@ -135,12 +136,13 @@ def comparable(a: dict[str, object], b: dict[str, object]) -> bool:
 
 
 def previous_comparable_run(results_dir: Path, current: Path) -> Path | None:
-    """The newest run before `current` in results/ of the same matrix (run ids sort by time);
-    bisect directories are not runs."""
+    """The newest finished run before `current` in results/ of the same matrix (run ids sort
+    by time); bisect directories are not runs, and a stopped or killed run is no baseline."""
     mine = _run_info(current)
     runs = sorted((p for p in results_dir.iterdir()
                    if p.is_dir() and not p.is_symlink() and p.name < current.name
-                   and not p.name.startswith("bisect") and (p / "run.json").is_file()),
+                   and not p.name.startswith("bisect") and (p / "run.json").is_file()
+                   and runstate.is_finished_run(p)),
                   reverse=True)
     for run in runs:
         if comparable(mine, _run_info(run)):

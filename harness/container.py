@@ -12,14 +12,18 @@ import os
 import shlex
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
+from .runstate import owner_alive, owner_id
 from .verdict import InfraError
 
 LABEL = "org.kmatrix.step"
 WORKDIR_LABEL = "org.kmatrix.workdir"
+RUN_LABEL = "org.kmatrix.run"  # the run id (empty outside a run: bisect trials, image probes)
+OWNER_LABEL = "org.kmatrix.owner"  # host:pid of the process that started the container
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,17 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """A limit that follows progress (a boot's console): past the step's `timeout_s` the step
+    goes on while `path` keeps growing, up to `hard_s`; it is stopped once `path` has not grown
+    for `stall_s`."""
+
+    path: Path
+    hard_s: float
+    stall_s: float = 60.0
+
+
+@dataclass(frozen=True)
 class Step:
     """One command in the builder container: what a human would rerun by hand."""
 
@@ -49,6 +64,7 @@ class Step:
     cpus: float = 1.0
     mem_bytes: int = 4 << 30
     devices: tuple[str, ...] = ()  # e.g. ("/dev/kvm",) for a boot that passed the KVM probe
+    progress: Progress | None = None  # a soft limit (timeout_s) that output can extend
 
 
 @dataclass
@@ -60,6 +76,7 @@ class StepResult:
     timed_out: bool = False
     tail: list[str] = field(default_factory=list)  # last lines of output, for reports
     command: str = ""  # the rerunnable command line, as logged
+    progressing: bool = False  # stopped at its hard limit while its output still grew
 
     @property
     def ok(self) -> bool:
@@ -74,6 +91,11 @@ class Runner(Protocol):
     def reproducer(self, step: Step) -> str: ...
 
     def image_id(self) -> str: ...
+
+
+PIDS_LIMIT = 4096  # a -j2 kernel build uses well under 300 tasks; a fork bomb stops here
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"}  # writable besides the step's mounts
+HOME = "/tmp"  # the root filesystem is read-only: tools that write under $HOME go to tmpfs
 
 
 def user_spec() -> str:
@@ -91,12 +113,17 @@ def host_workdir(step: Step) -> str:
 def docker_run_line(image: str, step: Step) -> str:
     """The equivalent `docker run` command line, for logs and reproducers (display only)."""
     args = ["docker", "run", "--rm", "--network", "none", "--user", user_spec(),
-            "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
-            "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes)]
+            "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--init",
+            "--read-only", "--pids-limit", str(PIDS_LIMIT),
+            "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes),
+            "--memory-swap", str(step.mem_bytes)]
+    for path, opts in TMPFS.items():
+        args += ["--tmpfs", f"{path}:{opts}"]
     for m in step.mounts:
         args += ["-v", f"{m.path}:{m.inside}:{'ro' if m.read_only else 'rw'}"]
     for dev in step.devices:
         args += ["--device", dev]
+    args += ["-e", f"HOME={HOME}"]
     for k, v in step.env:
         args += ["-e", f"{k}={v}"]
     args += ["-w", step.workdir, image, *step.argv]
@@ -132,14 +159,23 @@ def write_log(log: IO[str], text: str) -> None:
 
 class DockerRunner:
     """Runs steps in throwaway containers of the builder image: no network, no capabilities,
-    the invoking uid:gid, CPU/memory limits, a wall-clock timeout, output streamed to the log."""
+    the invoking uid:gid, a read-only root filesystem (writable: the step's mounts and a tmpfs
+    /tmp), an init, CPU, memory (no swap) and pids limits, a wall-clock timeout, output
+    streamed to the log."""
 
-    def __init__(self, image: str, client: object | None = None) -> None:
+    def __init__(self, image: str, client: object | None = None, run_id: str = "") -> None:
         self.image = image
+        self.run_id = run_id
         self._client = client if client is not None else connect()
 
     def image_id(self) -> str:
-        return self._client.images.get(self.image).id  # type: ignore[attr-defined]
+        import requests.exceptions
+
+        try:
+            return self._client.images.get(self.image).id  # type: ignore[attr-defined]
+        except requests.exceptions.RequestException as exc:
+            raise InfraError(f"the Docker engine did not answer ({one_line(exc)[:160]}): "
+                             "check `docker info` and rerun") from exc
 
     def reproducer(self, step: Step) -> str:
         return docker_run_line(self.image, step)
@@ -155,19 +191,23 @@ class DockerRunner:
                 self.image, command=list(step.argv), detach=True,
                 user=user_spec(), network_mode="none", network_disabled=True,
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
+                init=True, read_only=True, tmpfs=dict(TMPFS), pids_limit=PIDS_LIMIT,
                 volumes={str(m.path): {"bind": str(m.inside),
                                        "mode": "ro" if m.read_only else "rw"}
                          for m in step.mounts},
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
-                working_dir=step.workdir, environment=dict(step.env),
+                working_dir=step.workdir, environment={"HOME": HOME, **dict(step.env)},
                 nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
-                labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step)},
+                memswap_limit=step.mem_bytes,  # no swap beyond the memory limit
+                labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step),
+                        RUN_LABEL: self.run_id, OWNER_LABEL: owner_id()},
             )
         except docker.errors.ImageNotFound as exc:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "
                              "to build it") from exc
-        except docker.errors.DockerException as exc:
-            raise InfraError(f"Docker could not start step {step.name}: {one_line(exc)}") from exc
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            raise InfraError(f"Docker could not start step {step.name} (is the engine "
+                             f"running? `docker info`): {one_line(exc)[:200]}") from exc
 
         tail = TailBuffer()
         failure: list[BaseException] = []
@@ -183,14 +223,29 @@ class DockerRunner:
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
-        timed_out = False
+        timed_out = progressing = False
         exit_code: int | None = None
+        lost: BaseException | None = None
+        oom = False
         try:
-            status = container.wait(timeout=step.timeout_s)
-            exit_code = int(status.get("StatusCode", -1))
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            timed_out = True
-            kill_quietly(container)
+            try:
+                status = wait_for(container, step, start, self._client)
+                exit_code = int(status.get("StatusCode", -1))
+                if exit_code != 0:
+                    oom = oom_killed(container)
+            except StepTimeout as limit:
+                # the step's time ran out, unless the engine itself stopped answering
+                timed_out, progressing = True, limit.progressing
+                kill_quietly(container)
+                if not engine_answers(self._client):
+                    lost = InfraError(f"the Docker engine stopped answering during step "
+                                      f"{step.name}: check `docker info` and rerun")
+                elif limit.paused:
+                    lost = InfraError(f"step {step.name} was paused from outside (docker "
+                                      "pause) until its time ran out: unpause it and rerun")
+            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+                kill_quietly(container)
+                lost = exc
         except BaseException:
             kill_quietly(container)  # Ctrl-C: never leave a running container behind
             raise
@@ -198,18 +253,127 @@ class DockerRunner:
             reader.join(timeout=10)
             try:
                 container.remove(force=True)
-            except docker.errors.DockerException:
+            except Exception:  # noqa: BLE001 - gone already, or the engine is gone
                 pass
+        if lost is not None:
+            write_log(log, f"\nkmatrix: step {step.name}: lost the Docker engine: "
+                      f"{one_line(lost)}\n")
+            if isinstance(lost, InfraError):
+                raise lost
+            raise InfraError(f"lost the connection to the Docker engine during step {step.name}"
+                             f" ({one_line(lost)[:160]}): check `docker info` and rerun") from lost
         if failure:
             if isinstance(failure[0], InfraError):
                 raise failure[0]
         duration = time.monotonic() - start
+        if oom:
+            write_log(log, f"\nkmatrix: step {step.name} was killed for memory (OOMKilled, "
+                      f"exit {exit_code}, limit {step.mem_bytes >> 20} MiB)\n")
+            raise InfraError(f"out of memory: step {step.name} was OOM-killed at its "
+                             f"{step.mem_bytes >> 20} MiB limit (exit {exit_code}): lower "
+                             "--workers or free memory, and rerun")
         if timed_out:
             write_log(log, f"\nkmatrix: step {step.name} killed after {step.timeout_s:g} s\n")
         else:
             write_log(log, f"\nkmatrix: step {step.name} exited {exit_code} after {duration:.1f} s\n")
         return StepResult(step.name, step.argv, exit_code, duration, timed_out, tail.result(),
-                          self.reproducer(step))
+                          self.reproducer(step), progressing)
+
+
+class StepTimeout(Exception):
+    """The step's limit ran out (`progressing`: at the hard limit, its output still growing;
+    `paused`: the container was frozen from outside, not slow)."""
+
+    def __init__(self, progressing: bool = False, paused: bool = False) -> None:
+        super().__init__("step limit")
+        self.progressing, self.paused = progressing, paused
+
+
+POLL_S = 5.0
+
+
+def wait_for(container: object, step: Step, start: float, client: object,
+             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """The container's exit status, or StepTimeout at its limit: `step.timeout_s`, or with
+    `step.progress` that limit stretched while the watched file grows (never past hard_s)."""
+    import requests.exceptions
+
+    if step.progress is None:
+        try:
+            return container.wait(timeout=step.timeout_s)  # type: ignore[attr-defined]
+        except requests.exceptions.RequestException as exc:
+            if not read_timed_out(exc):
+                raise
+            raise StepTimeout(paused=is_paused(container)) from None
+    watch = step.progress
+    size, grew_at = -1, clock()
+    while True:
+        now = clock()
+        left = start + watch.hard_s - now
+        try:
+            if left <= 0:
+                raise requests.exceptions.ReadTimeout("hard limit")
+            return container.wait(timeout=min(POLL_S, left))  # type: ignore[attr-defined]
+        except requests.exceptions.RequestException as exc:
+            if not read_timed_out(exc):
+                raise
+            now = clock()
+            current = file_size(watch.path)
+            if current != size:
+                size, grew_at = current, now
+            stalled = now - grew_at >= watch.stall_s
+            if now - start >= watch.hard_s:
+                raise StepTimeout(progressing=not stalled, paused=is_paused(container)) from None
+            if now - start >= step.timeout_s and stalled:
+                raise StepTimeout(paused=is_paused(container)) from None
+            if not engine_answers(client):
+                raise StepTimeout() from None  # the caller names the lost engine
+
+
+def read_timed_out(exc: BaseException) -> bool:
+    """A wait that ran out of time. requests raises ReadTimeout when the time runs out before
+    the engine's answer starts, but ConnectionError(ReadTimeoutError) when it runs out while
+    the answer streams; only a refused or reset connection is a lost engine."""
+    import requests.exceptions
+    import urllib3.exceptions
+
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return isinstance(exc, requests.exceptions.ConnectionError) and any(
+        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
+
+
+def is_paused(container: object) -> bool:
+    """Whether the container is frozen (`docker pause`): then no output is not the step's fault."""
+    try:
+        container.reload()  # type: ignore[attr-defined]
+        return bool(container.attrs["State"].get("Paused"))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - unknown: not paused
+        return False
+
+
+def oom_killed(container: object) -> bool:
+    """The container's OOMKilled state (the kernel's OOM killer hit a process in it)."""
+    try:
+        container.reload()  # type: ignore[attr-defined]
+        return bool(container.attrs["State"].get("OOMKilled"))  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - unknown: the exit status stands
+        return False
+
+
+def engine_answers(client: object) -> bool:
+    try:
+        client.ping()  # type: ignore[attr-defined]
+        return True
+    except Exception:  # noqa: BLE001 - any failure: the engine is not answering
+        return False
 
 
 def kill_quietly(container: object) -> None:
@@ -239,6 +403,39 @@ def connect() -> object:
             "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`") from exc
 
 
-def make_runner(image: str, client: object | None = None) -> DockerRunner:
+def make_runner(image: str, client: object | None = None, run_id: str = "") -> DockerRunner:
     """The runner of one builder image: every part of kmatrix makes its runner here."""
-    return DockerRunner(image, client)
+    return DockerRunner(image, client, run_id)
+
+
+def reap_run(run_id: str) -> list[str]:
+    """`reap` for a run that has ended, with its own connection (none: nothing to remove)."""
+    try:
+        client = connect()
+    except InfraError:
+        return []
+    return reap(client, run_id)
+
+
+def reap(client: object, run_id: str = "") -> list[str]:
+    """Remove kmatrix's containers that nobody will wait for: those of `run_id` (a run that
+    ended, however it ended) and those whose owner process on this host is gone (a run or a
+    worker killed with SIGKILL: its make could otherwise go on writing into a warm tree that
+    another run has since claimed). Returns the names removed; an engine that does not answer
+    removes nothing."""
+    try:
+        containers = client.containers.list(  # type: ignore[attr-defined]
+            all=True, filters={"label": OWNER_LABEL})
+    except Exception:  # noqa: BLE001 - no engine: nothing can be running in it
+        return []
+    removed = []
+    for container in containers:
+        labels = container.labels or {}
+        mine = bool(run_id) and labels.get(RUN_LABEL) == run_id
+        if mine or not owner_alive(labels.get(OWNER_LABEL, "")):
+            try:
+                container.remove(force=True)
+                removed.append(f"{labels.get(LABEL, '?')} ({container.short_id})")
+            except Exception:  # noqa: BLE001 - removed meanwhile
+                pass
+    return removed

@@ -7,10 +7,12 @@ CI machines here). The tag carries a hash of the package list, so a changed list
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
@@ -115,6 +117,11 @@ def read_spec(containers_dir: Path = CONTAINERS_DIR) -> ImageSpec:
     return ImageSpec(packages, digest)
 
 
+DEBOOTSTRAP_TIMEOUT_S = 1800.0  # about 2 minutes here with a near mirror
+TAR_TIMEOUT_S = 600.0
+PACKAGE_LIST_TIMEOUT_S = 120.0
+
+
 def debootstrap_argv(spec: ImageSpec, rootfs: Path, mirror: str = MIRROR) -> list[str]:
     return ["debootstrap", "--variant=minbase", "--include=" + ",".join(spec.packages),
             SUITE, str(rootfs), mirror]
@@ -157,23 +164,62 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
         rootfs = Path(tmp) / "rootfs"
         argv = debootstrap_argv(spec, rootfs, mirror)
         log("$ " + " ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True)
+        done = run_bounded(argv, DEBOOTSTRAP_TIMEOUT_S,
+                           f"debootstrap did not finish in {DEBOOTSTRAP_TIMEOUT_S:g} s: check "
+                           f"the Debian mirror {mirror} answers (or set ${MIRROR_ENV}), then rerun")
         if done.returncode != 0:
             last = (done.stdout + done.stderr).strip().splitlines()[-3:]
             raise InfraError(f"debootstrap failed ({' | '.join(last)}): check the Debian "
                              f"mirror {mirror} is reachable (or set ${MIRROR_ENV} or `kmatrix "
                              "image --mirror URL`) and there is 1 GB free, then rerun")
         tarball = Path(tmp) / "rootfs.tar"
-        subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], check=True)
+        packed = run_bounded(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], TAR_TIMEOUT_S,
+                             f"packing the root filesystem took over {TAR_TIMEOUT_S:g} s: check "
+                             f"the disk under {cache_dir}, then rerun")
+        if packed.returncode != 0:
+            raise InfraError(f"packing the root filesystem failed: {packed.stderr.strip()[:200]}"
+                             f" (is the disk under {cache_dir} full?)")
         repo, tag = spec.tag.split(":")
         client.api.import_image(src=str(tarball), repository=repo, tag=tag)  # type: ignore[attr-defined]
     log(f"kmatrix: builder image {spec.tag} ready")
 
 
-def installed_packages(runner_image: str, client: object) -> dict[str, str]:
-    """Package -> version inside the image, recorded in the results (the image's pin)."""
-    out = client.containers.run(  # type: ignore[attr-defined]
+def run_bounded(argv: list[str], timeout_s: float, why: str) -> subprocess.CompletedProcess[str]:
+    """A host tool with a time limit: on timeout its whole process group is killed (debootstrap
+    runs dpkg and chroot children) and the run stops with `why`, an infrastructure error."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise InfraError(why) from exc
+    except BaseException:  # Ctrl-C: never leave the tool running
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def installed_packages(runner_image: str, client: object,
+                       timeout_s: float = PACKAGE_LIST_TIMEOUT_S) -> dict[str, str]:
+    """Package -> version inside the image, recorded in the results (the image's pin); a
+    container that does not answer within `timeout_s` is an infrastructure error, not a hang."""
+    import requests.exceptions
+
+    container = client.containers.run(  # type: ignore[attr-defined]
         runner_image, ["dpkg-query", "-W", "-f", "${Package}\t${Version}\n"],
-        remove=True, network_mode="none")
+        detach=True, network_mode="none", cap_drop=["ALL"], security_opt=["no-new-privileges"])
+    try:
+        container.wait(timeout=timeout_s)
+        out = container.logs(stdout=True, stderr=False)
+    except requests.exceptions.RequestException as exc:
+        raise InfraError(f"listing the packages of {runner_image} took over {timeout_s:g} s: "
+                         "check `docker info` (is the engine overloaded?), then rerun") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
     pairs = (line.split("\t", 1) for line in out.decode().splitlines() if "\t" in line)
     return {name: version for name, version in pairs}

@@ -88,6 +88,23 @@ def first_errors(lines: list[str], limit: int = 5) -> list[str]:
 
 
 NO_SPACE_RE = re.compile(r"No space left on device")
+# make names the signal that stopped it: `make[1]: *** [Makefile:236: __sub-make] Terminated`.
+# No compile error ends that way; an engine stop or restart, `docker stop` or a kill does.
+SIGNALLED_RE = re.compile(r"^make(\[\d+\])?: \*\*\* .*\] (Terminated|Killed|Interrupt|Hangup)$")
+
+
+DAMAGED_RE = re.compile(r"file truncated|malformed archive|archive has no index|"
+                        r"file format not recognized")
+
+
+def damaged_tree(lines: list[str]) -> str | None:
+    """A build that failed on a damaged output tree (an object or archive cut short by a kill
+    or a full disk before kmatrix marked trees), not on the kernel's code."""
+    for line in lines:
+        if DAMAGED_RE.search(line):
+            return (f"the output tree is damaged ({line.strip()[:160]}): it is emptied for a "
+                    "clean build; rerun")
+    return None
 
 
 def infra_trouble(lines: list[str]) -> str | None:
@@ -97,4 +114,7 @@ def infra_trouble(lines: list[str]) -> str | None:
             return "disk full during the build: free some space and rerun"
         if "Killed signal terminated program" in line or "virtual memory exhausted" in line:
             return "the compiler was killed (out of memory): lower --jobs or raise the memory limit"
+        if found := SIGNALLED_RE.match(line.strip()):
+            return (f"make was stopped from outside ({found.group(2)}: the Docker engine "
+                    "stopped or restarted, or the build container was stopped or killed): rerun")
     return None

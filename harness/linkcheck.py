@@ -20,13 +20,20 @@ class ConditionError(ValueError):
     pass
 
 
+MAX_DEPTH = 64  # nested `!` and `(`: a real condition needs a handful
+MAX_LENGTH = 4096
+
+
 def tokenize(text: str) -> list[str]:
     tokens, pos = [], 0
     text = text.strip()
+    if len(text) > MAX_LENGTH:
+        raise ConditionError(f"condition of {len(text)} characters is too long "
+                             f"(at most {MAX_LENGTH})")
     while pos < len(text):
         m = _TOKEN_RE.match(text, pos)
         if not m:
-            raise ConditionError(f"cannot read {text[pos:]!r} in condition {text!r}")
+            raise ConditionError(f"cannot read {text[pos:]!r} in condition {text[:80]!r}")
         tokens.append(m.group(1))
         pos = m.end()
         while pos < len(text) and text[pos].isspace():
@@ -45,6 +52,7 @@ def evaluate(text: str, config: Config) -> bool:
     """Evaluate a condition against a resolved config (a symbol is true when it is `y`)."""
     tokens = tokenize(text)
     pos = 0
+    depth = 0
 
     def peek() -> str | None:
         return tokens[pos] if pos < len(tokens) else None
@@ -52,7 +60,7 @@ def evaluate(text: str, config: Config) -> bool:
     def take() -> str:
         nonlocal pos
         if pos >= len(tokens):
-            raise ConditionError(f"condition {text!r} ends too early")
+            raise ConditionError(f"condition {text[:80]!r} ends too early")
         pos += 1
         return tokens[pos - 1]
 
@@ -71,16 +79,24 @@ def evaluate(text: str, config: Config) -> bool:
         return value
 
     def unary() -> bool:
+        nonlocal depth
         tok = take()
-        if tok == "!":
-            return not unary()
-        if tok == "(":
-            value = or_expr()
-            if take() != ")":
-                raise ConditionError(f"missing ')' in {text!r}")
-            return value
+        if tok in ("!", "("):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConditionError(f"condition nested deeper than {MAX_DEPTH} levels of "
+                                     "`!` and `(`: simplify it")
+            try:
+                if tok == "!":
+                    return not unary()
+                value = or_expr()
+                if take() != ")":
+                    raise ConditionError(f"missing ')' in {text[:80]!r}")
+                return value
+            finally:
+                depth -= 1
         if tok in ("&&", "||", ")"):
-            raise ConditionError(f"unexpected {tok!r} in {text!r}")
+            raise ConditionError(f"unexpected {tok!r} in {text[:80]!r}")
         if tok == "y":
             return True
         if tok == "n":
@@ -89,7 +105,7 @@ def evaluate(text: str, config: Config) -> bool:
 
     result = or_expr()
     if pos != len(tokens):
-        raise ConditionError(f"unexpected {tokens[pos]!r} in {text!r}")
+        raise ConditionError(f"unexpected {tokens[pos]!r} in {text[:80]!r}")
     return result
 
 
@@ -105,10 +121,13 @@ def archive_members(path: Path) -> list[str]:
     thin = data.startswith(b"!<thin>\n")
     names: list[str] = []
     long_names = b""
-    while pos + 60 <= len(data):
+    while pos < len(data):
         header = data[pos:pos + 60]
-        name = header[:16].decode().rstrip()
-        size = int(header[48:58].decode().strip() or 0)
+        if len(header) < 60 or header[58:60] != b"`\n" or not header[48:58].strip().isdigit():
+            # cut short or overwritten: a damaged output tree, never a list of members
+            raise ValueError(f"{path} is damaged at byte {pos} (not a whole ar archive)")
+        name = header[:16].decode(errors="replace").rstrip()
+        size = int(header[48:58].decode().strip())
         pos += 60
         body_size = size
         if name == "//":
@@ -126,6 +145,8 @@ def archive_members(path: Path) -> list[str]:
             if thin:
                 body_size = 0  # thin archives do not hold member bodies
         pos += body_size + (body_size & 1)
+    if pos > len(data) + 1:
+        raise ValueError(f"{path} is damaged: its last member is cut short")
     return names
 
 

@@ -2,6 +2,11 @@
 
 Loading checks the file's shape (no kernel tree needed); ``check_against_tree`` then checks every
 symbol and value against the tree's Kconfig. Nothing builds until both have passed.
+
+Why this module is long: every key of matrix.yaml is validated here with the file:line of each
+error, and `sample:` and `axes: {from: ...}` add their own checks; the sample itself and the
+axes from the tree live in harness/sample.py and harness/cover.py. The validators of the
+optional blocks (sample, build, expect) are the piece to split out next.
 """
 
 from __future__ import annotations
@@ -25,12 +30,21 @@ SAMPLE_KEYS = {"strategy", "t", "seed"}
 KERNEL_KEYS = {"source", "arch"}
 INCLUDE_KEYS = {"id", "config", "boot", "repair"}
 BOOT_KEYS = {"cmdline"}
-BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees"}
+BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees", "max_combinations"}
 TREE_POLICIES = ("nearest", "lanes", "own")  # see harness/schedule.py
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
-NAME_RE = re.compile(r"^(CONFIG_)?[A-Z0-9][A-Z0-9_]*$")
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")  # used with fullmatch: no "abc\n"
+NAME_RE = re.compile(r"(CONFIG_)?[A-Z0-9][A-Z0-9_]*\Z")
+ID_MAX = 200  # a directory name under results/<run-id>/ (file names stop at 255 bytes)
+# what a run directory holds besides the combinations' directories (results.py, session.py)
+RESERVED_IDS = {"run.json", "symbols.json", "summary.md", "junit.xml", "seed.log", "resolve.log",
+                "resolve.json", "accel.json", "accel.lock", "guest", "guest.lock", "kvm-probe",
+                "steps", "configs", "latest", "summary.html", "bisect.json", "bisect.txt",
+                "state.json", "report.html", "input-matrix.yaml", "kcidb.json",
+                "bisect-new-failures.json"}
 DEFAULT_BOOT_TIMEOUT_S = 300.0  # build.boot_timeout; harness/boot.py's default too
+MAX_COMBINATIONS = 4096  # build.max_combinations raises it
+_BAD_CHAR_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,8 @@ class Matrix:
         """The axes' combinations wait for the tree (axes.from) or Kconfig (a sample):
         `harness/cover.py` makes them."""
         return self.sample.sampled or bool(self.axes_from)
+    # the ids of the include entries (rows of their own in the reports)
+    include_ids: tuple[str, ...] = ()
 
     @property
     def srcarch(self) -> str:
@@ -100,7 +116,7 @@ def _fail(path: Path, line: int, message: str) -> InputError:
 
 
 def _symbol(path: Path, line: int, name: Any) -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise _fail(path, line, f"{name!r} is not a CONFIG_ symbol: write it like "
                     "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS (upper case, digits, _)")
     return kconfig.config_name(name)
@@ -111,10 +127,10 @@ def _value(path: Path, line: int, symbol: str, value: Any) -> str:
         raise _fail(path, line, f"{symbol}: YAML read {value!r} as a boolean: write y or n")
     if isinstance(value, int):
         return getattr(value, "text", str(value))
-    if isinstance(value, str) and value != "" and "\n" not in value:
+    if isinstance(value, str) and value != "" and not _BAD_CHAR_RE.search(value):
         return value
-    raise _fail(path, line, f"{symbol}: {value!r} is not a value: write y, m, n, a number or "
-                "a string")
+    raise _fail(path, line, f"{symbol}: {repr(value)[:80]} is not a value: write y, m, n, a "
+                "number or a string")
 
 
 def _mapping(path: Path, node: Any, what: str, line: int) -> yamlsrc.LineDict:
@@ -207,7 +223,7 @@ def load_matrix(path: Path) -> Matrix:
     if "short_names" in top:
         for sym, name, at in _assignments(path, top["short_names"], "short_names",
                                           yamlsrc.line_of(top, "short_names")):
-            if not ID_RE.match(name):
+            if not ID_RE.fullmatch(name):
                 raise _fail(path, at, f"short name {name!r} may only use letters, digits, _ . + -")
             short_names[sym] = name
 
@@ -218,13 +234,20 @@ def load_matrix(path: Path) -> Matrix:
     spec = _sample(path, top)
     axes, axes_from, rules = _axes(path, top)
     combos = [] if spec.sampled or axes_from else \
-        axes_combinations(axes, rules, short_names, default_repair, yamlsrc.line_of(top, "axes"))
-    combos += _includes(path, top, short_names, default_repair)
+        axes_combinations(path, top, axes, rules, short_names, default_repair,
+                          _max_combinations(path, top))
+    includes = _includes(path, top, short_names, default_repair)
+    combos += includes
     if not combos and not (axes_from or (spec.sampled and axes)):
         raise _fail(path, top.line, "the matrix expands to no combination: add axes or include "
                     "entries, or loosen exclude")
     seen: dict[str, int] = {}
     for combo in combos:
+        if combo.id in RESERVED_IDS or len(combo.id) > ID_MAX:
+            why = ("names a file kmatrix keeps in the run directory" if len(combo.id) <= ID_MAX
+                   else f"is longer than {ID_MAX} characters")
+            raise _fail(path, combo.line, f"combination id {combo.id[:80]!r} {why}: "
+                        "give it another id (or shorter short_names)")
         if combo.id in seen:
             raise _fail(path, combo.line, f"combination id {combo.id!r} is used twice (also line "
                         f"{seen[combo.id]}): give one of them its own id")
@@ -232,9 +255,26 @@ def load_matrix(path: Path) -> Matrix:
 
     expect, expect_lines = _expect(path, top)
     build = _build(path, top)
+    for directory in expect:
+        if not builds_directory(build.targets, directory, arch):
+            raise _fail(path, yamlsrc.line_of(top["expect"], directory),
+                        f"expect {directory}: no build target builds it, so its built-in.a "
+                        f"could never be checked: add {directory} to build.targets")
     return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
                   expect_lines, spec, axes, axes_from, rules, yamlsrc.line_of(top, "axes"),
-                  short_names, default_repair)
+                  short_names, default_repair,
+                  tuple(c.id for c in includes))
+
+
+def _max_combinations(path: Path, top: yamlsrc.LineDict) -> int:
+    build = top.get("build")
+    if not isinstance(build, dict) or "max_combinations" not in build:
+        return MAX_COMBINATIONS
+    value = build["max_combinations"]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(path, yamlsrc.line_of(build, "max_combinations"),
+                    "max_combinations must be a positive whole number")
+    return int(value)
 
 
 def _sample(path: Path, top: yamlsrc.LineDict) -> SampleSpec:
@@ -315,13 +355,23 @@ def _axes(path: Path, top: yamlsrc.LineDict) -> tuple[list[Axis], tuple[str, ...
     return out, tuple(sources), rules
 
 
-def axes_combinations(axes: list[Axis], rules: list[Rule], short_names: dict[str, str],
-                      repair: bool, line: int) -> list[Combination]:
+def axes_combinations(path: Path, top: yamlsrc.LineDict, axes: list[Axis], rules: list[Rule],
+                      short_names: dict[str, str], repair: bool,
+                      cap: int = MAX_COMBINATIONS) -> list[Combination]:
     """The cartesian product of the axes, less the excluded points (`sample: all`)."""
     from .sample import product_rows
 
     if not axes:
         return []
+    product = 1
+    for axis in axes:
+        product *= len(axis.values)
+    if product > cap:  # counted, never expanded: 20 boolean axes are a million combinations
+        raise _fail(path, yamlsrc.line_of(top, "axes"),
+                    f"the axes expand to {product} combinations (before exclude), more than "
+                    f"the limit of {cap}: use fewer axes, raise build.max_combinations, or "
+                    "sample them (sample: pairwise)")
+    line = yamlsrc.line_of(top, "axes")
     return [Combination(make_id(list(row), short_names), row, line, None, repair)
             for row in product_rows(axes, rules)]
 
@@ -339,9 +389,9 @@ def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
         values = [(s, v) for s, v, _ in _assignments(
             path, entry.get("config", yamlsrc.LineDict()), "include config", at)]
         combo_id = entry.get("id", make_id(values, short_names))
-        if not isinstance(combo_id, str) or not ID_RE.match(combo_id):
+        if not isinstance(combo_id, str) or not ID_RE.fullmatch(combo_id):
             raise _fail(path, yamlsrc.line_of(entry, "id"),
-                        f"id {combo_id!r} may only use letters, digits, _ . + -")
+                        f"id {str(combo_id)[:80]!r} may only use letters, digits, _ . + -")
         boot = None
         if "boot" in entry:
             raw = entry["boot"]
@@ -350,8 +400,9 @@ def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
             elif isinstance(raw, yamlsrc.LineDict):  # every YAML mapping loads as one
                 _unknown_keys(path, raw, BOOT_KEYS, "boot")
                 cmdline = raw.get("cmdline", "")
-                if not isinstance(cmdline, str):
-                    raise _fail(path, yamlsrc.line_of(raw, "cmdline"), "cmdline must be a string")
+                if not isinstance(cmdline, str) or _BAD_CHAR_RE.search(cmdline):
+                    raise _fail(path, yamlsrc.line_of(raw, "cmdline"),
+                                "cmdline must be a string on one line (no control characters)")
                 boot = BootRequest(cmdline)
             elif raw is not False:
                 raise _fail(path, yamlsrc.line_of(entry, "boot"),
@@ -374,11 +425,15 @@ def _expect(path: Path, top: yamlsrc.LineDict
         at = yamlsrc.line_of(expect, directory)
         if not isinstance(directory, str) or not directory.endswith("/"):
             raise _fail(path, at, f"expect key {directory!r} must be a directory like kernel/module/")
+        if problem := _tree_path_problem(directory):
+            raise _fail(path, at, f"expect key {directory[:80]!r} {problem}: write a directory "
+                        "of the kernel tree like kernel/module/")
         objs = _mapping(path, objects, f"expect {directory}", at)
         result[directory] = {}
         for obj, cond in objs.items():
             oat = yamlsrc.line_of(objs, obj)
-            if not isinstance(obj, str) or not obj.endswith(".o"):
+            if not isinstance(obj, str) or not obj.endswith(".o") or "/" in obj \
+                    or _BAD_CHAR_RE.search(obj):
                 raise _fail(path, oat, f"{obj!r} is not an object name like dups.o")
             cond_text = {True: "y", False: "n"}.get(cond, cond) if isinstance(cond, bool) else cond
             if not isinstance(cond_text, str):
@@ -393,6 +448,29 @@ def _expect(path: Path, top: yamlsrc.LineDict
     return result, lines
 
 
+def _tree_path_problem(text: str) -> str:
+    """Why a path from the matrix would leave the kernel tree (or is not a path), else ""."""
+    if _BAD_CHAR_RE.search(text) or any(c.isspace() for c in text):
+        return "has spaces or control characters"
+    if text.startswith("/"):
+        return "is an absolute path"
+    if any(part in ("..", ".") for part in text.split("/")) or "//" in text:
+        return "has . or .. or an empty part"
+    return ""
+
+
+def builds_directory(targets: tuple[str, ...] | list[str], directory: str, arch: Arch) -> bool:
+    """A make target that produces `directory`'s built-in.a: the directory itself, a directory
+    above it, or a whole-kernel target."""
+    for target in targets:
+        if target in ("all", "vmlinux", arch.image_target):
+            return True
+        t = target if target.endswith("/") else target + "/"
+        if directory.startswith(t):
+            return True
+    return False
+
+
 def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
     if "build" not in top:
         return BuildSettings()
@@ -401,6 +479,11 @@ def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
     targets = build.get("targets", list(BuildSettings.targets))
     if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
         raise _fail(path, yamlsrc.line_of(build, "targets"), "targets must be a list of make targets")
+    for target in targets:
+        if target.startswith("-") or "=" in target or _tree_path_problem(target):
+            raise _fail(path, yamlsrc.line_of(build, "targets"),
+                        f"target {target[:80]!r} is not a make target (no options, no "
+                        "VAR=value, no paths outside the tree): write e.g. kernel/module/")
     for key in ("timeout", "boot_timeout"):
         value = build.get(key, 1.0)  # a bool is an int, and .nan/.inf are floats: not seconds
         if isinstance(value, bool) or not isinstance(value, (int, float)) or \

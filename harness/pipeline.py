@@ -15,23 +15,23 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-from filelock import FileLock
-
-from . import boot_stage, kconfig, linkcheck, results
+from . import boot_stage, kconfig, linkcheck, locks, results, treeguard
 from . import matrix as matrixmod
 from .cache import touch_seed
-from .container import Runner, StepResult
-from .kbuild import Toolchain, first_errors, infra_trouble, step_output
+from .container import Runner, StepResult, write_log
+from .kbuild import Toolchain, damaged_tree, first_errors, infra_trouble, step_output
 from .kconfig import Config
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
 from .resolve import Resolution
 from .resolve import load as load_resolutions
 from .settings import Job, RunSettings
+from .treeguard import run_guarded
 from .verdict import InfraError, Outcome, Stage, Verdict
 
 BASE_CONFIG = ".kmatrix-base.config"  # the base config (tinyconfig, ...) kept in each output tree
@@ -106,7 +106,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
     seeds = Path(settings.cache) / "seeds"
     seeds.mkdir(parents=True, exist_ok=True)
     seed = seeds / key
-    with FileLock(str(seeds / f"{key}.lock")):
+    with locks.held(seeds / f"{key}.lock", f"seed tree {key}",
+                    _say_to(log)):
         if (seed / ".kmatrix-seed-done").exists():
             touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
             return seed
@@ -119,7 +120,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
         if resolved is None:
             raise InfraError(f"olddefconfig failed in the seed tree: see {log.name}")
         limit = max(matrix.build.timeout_s, SEED_TIMEOUT_S)
-        result = runner.run(tc.make_step("prepare", seed, "prepare", timeout_s=limit), log)
+        result = run_guarded(runner, tc.make_step("prepare", seed, "prepare", timeout_s=limit),
+                             log, seed)
         if not result.ok:
             raise InfraError(f"`make prepare` failed in the seed tree ({' | '.join(result.tail[-2:])})"
                              f": see {log.name}")
@@ -127,11 +129,12 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
         # objects the common config already decides are then warm in every copy. A failure
         # here is the combinations' business, not the seed's.
         dirs = [t for t in matrix.build.targets if t.endswith("/")]  # not vmlinux & co
-        warm = runner.run(tc.make_step("warm-targets", seed, *dirs, timeout_s=limit),
-                          log) if dirs else None
+        warm = run_guarded(runner, tc.make_step("warm-targets", seed, *dirs, timeout_s=limit),
+                           log, seed) if dirs else None
         if warm is not None and not warm.ok:
             log.write("kmatrix: the seed could not build the targets; each combination "
                       "builds them itself\n")
+            treeguard.repair(seed, _say_to(log))  # a killed warm-up leaves no half objects
         (seed / ".kmatrix-seed-done").write_text(results.now() + "\n")
     return seed
 
@@ -148,24 +151,50 @@ def _tree_of(resolution: Resolution | None, combo: Combination) -> str:
     return resolution.tree_group if resolution is not None else combo.id
 
 
-def output_dir(settings: RunSettings, name: str) -> Path:
+def output_dir(settings: RunSettings, name: str, say: Callable[[str], None]) -> Path:
     """The combination's output tree: warm (kept from the last run, or copied from the seed)
-    unless --pristine, which always starts from an empty directory."""
+    unless --pristine, which always starts from an empty directory. Called with the tree's
+    lock held; a tree a stopped step left dirty is repaired first (harness/treeguard.py)."""
     if settings.pristine:
         out = Path(settings.cache) / "pristine" / settings.run_id / name
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         return out
     out = settings.work_dir() / name
+    if treeguard.dirty_since(out) == 0:  # condemned: found damaged, nothing in it is trusted
+        say(f"kmatrix: tree {out} was found damaged: made again from the seed")
+        shutil.rmtree(out)
     if not out.is_dir() and settings.seed:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.parent / f".{name}.copy"
-        shutil.rmtree(tmp, ignore_errors=True)
-        subprocess.run(["cp", "-a", "--reflink=auto", settings.seed, str(tmp)], check=True)
-        (tmp / ".kmatrix-seed-done").unlink(missing_ok=True)
-        tmp.rename(out)
+        copy_seed(Path(settings.seed), out, say)
     out.mkdir(parents=True, exist_ok=True)
+    treeguard.repair(out, say)
     return out
+
+
+def copy_seed(seed: Path, out: Path, say: Callable[[str], None]) -> None:
+    """A new tree as a copy of the seed, made while holding the seed's lock (so `kmatrix
+    cache --prune` cannot delete it halfway); a seed that is gone meanwhile gives an empty
+    tree (a cold build, said in the log), never a half copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.copy"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}", say):
+        if not (seed / ".kmatrix-seed-done").exists():
+            say(f"kmatrix: seed tree {seed} is gone (pruned?): {out.name} builds from empty")
+            return
+        done = subprocess.run(["cp", "-a", "--reflink=auto", str(seed), str(tmp)],
+                              capture_output=True, text=True)
+    if done.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InfraError(f"copying the seed tree failed ({done.stderr.strip()[:160]}): is the "
+                         f"disk under {out.parent} full?")
+    (tmp / ".kmatrix-seed-done").unlink(missing_ok=True)
+    tmp.rename(out)
+
+
+def _say_to(log: IO[str]) -> Callable[[str], None]:
+    """A line to the step log (where a human reading a slow combination looks first)."""
+    return lambda line: write_log(log, line + "\n")
 
 
 def run_combination(job: Job) -> results.Record:
@@ -186,11 +215,15 @@ def run_combination(job: Job) -> results.Record:
                       f"# reproduce: {record.reproducer}\n")
             resolution = load_resolutions(run_dir).get(combo.id)  # if the resolve step ran
             outcome = _unsatisfiable(resolution, record)
+            if outcome is None and resolution is not None:  # its time, for the reports
+                _stage(record, "resolve", "pass", resolution.seconds)
             if outcome is None:  # a request that can never hold takes no tree at all
                 name = _tree_of(resolution, combo)
                 settings.work_dir().mkdir(parents=True, exist_ok=True)
-                with FileLock(str(settings.work_dir() / f"{name}.lock")):
-                    chain = Chain(job, record, log, output_dir(settings, name), resolution)
+                with locks.held(settings.work_dir() / f"{name}.lock", f"output tree {name}",
+                                _say_to(log)):
+                    chain = Chain(job, record, log, output_dir(settings, name, _say_to(log)),
+                                  resolution)
                     outcome = chain.run(requested)
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])
@@ -198,7 +231,7 @@ def run_combination(job: Job) -> results.Record:
         outcome = Outcome(Verdict.INFRA_ERROR, [f"kmatrix failed: {type(exc).__name__}: {exc}"])
     except KeyboardInterrupt:
         record.status, record.verdict = "interrupted", Verdict.INFRA_ERROR
-        record.reasons = ["interrupted (Ctrl-C) before this combination finished"]
+        record.reasons = ["interrupted (Ctrl-C or SIGTERM) before this combination finished"]
         record.duration_s = time.monotonic() - start
         record.finished = results.now()
         results.write_record(run_dir, record)
@@ -300,8 +333,9 @@ class Chain:
         targets = list(matrix.build.targets)
         if job.boots and matrix.arch.image_target not in targets:
             targets.append(matrix.arch.image_target)
-        step = job.runner.run(self.tc.make_step("build", out, *targets,
-                                                timeout_s=matrix.build.timeout_s), log)
+        step = run_guarded(job.runner, self.tc.make_step("build", out, *targets,
+                                                         timeout_s=matrix.build.timeout_s),
+                           log, out)
         _stage(record, "build", "pass" if step.ok else ("error" if step.timed_out else "fail"),
                step.duration_s, step.command)
         if step.timed_out:
@@ -311,6 +345,16 @@ class Chain:
             log.flush()
             lines = step_output((job.combo_dir / "build.log").read_text(
                 errors="replace").splitlines())
+            if step.exit_code is not None and step.exit_code > 128:
+                # make died of a signal (128 + N): sent from outside, an engine stop or restart,
+                # `docker stop` or a kill (an OOM kill was named above); a compile error is 2
+                return Outcome(Verdict.INFRA_ERROR, [
+                    f"the build was stopped from outside (exit {step.exit_code}: signal "
+                    f"{step.exit_code - 128}; the Docker engine stopped or restarted, or the "
+                    "container was stopped or killed): rerun"])
+            if damage := damaged_tree(lines):
+                treeguard.condemn(out)
+                return Outcome(Verdict.INFRA_ERROR, [damage])
             if trouble := infra_trouble(lines):
                 return Outcome(Verdict.INFRA_ERROR, [trouble])
             errors = first_errors(lines) or step.tail[-3:]
@@ -355,13 +399,22 @@ def link_stage(matrix: Matrix, out: Path, resolved: Config, record: results.Reco
     for directory, expect in matrix.expect.items():
         archive = out / directory / "built-in.a"
         if not archive.is_file():
-            if any(t.rstrip("/") in (directory.rstrip("/"), "all", "vmlinux",
-                                     matrix.arch.image_target)
-                   for t in matrix.build.targets) or directory in matrix.build.targets:
-                reasons.append(f"{directory}built-in.a was not produced by the build")
+            if not matrixmod.builds_directory(matrix.build.targets, directory, matrix.arch):
+                # nothing would be checked: never a silent pass
+                _stage(record, "link-check", "error")
+                return Outcome(Verdict.INFRA_ERROR, [
+                    f"link check of {directory} checked nothing: no {directory}built-in.a and "
+                    f"no build target builds it: add {directory} to build.targets"])
+            reasons.append(f"{directory}built-in.a was not produced by the build")
             continue
-        report = linkcheck.link_check(directory, expect, resolved,
-                                      linkcheck.archive_members(archive))
+        try:
+            members = linkcheck.archive_members(archive)
+        except (OSError, ValueError) as exc:
+            treeguard.condemn(out)
+            _stage(record, "link-check", "error")
+            return Outcome(Verdict.INFRA_ERROR, [f"the output tree is damaged ({exc}): it is "
+                                                 "emptied for a clean build; rerun"])
+        report = linkcheck.link_check(directory, expect, resolved, members)
         record.link[directory] = {"members": report.members, "expected": report.expected,
                                   "missing": report.missing, "unexpected": report.unexpected}
         reasons += report.describe()

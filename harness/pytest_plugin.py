@@ -9,6 +9,7 @@ the verdict's reasons when the kernel (or the infrastructure) failed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,13 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr, TracebackStyle
 
-from . import cover, resolve
+from . import cover, resolve, results, runstate
 from . import matrix as matrixmod
 from .matrix import Combination, Matrix
 from .pipeline import run_combination, tree_name
 from .session import load_symbols
 from .settings import Job, RunSettings
+from .verdict import KmatrixError, Verdict
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -71,12 +73,41 @@ class CombinationItem(pytest.Item):
         self.combo, self.matrix, self.settings = combo, matrix, settings
 
     def runtest(self) -> None:
-        symbols = load_symbols(Path(self.settings.run_dir))
-        job = Job(self.settings, self.matrix, self.combo, symbols, self.settings.runner())
-        record = run_combination(job)
+        try:
+            symbols = load_symbols(Path(self.settings.run_dir))
+            job = Job(self.settings, self.matrix, self.combo, symbols, self.settings.runner())
+            record = run_combination(job)
+        except Exception as exc:
+            message = exc.message if isinstance(exc, KmatrixError) else \
+                f"kmatrix failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+            self._write_failed_record(message)
+            raise CombinationFailed(Verdict.INFRA_ERROR.value, [message], "") from exc
         self.user_properties.append(("verdict", record.verdict_text))
         if not record.passed:
             raise CombinationFailed(record.verdict_text, record.reasons, record.reproducer)
+
+    def _write_failed_record(self, message: str) -> None:
+        """An infra-error record for a combination that failed before its record was finished
+        (best effort: when even this cannot be written, `kmatrix run` still reports the row)."""
+        run_dir = Path(self.settings.run_dir)
+        path = run_dir / self.combo.id / results.RECORD
+        try:
+            old = results.Record.from_dict(json.loads(path.read_text())) if path.is_file() \
+                else None
+        except (OSError, ValueError, TypeError):
+            old = None
+        record = old or results.Record(combination=self.combo.id, run_id=self.settings.run_id,
+                                       matrix=str(self.matrix.path),
+                                       values=dict(self.combo.values), requested={})
+        if record.verdict is not None and record.status == "done":
+            return
+        record.status, record.verdict = "done", Verdict.INFRA_ERROR
+        record.reasons = [message]
+        record.finished = results.now()
+        try:
+            results.write_record(run_dir, record)
+        except (OSError, KmatrixError):
+            pass
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException],
                      style: TracebackStyle | None = None) -> str | TerminalRepr:
@@ -117,6 +148,9 @@ class Progress:
 
 def pytest_configure(config: pytest.Config) -> None:
     run_dir = config.getoption("--kmatrix-run-dir")
+    if run_dir and hasattr(config, "workerinput"):
+        # an xdist worker sent SIGTERM stops its step (and removes its container) like Ctrl-C
+        runstate.install_terminate_as_interrupt()
     if run_dir and not hasattr(config, "workerinput"):
         settings = RunSettings.load(Path(run_dir))
         config.pluginmanager.register(ProgressReporter(Progress(settings.workers)),
@@ -139,5 +173,48 @@ class ProgressReporter:
             line = self.progress.finished(report.nodeid, str(verdict), report.duration)
             print("\n" + line, flush=True)
 
+    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
         self.progress.total = len(ids)
+
+
+def combination_of(nodeid: str) -> str:
+    """`matrix.yaml::dups-y@tree` (xdist adds @group) -> `dups-y`."""
+    return nodeid.rsplit("::", 1)[-1].split("@", 1)[0]
+
+
+class RunTracker:
+    """What pytest selected and ran, seen from the controlling process (`kmatrix run` passes it
+    to pytest.main): the exit status and the reports cover every selected combination, with or
+    without a record."""
+
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
+        self.selected: list[str] = []
+        self.outcomes: dict[str, str] = {}
+        self.interrupted = False
+
+    def _select(self, ids: list[str]) -> None:
+        before = len(self.selected)
+        for nodeid in ids:
+            combo = combination_of(nodeid)
+            if combo not in self.selected:
+                self.selected.append(combo)
+        if self.run_dir is not None and len(self.selected) != before:
+            # on disk at once: a run killed later still names every combination it had
+            runstate.set_expected(self.run_dir, self.selected)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._select([item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
+        self._select(ids)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        combo = combination_of(report.nodeid)
+        if report.failed or combo not in self.outcomes:
+            self.outcomes[combo] = report.outcome
+
+    def pytest_keyboard_interrupt(self, excinfo: object) -> None:
+        self.interrupted = True

@@ -25,6 +25,7 @@ from .kconfig import Config, SymbolTable
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
 from .settings import Job, RunSettings
+from .verdict import InfraError
 
 RESOLVE_FILE = "resolve.json"
 MEMO_VERSION = 2  # bump when Resolution gains a field the memo must hold
@@ -113,10 +114,8 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
                                              sorted(base.items()), sorted(requested.items()),
                                              c.repair]).encode()).hexdigest()[:20]
             known = memo / f"{key}.json"
-            if known.exists():
-                res = Resolution(**{**json.loads(known.read_text()), "combination": c.id,
-                                    "seconds": 0.0})
-            else:
+            res = remembered(known, c.id, log)
+            if res is None:
                 res = resolve_one(session, base, requested, c)
                 results.atomic_write(known, json.dumps(asdict(res)))
             out.append(res)
@@ -186,11 +185,28 @@ def save(run_dir: Path, resolutions: dict[str, Resolution]) -> None:
                          json.dumps({k: asdict(v) for k, v in resolutions.items()}, indent=2))
 
 
+def remembered(known: Path, combo: str, log: IO[str]) -> Resolution | None:
+    """A remembered resolution; a damaged entry (cut short, not JSON, not a resolution) is
+    removed and resolved again, never a traceback."""
+    if not known.exists():
+        return None
+    try:
+        return Resolution(**{**json.loads(known.read_text()), "combination": combo,
+                             "seconds": 0.0})
+    except (OSError, ValueError, TypeError) as exc:
+        log.write(f"kmatrix: {known} is damaged ({type(exc).__name__}): resolving again\n")
+        known.unlink(missing_ok=True)
+        return None
+
+
 def load(run_dir: Path) -> dict[str, Resolution]:
     path = run_dir / RESOLVE_FILE
     if not path.exists():
         return {}
-    return {k: Resolution(**v) for k, v in json.loads(path.read_text()).items()}
+    try:
+        return {k: Resolution(**v) for k, v in json.loads(path.read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise InfraError(f"{path} is damaged ({type(exc).__name__}): rerun the matrix") from exc
 
 
 def tree_lines(resolutions: dict[str, Resolution]) -> list[str]:

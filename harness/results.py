@@ -6,7 +6,8 @@ results/<run-id>/
   <combination>/build.log    every command (as a rerunnable `docker run` line) and its output
   <combination>/config       the resolved .config
   <combination>/reproducer.sh
-  junit.xml, summary.md    written from the records, never re-derived
+  <combination>/metadata.json  the record in TuxMake's metadata.json shape
+  junit.xml, summary.md, report.html   written from the records, never re-derived
 results/latest -> <run-id>
 Every file is written atomically (temporary file + rename): an interrupted run never leaves a
 truncated record.
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
-from .verdict import InfraError, Verdict
+from .verdict import InfraError, KmatrixError, Verdict
 
 RECORD = "record.json"
 
@@ -136,10 +137,48 @@ def write_record(run_dir: Path, record: Record) -> Path:
 
 
 def read_records(run_dir: Path) -> list[Record]:
+    """Every record of a run, sorted by combination; a record that cannot be read (truncated,
+    not JSON, not a record) is an infra-error row naming the fault, never a lost row."""
     records = []
     for path in sorted(run_dir.glob(f"*/{RECORD}")):
-        records.append(Record.from_dict(json.loads(path.read_text())))
+        try:
+            data = json.loads(path.read_text(errors="replace"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            records.append(Record.from_dict(data))
+        except (OSError, ValueError, TypeError) as exc:
+            records.append(missing_record(path.parent.name, run_dir.name,
+                                          f"its {RECORD} cannot be read ({type(exc).__name__}: "
+                                          f"{' '.join(str(exc).split())[:120]})"))
     return records
+
+
+def missing_record(combination: str, run_id: str, why: str, matrix: str = "") -> Record:
+    """The row of a combination that has no usable record: an infra-error, never a pass."""
+    return Record(combination=combination, run_id=run_id, matrix=matrix, values={},
+                  requested={}, status="no-record", verdict=Verdict.INFRA_ERROR,
+                  reasons=[f"no record: {why}; rerun it"], finished=now())
+
+
+def complete_records(run_dir: Path, expected: list[str], matrix: str = "",
+                     why: str = "") -> list[Record]:
+    """The run's records plus an infra-error row for every expected combination (every one
+    pytest selected) that never got a record, written where that is possible."""
+    why = why or ("it never wrote one (it failed before its first record, or the record could "
+                  "not be written)")
+    records = read_records(run_dir)
+    have = {r.combination for r in records}
+    for combo in expected:
+        if combo in have:
+            continue
+        have.add(combo)
+        record = missing_record(combo, run_dir.name, why, matrix)
+        try:
+            write_record(run_dir, record)
+        except (OSError, KmatrixError):
+            pass  # the reports below still carry the row
+        records.append(record)
+    return sorted(records, key=lambda r: r.combination)
 
 
 _XML_FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -176,13 +215,19 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def summary_markdown(records: list[Record], title: str) -> str:
+def summary_markdown(records: list[Record], title: str, preface: str = "",
+                     appendix: list[str] | tuple[str, ...] = ()) -> str:
+    """The run as Markdown: counts, `preface` (what changed since the previous run), one row
+    per combination, then `appendix` (the nightly's bisects)."""
     counts: dict[str, int] = {}
     for r in records:
         key = r.verdict.value if r.verdict is not None else "unfinished"
         counts[key] = counts.get(key, 0) + 1
     lines = [f"# {title}", "",
-             ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), "",
+             ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), ""]
+    if preface:
+        lines += [preface.rstrip("\n"), "", "## Every combination", ""]
+    lines += [
              "| combination | verdict | time | reason | reproduce |",
              "| --- | --- | --- | --- | --- |"]
     for r in records:
@@ -193,6 +238,8 @@ def summary_markdown(records: list[Record], title: str) -> str:
         repro = f"`{_cell(r.reproducer)}`" if failed and r.reproducer else ""
         lines.append(f"| {r.combination} | {r.verdict_text} | {r.duration_s:.0f} s "
                      f"| {reason} | {repro} |")
+    if appendix:
+        lines += ["", *appendix]
     return "\n".join(lines) + "\n"
 
 
@@ -218,13 +265,31 @@ def point_latest(results: Path, run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def finish_run(run_dir: Path, title: str) -> list[Record]:
-    """Write junit.xml and summary.md from the records, and point results/latest here."""
-    records = read_records(run_dir)
-    atomic_write(run_dir / "junit.xml", junit_xml(records))
-    summary = summary_markdown(records, title)
-    if (run_dir / "coverage.md").is_file():  # a sampled run's coverage (harness/coverage.py)
-        summary += "\n" + (run_dir / "coverage.md").read_text()
-    atomic_write(run_dir / "summary.md", summary)
-    point_latest(run_dir.parent, run_dir)
+def mark_unfinished(run_dir: Path, why: str) -> int:
+    """Records still `running` (their worker was stopped or killed mid-step) become
+    `interrupted`, with no verdict: an infrastructure row, never a kernel verdict."""
+    marked = 0
+    for record in read_records(run_dir):
+        if record.status != "running":
+            continue
+        record.status, record.verdict = "interrupted", None
+        record.reasons = [*record.reasons, why]
+        try:
+            write_record(run_dir, record)
+        except (OSError, KmatrixError):
+            continue
+        marked += 1
+    return marked
+
+
+def finish_run(run_dir: Path, title: str | None = None, expected: list[str] | None = None,
+               matrix: str = "", missing_why: str = "") -> list[Record]:
+    """Write every report from the records (summary.md, junit.xml, report.html, metadata.json:
+    harness/reports.py), with an infra-error row for every expected combination without a
+    record, and point results/latest here. `title` defaults to one made from run.json."""
+    from .reports import write_all
+
+    records = write_all(run_dir, title, complete_records(run_dir, expected or [], matrix,
+                                                          missing_why))
+    point_latest(run_dir.resolve().parent, run_dir.resolve())
     return records

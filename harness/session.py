@@ -3,7 +3,8 @@
 prepare_run: load and validate the matrix, resolve the kernel tree, check every symbol against
 it, connect to Docker, make sure the builder image exists, create results/<run-id>/ and the
 prepared seed tree. Any problem here is one line and no build starts.
-finish_run: JUnit, summary and results/latest from the records.
+finish_run: every report (summary, JUnit, report.html, metadata.json) and results/latest,
+from the records.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import container, kconfig, results, runinfo, runstate, source
 from . import image as imagemod
-from . import kconfig, results, source
 from . import matrix as matrixmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
@@ -129,7 +130,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     cache = source.cache_root()
     check_disk(cache)
     check_disk(opts.results)
-    tag, client, runner = open_engine(cache, say)
+    tag, client, _ = open_engine(cache, say)
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
     later = matrix.deferred or opts.random is not None  # combinations made after Kconfig
     # a sample's size is known after Kconfig: budget for many; fit_to_trees lowers it then
@@ -139,40 +140,57 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     if fit < workers:
         say(f"kmatrix: memory for {fit} build(s) at once, not {workers}: running {fit}")
         workers, jobs = fit, jobs if opts.jobs else max(1, (os.cpu_count() or 1) // fit)
+    reaped = container.reap(client)
+    if reaped:
+        say(f"kmatrix: removed {len(reaped)} container(s) of killed runs: {', '.join(reaped)}")
     run_id = new_run_id()
     run_dir = (opts.results / run_id).resolve()
     run_dir.mkdir(parents=True)
-    settings = RunSettings(
-        run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
-        tree=str(tree.path),
-        kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
-                "path": str(tree.path)},
-        image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
-        cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
-        ccache=opts.ccache,
-        boot=opts.boot, only=list(opts.only),
-        trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
-        image_packages=imagemod.installed_packages(tag, client))
-    settings.save()
-    results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
-    if opts.random is not None:
-        count = f"{opts.random.count} random configs (make randconfig, KCONFIG_SEED " \
-            f"{opts.random.seed}..{opts.random.seed + opts.random.count - 1})"
-    elif matrix.deferred:
-        count = f"{matrix.sample.describe()}, made with the tree's Kconfig below" + \
-            (f", and {len(combos)} included combinations" if combos else "") + ";"
-    else:
-        count = f"{len(combos)} combinations"
-    say(f"kmatrix: run {run_id}: {matrix.path.name}: {count} on "
-        f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
-        f"{mem_bytes >> 20} MiB each")
-    with open(run_dir / "seed.log", "w") as log:
-        seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
-    settings.seed = str(seed) if seed else ""
-    settings.save()
-    resolve_first(settings, matrix, symbols, runner, say, opts.random)
-    fit_to_trees(settings, opts, say)
-    return settings, matrix
+    runstate.begin(run_dir)
+    results.point_latest(opts.results, run_dir)  # a run killed from here on shows as killed
+    runner = container.make_runner(tag, client, run_id)
+    try:
+        settings = RunSettings(
+            run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
+            tree=str(tree.path),
+            kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
+                    "path": str(tree.path)},
+            image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
+            cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
+            ccache=opts.ccache,
+            boot=opts.boot, only=list(opts.only),
+            trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
+            image_packages=imagemod.installed_packages(tag, client),
+            matrix_info=runinfo.describe_matrix(matrix))
+        settings.save()
+        results.atomic_write(run_dir / runinfo.MATRIX_COPY, matrix.path.read_text())
+        results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
+        if opts.random is not None:
+            count = f"{opts.random.count} random configs (make randconfig, KCONFIG_SEED " \
+                f"{opts.random.seed}..{opts.random.seed + opts.random.count - 1})"
+        elif matrix.deferred:
+            count = f"{matrix.sample.describe()}, made with the tree's Kconfig below" + \
+                (f", and {len(combos)} included combinations" if combos else "") + ";"
+        else:
+            count = f"{len(combos)} combinations"
+        say(f"kmatrix: run {run_id}: {matrix.path.name}: {count} on "
+            f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
+            f"{mem_bytes >> 20} MiB each")
+        with open(run_dir / "seed.log", "w") as log:
+            seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
+        settings.seed = str(seed) if seed else ""
+        settings.save()
+        resolve_first(settings, matrix, symbols, runner, say, opts.random)
+        if matrix.deferred or opts.random is not None:  # the combinations are known now
+            settings.matrix_info = runinfo.describe_matrix(matrix)
+            settings.save()
+        fit_to_trees(settings, opts, say)
+        return settings, matrix
+    except BaseException as exc:
+        container.reap(client, run_id)
+        runstate.end(run_dir, runstate.INTERRUPTED if isinstance(exc, KeyboardInterrupt)
+                     else runstate.FAILED)
+        raise
 
 
 def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None:
@@ -274,7 +292,22 @@ def load_symbols(run_dir: Path) -> SymbolTable:
     return SymbolTable(json.loads((run_dir / "symbols.json").read_text()))
 
 
-def finish_run(settings: RunSettings) -> list[results.Record]:
-    return results.finish_run(Path(settings.run_dir),
-                              f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
-                              f"on Linux {settings.kernel.get('version')}")
+def finish_run(settings: RunSettings, expected: list[str] | None = None,
+               interrupted: bool = False) -> list[results.Record]:
+    """The end of every run, however it ended: remove the run's containers that are still
+    there (a worker killed mid-step leaves its step running), mark the records that never
+    finished, write the reports with a row for every expected combination (those pytest
+    selected), and record how the run ended."""
+    run_dir = Path(settings.run_dir)
+    container.reap_run(settings.run_id)
+    if interrupted:
+        results.mark_unfinished(run_dir, "interrupted (Ctrl-C or SIGTERM) before this "
+                                "combination finished")
+    records = results.finish_run(run_dir,
+                                 f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
+                                 f"on Linux {settings.kernel.get('version')}", expected,
+                                 settings.matrix_path,
+                                 "it had not started when the run was interrupted"
+                                 if interrupted else "")
+    runstate.end(run_dir, runstate.INTERRUPTED if interrupted else runstate.COMPLETE)
+    return records

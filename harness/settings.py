@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import results
 from .container import Runner, make_runner
@@ -43,6 +44,10 @@ class RunSettings:
     trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
     seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
     image_packages: dict[str, str] = field(default_factory=dict)
+    # whose compiler cache: "" the shared one; another name its own (a commit bisect builds
+    # commits nobody vetted, which must never write into the cache every run reads)
+    ccache_domain: str = ""
+    matrix_info: dict[str, Any] = field(default_factory=dict)  # harness/runinfo.py: for reports
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))
@@ -54,7 +59,8 @@ class RunSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def toolchain(self, matrix: Matrix, jobs: int | None = None) -> Toolchain:
-        ccache = Path(self.cache) / "ccache" if self.ccache and not self.pristine else None
+        name = f"ccache-{self.ccache_domain}" if self.ccache_domain else "ccache"
+        ccache = Path(self.cache) / name if self.ccache and not self.pristine else None
         if ccache is not None:
             ccache.mkdir(parents=True, exist_ok=True)
         return Toolchain(Path(self.tree), matrix.arch, jobs or self.jobs,
@@ -67,7 +73,7 @@ class RunSettings:
 
     def runner(self) -> Runner:
         """The runner of this run's builder image (the one place a worker makes one)."""
-        return make_runner(self.image)
+        return make_runner(self.image, run_id=self.run_id)
 
 
 @dataclass(frozen=True)

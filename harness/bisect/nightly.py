@@ -7,6 +7,7 @@ import json
 import time
 from pathlib import Path
 
+from .. import runstate
 from ..verdict import InfraError, InputError, Stage, Verdict
 from .commits import bisect_on_tree
 from .oracle import config_bisect_on_tree
@@ -16,10 +17,10 @@ from .trial import Say, open_env
 
 
 def previous_run_dir(results_dir: Path, current: Path) -> Path | None:
-    """The run before `current` in results/ (run ids sort by time)."""
+    """The finished run before `current` in results/ (run ids sort by time)."""
     runs = sorted(p for p in results_dir.iterdir()
                   if p.is_dir() and (p / "run.json").is_file() and p.name < current.name
-                  and not p.name.startswith("bisect"))
+                  and not p.name.startswith("bisect") and runstate.is_finished_run(p))
     return runs[-1] if runs else None
 
 

@@ -89,7 +89,8 @@ def open_env(matrix_path: Path | str, results_dir: Path | str, kernel: str | Non
         run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
         tree=str(tree.path), kernel={"version": tree.version, "origin": tree.origin,
                                      "commit": tree.commit, "path": str(tree.path)},
-        image=tag, image_id=runner.image_id(), jobs=jobs, workers=1, cpus_per_build=float(jobs))
+        image=tag, image_id=runner.image_id(), jobs=jobs, workers=1, cpus_per_build=float(jobs),
+        ccache_domain="bisect" if label == "bisect" else "")  # other commits: their own ccache
     settings.save()
     return Env(settings, matrix, symbols, runner, say)
 

@@ -81,7 +81,11 @@ def test_kernel_cmdline() -> None:
 
 def test_boot_step_limits_mounts_and_devices(tmp_path: Path) -> None:
     step = boot.boot_step(spec(tmp_path, limit_s=100))
-    assert step.timeout_s == 100 + boot.CONTAINER_SLACK_S
+    assert step.timeout_s == 100  # soft: a console still advancing may stretch it
+    assert step.progress is not None and step.progress.hard_s == 100 * boot.HARD_LIMIT_FACTOR
+    assert step.progress.path == tmp_path / "boot" / "console.log"
+    qemu_limit = float(step.argv[step.argv.index("timeout") + 2])
+    assert qemu_limit > step.progress.hard_s  # the runner decides; QEMU's timeout is a backstop
     assert step.devices == ()
     rw = {m.path for m in step.mounts if not m.read_only}
     assert rw == {tmp_path / "boot"}

@@ -80,3 +80,29 @@ def test_cli_cache_lists_and_prunes(root: Path, monkeypatch: pytest.MonkeyPatch,
     assert "freed " in out and "in 2 tree(s)" in out
     assert cli.main(["cache", "--prune", "-1"]) == 2
     assert "--prune takes a number of days" in capsys.readouterr().err
+
+
+def test_prune_also_removes_what_stopped_runs_left_behind(root: Path) -> None:
+    """Issue 10, item 8: before the fix, half copies, unfinished seeds, scratch trees of dead
+    runs, an interrupted image build's root filesystem and a half-unpacked source stayed on
+    disk for ever (1.5 GB each)."""
+    def aged(rel: str) -> Path:  # every file a day old
+        path = tree(root, rel, 1)
+        when = time.time() - DAY
+        for child in path.iterdir():
+            os.utime(child, (when, when))
+        return path
+
+    left = [aged("work/abc/.lane0.copy"), aged("seeds/deadbeef0000"),
+            aged("pristine/20261128T000000Z-aaaa"), aged("resolve/20261128T000000Z-bbbb"),
+            aged("rootfs-x1y2"), aged("trees/.linux-source-6.12-1-2-qwerty")]
+    young = tree(root, "resolve/20261130T000000Z-cccc", 0)  # a run may still be making it
+    found = {s.path: s for s in cache.leftovers(root)}
+    assert set(found) == set(left)
+    assert found[left[0]].lock.name == "lane0.lock"
+    assert found[left[5]].lock.name == "linux-source-6.12-1-2.lock"
+    with FileLock(str(found[left[1]].lock)):  # a run is making that seed right now
+        removed, busy = cache.prune(list(found.values()))
+    assert [b.path for b in busy] == [left[1]]
+    assert all(not p.exists() for p in left if p != left[1]) and young.exists()
+    assert (root / "work/abc/old-combo").exists()  # leftovers only: no age rule for trees

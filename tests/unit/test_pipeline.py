@@ -404,7 +404,7 @@ def test_ctrl_c_leaves_an_interrupted_record_and_propagates(tmp_path: Path, matr
         run(tmp_path, matrix, "dups-y", FakeMake(raise_on={"build": KeyboardInterrupt()}))
     data = on_disk(tmp_path, "dups-y")
     assert (data["status"], data["verdict"]) == ("interrupted", "infra-error")
-    assert data["reasons"] == ["interrupted (Ctrl-C) before this combination finished"]
+    assert data["reasons"] == ["interrupted (Ctrl-C or SIGTERM) before this combination finished"]
     assert data["finished"]
 
 

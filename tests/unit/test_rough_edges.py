@@ -216,12 +216,12 @@ class FakeRun:
 
         real_main = pytest.main
 
-        def main(argv: list[str]) -> int:
+        def main(argv: list[str], plugins: list[object] | None = None) -> int:
             self.argv.append(list(argv))
-            return real_main(argv)
+            return real_main(argv, plugins=plugins)
 
         monkeypatch.setattr(session, "prepare_run", prepare_run)
-        monkeypatch.setattr(session, "finish_run", lambda settings: [])
+        monkeypatch.setattr(session, "finish_run", lambda settings, expected=None, interrupted=False: [])
         monkeypatch.setattr(pytest_plugin, "run_combination", run_combination)
         monkeypatch.setattr(RunSettings, "runner", lambda self: None)
         monkeypatch.setattr(pytest_plugin, "load_symbols", lambda run_dir: None)
@@ -488,11 +488,11 @@ def test_offline_build_uses_and_prints_the_chosen_mirror(tmp_path: Path,
     monkeypatch.setattr(image.shutil, "which", lambda name: "/usr/sbin/" + name)
     ran: list[list[str]] = []
 
-    def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    def run(argv: list[str], timeout_s: float, why: str) -> subprocess.CompletedProcess[str]:
         ran.append(argv)
         return subprocess.CompletedProcess(argv, 1, "", "E: Failed getting release file")
 
-    monkeypatch.setattr(image.subprocess, "run", run)
+    monkeypatch.setattr(image, "run_bounded", run)
     said: list[str] = []
     spec = image.read_spec()
     with pytest.raises(InfraError, match="http://env.example/debian"):

@@ -1,0 +1,302 @@
+"""The fault-injection suite (issue 10): real faults against real runs, each judged by the
+same criteria -- the exit status, the verdicts, no traceback, every combination with a whole
+record, no container left, and (where the fault is gone) a rerun with the verdicts of a run
+that met no fault. docs/reliability.md lists every case with its measured outcome.
+
+The engine faults run on the suite's own dockerd (tests/faults/engine.py), never on the
+machine's. Cases marked slow_fault run in `nox -s faults` only.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from faults.conftest import (
+    COMBOS,
+    assert_sound,
+    container_of,
+    finish,
+    kmatrix,
+    run_to_end,
+    start_run,
+    wait_for,
+    write_matrix,
+)
+from faults.engine import Engine
+from harness.verdict import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK
+
+pytestmark = pytest.mark.integration
+slow = pytest.mark.slow_fault
+
+# A combination whose build takes long enough to be hit: SMP changes most of what `prepare`
+# generates and every kernel/module/ object.
+LONG = "  - {id: f-smp, config: {CONFIG_SMP: y}}\n"
+
+
+def long_matrix(path: Path, tree: Path, timeout: float = 1800) -> Path:
+    m = write_matrix(path, tree, timeout=timeout)
+    m.write_text(m.read_text() + LONG)
+    return m
+
+
+def first_done(results: Path) -> bool:
+    return any('"status": "done"' in p.read_text() for p in results.glob("*/*/record.json"))
+
+
+# --- the engine ----------------------------------------------------------------------------
+
+def test_engine_killed_after_the_first_combination(tmp_path, kernel_tree, live_engine: Engine):
+    """The engine crashes (SIGKILL) once the first combination finished: the others are
+    infra-error naming Docker, exit 3; with the engine back, a rerun passes them all."""
+    m = write_matrix(tmp_path, kernel_tree)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env)
+    wait_for(lambda: first_done(tmp_path / "res"), "the first combination finished")
+    live_engine.stop(signal.SIGKILL)
+    result = finish(proc, out, tmp_path / "res")
+    assert result.code == EXIT_INFRA, result.out[-2000:]
+    assert_sound(result, None, COMBOS)
+    done = [c for c, v in result.verdicts.items() if v == "pass"]
+    assert len(done) >= 1
+    for combo in set(COMBOS) - set(done):
+        assert result.verdicts[combo] == "infra-error"
+        assert any("Docker" in r for r in result.reasons[combo]), result.reasons[combo]
+    live_engine.start()
+    again = run_to_end(m, tmp_path / "res2", live_engine.env)
+    assert again.code == EXIT_OK and set(again.verdicts.values()) == {"pass"}, again.out[-2000:]
+    assert_sound(again, live_engine, COMBOS)
+
+
+@slow
+def test_engine_restarted_during_a_build(tmp_path, kernel_tree, live_engine: Engine):
+    m = long_matrix(tmp_path, kernel_tree)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+    container_of(live_engine, "build")
+    live_engine.restart()
+    result = finish(proc, out, tmp_path / "res")
+    assert result.code == EXIT_INFRA, result.out[-2000:]
+    # (the run may end while the engine is still coming back: its stopped container is then
+    # removed by the next run, checked below)
+    assert_sound(result, None, ["f-smp"])
+    assert result.verdicts["f-smp"] == "infra-error"
+    assert any("Docker" in r for r in result.reasons["f-smp"]), result.reasons
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
+    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
+    assert_sound(again, live_engine, ["f-smp"])
+
+
+@slow
+def test_build_killed_for_memory_is_infra_error(tmp_path, kernel_tree, live_engine: Engine):
+    m = long_matrix(tmp_path, kernel_tree)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+    box = container_of(live_engine, "build")
+    live_engine.docker("update", "--memory", "24m", "--memory-swap", "24m", box)
+    result = finish(proc, out, tmp_path / "res")
+    assert result.code == EXIT_INFRA, result.out[-2000:]
+    assert_sound(result, live_engine, ["f-smp"])
+    assert result.verdicts["f-smp"] == "infra-error"
+    assert any("memory" in r for r in result.reasons["f-smp"]), result.reasons
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
+    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
+
+
+@slow
+def test_step_timeout_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree,
+                                                             live_engine: Engine):
+    """A build stopped at its limit leaves its tree dirty; the rerun repairs it (removes what
+    the stopped step wrote) and gives the verdict of an unharmed run."""
+    m = long_matrix(tmp_path, kernel_tree, timeout=3)
+    result = run_to_end(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+    assert result.verdicts == {"f-smp": "infra-error"}, result.out[-2000:]
+    assert any("timed out" in r for r in result.reasons["f-smp"]), result.reasons
+    assert_sound(result, live_engine, ["f-smp"])
+    m = long_matrix(tmp_path, kernel_tree)
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
+    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
+    log = (again.run_dir / "f-smp" / "build.log").read_text()
+    assert "was left by a stopped step: removed the" in log
+
+
+@slow
+def test_a_paused_build_is_infra_error(tmp_path, kernel_tree, live_engine: Engine):
+    m = long_matrix(tmp_path, kernel_tree, timeout=40)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+    live_engine.docker("pause", container_of(live_engine, "build"))
+    result = finish(proc, out, tmp_path / "res")
+    assert result.verdicts == {"f-smp": "infra-error"}, result.out[-2000:]
+    assert any("paused" in r for r in result.reasons["f-smp"]), result.reasons
+    assert_sound(result, live_engine, ["f-smp"])
+
+
+@slow
+def test_two_runs_on_one_cache_while_a_prune_loops(tmp_path, kernel_tree, live_engine: Engine):
+    """`kmatrix cache --prune 0` (everything not in use) every second while two runs share a
+    fresh cache: trees and seeds in use are never removed under a run; whatever it removes
+    between combinations is remade. Both runs pass everything."""
+    m = write_matrix(tmp_path, kernel_tree)
+    env = {**live_engine.env, "KMATRIX_CACHE": str(tmp_path / "cache")}
+    runs = [start_run(m, tmp_path / f"res{i}", env) for i in (1, 2)]
+    pruned = 0
+    while any(proc.poll() is None for proc, _ in runs):
+        done = kmatrix("cache", "--prune", "0", env=env, timeout=300)
+        assert done.returncode == EXIT_OK and "Traceback" not in done.stderr, done.stderr
+        pruned += done.stdout.count("removed ")
+        time.sleep(1)
+    for i, (proc, out) in enumerate(runs, 1):
+        result = finish(proc, out, tmp_path / f"res{i}")
+        assert result.code == EXIT_OK, result.out[-3000:]
+        assert set(result.verdicts.values()) == {"pass"}
+        assert_sound(result, live_engine, COMBOS)
+    print(f"prune removed {pruned} tree(s) while the runs went on")
+
+
+# --- disks ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MiB filesystem, full."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)], check=True)
+    try:
+        subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'fill'}", "bs=64k"],
+                       capture_output=True, check=False)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_results_on_a_full_disk(tmp_path, kernel_tree, full_disk):
+    m = write_matrix(tmp_path, kernel_tree)
+    done = kmatrix("run", str(m), "--results", str(full_disk / "res"), timeout=300)
+    assert done.returncode == EXIT_INFRA, done.stdout + done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "free some space" in lines[0], done.stderr
+    assert not list(full_disk.glob("res/*/"))  # no half-made run directory
+
+
+def test_cache_on_a_full_disk(tmp_path, kernel_tree, full_disk):
+    m = write_matrix(tmp_path, kernel_tree)
+    done = kmatrix("run", str(m), "--results", str(tmp_path / "res"),
+                   env={"KMATRIX_CACHE": str(full_disk / "cache")}, timeout=300)
+    assert done.returncode == EXIT_INFRA, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "free" in done.stderr, done.stderr
+
+
+# --- corrupted state -----------------------------------------------------------------------
+
+def test_corrupted_records_and_a_dangling_latest(tmp_path):
+    results = tmp_path / "res"
+    run_dir = results / "20261130T000000Z-0001"
+    (run_dir / "f-plain").mkdir(parents=True)
+    (run_dir / "f-dups").mkdir()
+    (run_dir / "f-plain" / "record.json").write_text('{"combination": "f-plain", "verd')
+    (run_dir / "f-dups" / "record.json").write_bytes(b"\xff\xfe\x00garbage")
+    done = kmatrix("summary", str(run_dir), timeout=60)
+    assert done.returncode == EXIT_INFRA, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "f-plain" in done.stdout and "f-dups" in done.stdout
+    (results / "latest").symlink_to("20261129T000000Z-gone")
+    done = kmatrix("summary", str(results / "latest"), timeout=60)
+    assert done.returncode == EXIT_BAD_INPUT, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_sigkill_while_unpacking_the_kernel_source_then_rerun(tmp_path):
+    """A run killed while it unpacks Debian's linux-source tarball: no half tree is ever used
+    (the next command unpacks again and works), and the half-unpacked directory is a leftover
+    that `kmatrix cache --prune` knows."""
+    from harness import cache
+
+    m = tmp_path / "matrix.yaml"
+    m.write_text("kernel: {source: debian}\ninclude: [{id: a}]\n")
+    env = {"KMATRIX_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen(kmatrix_argv("validate", str(m)), cwd=Path(__file__).parents[2],
+                            env={**__import__("os").environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: list((tmp_path / "cache" / "trees").glob(".linux-source-*/*")),
+             "unpacking started", timeout=120, every=0.1)
+    time.sleep(2)
+    proc.kill()
+    proc.wait()
+    halves = [p for p in (tmp_path / "cache" / "trees").glob(".*") if p.is_dir()]
+    assert halves and not [p for p in (tmp_path / "cache" / "trees").glob("linux-*")
+                           if p.is_dir()], "the killed unpack must not leave a final tree"
+    done = kmatrix("validate", str(m), env=env, timeout=600)
+    assert done.returncode == EXIT_OK, done.stdout + done.stderr
+    found = [s.path for s in cache.leftover_candidates(tmp_path / "cache")]
+    assert set(halves) <= set(found)
+
+
+def test_a_damaged_tree_is_infra_error_then_made_again(tmp_path, kernel_tree, live_engine):
+    """An output tree damaged behind kmatrix's back (its kernel/module/built-in.a cut short,
+    as a full disk or a crash before dirty marks would): infra-error naming the damage, never
+    link-mismatch; the next run makes the tree again from the seed and passes."""
+    import json
+    import secrets
+    import shutil
+
+    combo = f"f-damage-{secrets.token_hex(3)}"  # a tree of its own, removed at the end
+    m = tmp_path / "matrix.yaml"
+    m.write_text(write_matrix(tmp_path / "base", kernel_tree).read_text().replace(
+        "include:\n", f"include:\n  - {{id: {combo}, config: {{}}}}\n"))
+    args = ("--only", combo, "--trees", "own")
+    first = run_to_end(m, tmp_path / "res1", live_engine.env, *args)
+    assert first.verdicts == {combo: "pass"}, first.out[-2000:]
+    tree = Path(json.loads((first.run_dir / combo / "record.json").read_text())["output_dir"])
+    try:
+        archive = tree / "kernel" / "module" / "built-in.a"
+        archive.write_bytes(archive.read_bytes()[:-25])
+        damaged = run_to_end(m, tmp_path / "res2", live_engine.env, *args)
+        assert damaged.verdicts == {combo: "infra-error"}, damaged.out[-2000:]
+        assert "damaged" in damaged.reasons[combo][0], damaged.reasons
+        assert_sound(damaged, live_engine, [combo])
+        again = run_to_end(m, tmp_path / "res3", live_engine.env, *args)
+        assert again.verdicts == {combo: "pass"}, again.out[-2000:]
+        assert "was found damaged: made again" in (again.run_dir / combo / "build.log").read_text()
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+# --- hostile input -------------------------------------------------------------------------
+
+BOMB = """
+a: &a ["x","x","x","x","x","x","x","x","x"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+include: [*g]
+"""
+
+
+@pytest.mark.parametrize("name,text", [
+    ("alias-bomb", BOMB),
+    ("million", "kernel: {source: debian}\nconfig:\n" + "".join(
+        f"  CONFIG_OPT{i}: [y, n]\n" for i in range(20))),
+    ("deep-expect", "kernel: {source: debian}\nexpect:\n  kernel/module/:\n    main.o: '"
+     + "!" * 5000 + "y'\ninclude: [{id: a}]\n"),
+    ("newline-id", 'kernel: {source: debian}\ninclude: [{id: "abc\\n"}]\n'),
+])
+def test_hostile_matrices_are_one_line_and_exit_2_under_limits(tmp_path, name, text):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    done = subprocess.run(["prlimit", "--as=1073741824", "--", "timeout", "60",
+                           *kmatrix_argv("validate", str(path))],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode == EXIT_BAD_INPUT, (done.returncode, done.stderr[-500:])
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-1000:]
+    assert time.monotonic() - started < 60
+
+
+def kmatrix_argv(*args: str) -> list[str]:
+    import sys
+    return [sys.executable, "-m", "harness", *args]
+

@@ -1,0 +1,45 @@
+"""The step container's limits on the real engine: a fork bomb stops at the pids limit (the
+host never sees it), the root filesystem is read-only, /tmp is a small tmpfs, and an init
+reaps what the step leaves behind."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from harness import container
+from harness.container import DockerRunner, Mount, Step
+
+pytestmark = pytest.mark.integration
+
+
+def run(runner: DockerRunner, tmp_path: Path, script: str, timeout_s: float = 60):
+    log = io.StringIO()
+    step = Step("limits", ("sh", "-c", script), (Mount(tmp_path, read_only=False),),
+                workdir=str(tmp_path), timeout_s=timeout_s)
+    return runner.run(step, log), log.getvalue()
+
+
+def test_a_fork_bomb_stops_at_the_pids_limit(docker_runner: DockerRunner, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch):
+    limit = 256  # the same mechanism as PIDS_LIMIT, small enough to be gentle to the host
+    monkeypatch.setattr(container, "PIDS_LIMIT", limit)
+    # the shell counts the children it started: it stops (dash exits) at the first failed fork
+    script = (f"i=0; while [ $i -lt {4 * limit} ]; do sleep 600 & i=$((i+1)); "
+              "echo $i > count; done 2>fork.err")
+    result, log = run(docker_runner, tmp_path, script)
+    assert result.exit_code not in (0, None), log  # it ended, and not by finishing the loop
+    assert "cannot fork" in (tmp_path / "fork.err").read_text().lower()
+    assert limit - 10 <= int((tmp_path / "count").read_text()) < limit
+    assert container.PIDS_LIMIT < 10_000  # the real limit: far below the host's pid_max
+
+
+def test_the_root_filesystem_is_read_only_and_tmp_is_writable(docker_runner: DockerRunner,
+                                                              tmp_path: Path):
+    result, log = run(docker_runner, tmp_path,
+                      "touch /usr/kmatrix-x 2>err || echo ro >> out; touch /tmp/x && echo tmp >> "
+                      "out; cat /proc/1/comm >> out; echo $HOME >> out")
+    assert result.ok, log
+    assert (tmp_path / "out").read_text().split() == ["ro", "tmp", "docker-init", "/tmp"]

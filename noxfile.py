@@ -11,6 +11,8 @@
     nox -s bench-sampling      pairwise vs random vs one-at-a-time: builds to 100 % coverage
     nox -s report_browser      the last run's report.html (results/latest) checked in headless chromium
     nox -s bench_report        render time and size of report.html for 1,000 combinations
+    nox -s nightly             the nightly CI flow on this machine (shards, merge, compare)
+    nox -s bench_shards        how sharding scales (benchmarks/bench_shards.py)
 """
 
 import os
@@ -111,3 +113,20 @@ def bench_report(session: nox.Session) -> None:
     chromium's load time (docs/report.md). Arguments after -- go to benchmarks/bench_report.py."""
     _install(session)
     session.run("python", "benchmarks/bench_report.py", *session.posargs)
+def nightly(session: nox.Session) -> None:
+    """The nightly CI flow on this machine: N shards in turn, merge, compare with the previous
+    nightly, bisect new failures, history (`kmatrix nightly`, what
+    .github/workflows/nightly.yml runs on N runners). Default: matrix.yaml as 2 shards;
+    e.g. `nox -s nightly -- my.yaml --shards 4 -- --no-boot`."""
+    _install(session)
+    args = session.posargs or ["matrix.yaml", "--shards", "2"]
+    session.run("kmatrix", "nightly", *args, external=False)
+
+
+@nox.session
+def bench_shards(session: nox.Session) -> None:
+    """How sharding scales: N shards in turn, each with a cold cache, the slowest shard as the
+    wall time N runners take; merge/compare/report cost on a synthetic 1,000-combination run
+    (benchmarks/bench_shards.py; `-- --help` for the options)."""
+    _install(session)
+    session.run("python", "benchmarks/bench_shards.py", *session.posargs)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import __version__, runstate
+from . import __version__, cli_runs, runstate
 from .verdict import (
     EXIT_BAD_INPUT,
     EXIT_INFRA,
@@ -67,6 +67,8 @@ def _is_number(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .randconfig import randconfig_arguments
+
     parser = argparse.ArgumentParser(
         prog="kmatrix", description="Kernel-config build matrix: prove requested CONFIG_ values "
         "survive Kconfig, the kernel builds, the expected kernel/module/ objects link, and the "
@@ -103,15 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                      f"run and fails now, within SECONDS in all (alone: {BISECT_BUDGET_S:g}; "
                      "--bisect-new-failures=600 or --bisect-new-failures 600; a word after it "
                      "that is not a number is not taken as SECONDS)")
-    run.add_argument("--randconfig", type=int, metavar="N",
-                     help="build N random configs of the tree instead of the matrix's "
-                     "combinations (make randconfig, KCONFIG_ALLCONFIG = the matrix's fixed "
-                     "values); a failing one is reduced with bisect-config")
-    run.add_argument("--seed", type=int, default=0, metavar="S",
-                     help="KCONFIG_SEED of the first random config (the next ones: S+1, ...)")
-    run.add_argument("--randconfig-over", choices=("tree", "axes"), default="tree",
-                     help="what is random: the whole tree except the matrix's fixed values "
-                     "(default), or only the matrix's axes (every other option as the base)")
+    run.add_argument("--shard", metavar="K/N",
+                     help="run the K-th of N parts of the matrix (whole output trees, balanced "
+                     "by expected cost); `kmatrix merge` joins the N run directories")
+    run.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
+                     help="finish an interrupted run (default: the newest in --results): only "
+                     "the combinations without a finished record run, with the run's settings")
+    randconfig_arguments(run)
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
                      "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="remove output trees and seeds not used for DAYS days (never one a run "
                      "is using); kmatrix remakes them when needed")
 
+    cli_runs.add_parsers(sub, DEFAULT_MATRIX, DEFAULT_RESULTS)
+
     summ = sub.add_parser("summary", help="print the summary table of a run (and rewrite its "
                           "reports from the records)")
     summ.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RESULTS / "latest",
@@ -208,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv, pytest_args = _split_pytest_args(sys.argv[1:] if argv is None else list(argv))
     args = parser.parse_args(argv)
-    if pytest_args:
-        args.pytest_args = [*args.pytest_args, *pytest_args]
+    if pytest_args:  # run: pytest's arguments; nightly: every shard's `kmatrix run` options
+        field = "run_options" if args.command == "nightly" else "pytest_args"
+        setattr(args, field, [*getattr(args, field), *pytest_args])
     if not args.command:
         parser.print_help()
         return EXIT_BAD_INPUT
@@ -225,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     """`kmatrix run [OPTIONS] -- PYTEST_ARGS`: what follows `--` goes to pytest as it stands
-    (argparse would hand `-k` to the optional matrix positional). And `--bisect-new-failures`
+    (argparse would hand `-k` to the optional matrix positional); `kmatrix nightly [OPTIONS] --
+    RUN_OPTIONS` likewise to every shard's `kmatrix run`. And `--bisect-new-failures`
     with no number after it gets the default budget: argparse would take the next word (the
     matrix) as its SECONDS."""
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -234,55 +238,77 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
     if cut == len(argv):
         return argv, []
     words = [a for a in argv[:cut] if not a.startswith("-")]
-    if words[:1] != ["run"]:
+    if words[:1] not in (["run"], ["nightly"]):
         return argv, []
     return argv[:cut], argv[cut + 1:]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from . import randconfig, session
+    from .coverage import print_coverage
+    from .shard import ShardSpec
 
-    random = randconfig.check_spec(args.randconfig, args.seed, args.randconfig_over) \
-        if args.randconfig is not None else None
-    opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
-                           only=tuple(args.only), workers=args.workers, jobs=args.jobs,
-                           pristine=args.pristine, ccache=args.ccache, boot=args.boot,
-                           oversubscribe=args.oversubscribe, trees=args.trees, random=random)
+    if args.resume is not None and (args.shard or args.only):
+        raise InputError("--resume keeps the run's own selection: drop --shard and --only")
+    random = randconfig.spec_from_args(args)
     with runstate.terminate_as_interrupt():  # SIGTERM from CI or `kill`: the Ctrl-C path
-        settings, matrix = session.prepare_run(opts)
-        code, tracker, records = run_items(settings, matrix, args.pytest_args)
+        if args.resume is not None:
+            from . import resume
+
+            settings, matrix, _ = resume.prepare(args.results, Path(args.resume) if args.resume
+                                                 else None)
+        else:
+            opts = session.Options(matrix=args.matrix, results=args.results, kernel=args.kernel,
+                                   only=tuple(args.only), workers=args.workers, jobs=args.jobs,
+                                   pristine=args.pristine, ccache=args.ccache, boot=args.boot,
+                                   oversubscribe=args.oversubscribe, trees=args.trees,
+                                   shard=ShardSpec.parse(args.shard) if args.shard else None,
+                                   random=random)
+            settings, matrix = session.prepare_run(opts)
+        if settings.shard.get("index") and not settings.only:  # more shards than output trees
+            print(f"kmatrix: shard {settings.shard['index']}/{settings.shard['count']} has no "
+                  "combinations (the matrix has fewer output trees than shards)")
+            session.finish_run(settings, [])
+            return EXIT_OK
+        code, tracker, records = run_items(settings, matrix, args.pytest_args,
+                                           resume=args.resume is not None)
     from .results import summary_text
 
     print()
     print(summary_text(records))
-    coverage_md = Path(settings.run_dir) / "coverage.md"
-    if coverage_md.is_file():  # a sampled run's coverage (harness/coverage.py)
-        print("\n" + coverage_md.read_text().rstrip())
+    print_coverage(Path(settings.run_dir))  # a sampled run's (harness/coverage.py)
     print(f"\nresults: {settings.run_dir} (report.html, summary.md, junit.xml; record.json and "
           "metadata.json per combination)")
+    if tracker.interrupted or any(r.status != "done" for r in records):
+        print(f"kmatrix: run {settings.run_id} did not finish: finish it with "
+              f"`kmatrix run --resume {settings.run_dir}`")
     if tracker.interrupted:
         return EXIT_INTERRUPTED
     if random is not None:
-        _reduce_random_failures(args, settings)
+        randconfig.report_reductions(Path(settings.run_dir), args.matrix, args.results,
+                                     args.kernel, settings.jobs)
     if args.bisect_new_failures is not None:
         _bisect_new_failures(args, settings, matrix)
     return run_exit_status(code, tracker, [r.final for r in records])
 
 
-def run_items(settings: RunSettings, matrix: Matrix, extra: list[str]
+def run_items(settings: RunSettings, matrix: Matrix, extra: list[str], resume: bool = False
               ) -> tuple[int, RunTracker, list[Record]]:
-    """pytest over the prepared run (one item per combination), then the reports: every
-    combination pytest selected has a row, with or without a record."""
+    """pytest over the prepared run (one item per combination; with `resume`, only those
+    without a finished record), then the reports: every combination pytest selected has a row,
+    with or without a record."""
     import pytest
 
     from . import session
     from .pytest_plugin import RunTracker
 
-    cache_dir = (Path(settings.run_dir).parent / ".pytest_cache").resolve()  # for --lf: the last failures
+    cache_dir = (Path(settings.run_dir).parent / ".pytest_cache").resolve()  # for --lf
     pytest_argv = [str(matrix.path), "-p", "harness.pytest_plugin", "-o", f"cache_dir={cache_dir}",
                    "-p", "no:benchmark",
                    "--kmatrix-run-dir", settings.run_dir, "-q", "-rN",
                    "--rootdir", str(matrix.path.parent), "-c", os.devnull]
+    if resume:
+        pytest_argv.append("--kmatrix-resume")
     if settings.workers > 1:
         pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
     tracker = RunTracker(Path(settings.run_dir))
@@ -313,33 +339,12 @@ def run_exit_status(code: int, tracker: RunTracker, verdicts: list[Verdict]) -> 
     return status
 
 
-def _reduce_random_failures(args: argparse.Namespace, settings: RunSettings) -> None:
-    from .randconfig import reduce_failures
-    from .results import atomic_write
-
-    run_dir = Path(settings.run_dir)
-    lines = reduce_failures(run_dir, args.matrix, args.results, args.kernel, settings.jobs)
-    if lines:
-        summary = run_dir / "summary.md"
-        atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
-        print("\n" + "\n".join(lines))
-
-
 def _bisect_new_failures(args: argparse.Namespace, settings: RunSettings, matrix: Matrix) -> None:
-    from .bisect.nightly import bisect_new_failures, previous_run_dir
-    from .reports import write_all, write_bisects
+    from .bisect.nightly import bisect_since_previous
 
-    run_dir = Path(settings.run_dir)
-    previous = previous_run_dir(args.results, run_dir)
-    if previous is None:
-        print(f"kmatrix: --bisect-new-failures: no earlier run in {args.results} to compare with")
-        return
-    lines = bisect_new_failures(previous, run_dir, args.bisect_new_failures, matrix.path,
-                                args.results, args.kernel, settings.jobs)
+    lines = bisect_since_previous(Path(settings.run_dir), args.bisect_new_failures, args.kernel,
+                                  settings.jobs)
     if lines:
-        # kept beside the records, so every rewrite of the reports shows them
-        write_bisects(run_dir, previous.name, lines)
-        write_all(run_dir)
         print("\n" + "\n".join(lines))
 
 
@@ -491,4 +496,5 @@ COMMANDS = {"run": cmd_run, "validate": cmd_validate, "list": cmd_list,
             "expect-map": cmd_expect_map, "image": cmd_image, "summary": cmd_summary,
             "report": cmd_report, "export": cmd_export,
             "verdict": cmd_verdict, "explain": cmd_explain,
-            "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache}
+            "bisect": cmd_bisect, "bisect-config": cmd_bisect_config, "cache": cmd_cache,
+            **cli_runs.COMMANDS}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import runstate
 from .results import Record, read_records
-from .verdict import Verdict
+from .verdict import InputError, Verdict
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,12 @@ class Change:
     after: str  # the verdict in the new run ("" when it is not there any more)
     reasons_before: tuple[str, ...] = ()
     reasons_after: tuple[str, ...] = ()
+    same_inputs: bool = False  # the same kernel, resolved config and image in both runs
+
+    @property
+    def flaky(self) -> bool:
+        """The verdict changed while nothing it depends on did: flaky, not a regression."""
+        return self.same_inputs and self.before != self.after
 
     @property
     def reason_changed(self) -> bool:
@@ -70,6 +76,8 @@ class Comparison:
             for c in changes:
                 why = c.reasons_after[0] if c.reasons_after else ""
                 note = " (reason changed)" if title == "Still failing" and c.reason_changed else ""
+                if c.flaky and title in ("New failures", "Fixed"):
+                    note += " (flaky? the same kernel, config and image as before)"
                 arrow = f"{c.before or 'absent'} -> {c.after or 'absent'}"
                 lines.append(f"- `{c.combination}`: {arrow}{note}" + (f": {why}" if why else ""))
             lines.append("")
@@ -87,6 +95,23 @@ def _kind(record: Record | None) -> str:
     return "fail" if verdict.is_kernel_failure else "infra"
 
 
+def inputs(record: Record) -> tuple[object, ...] | None:
+    """What a verdict depends on: kernel version and commit, the requested and the resolved
+    config, what the link check expected, the builder image. None when the config was never
+    resolved (nothing to say the inputs were the same)."""
+    if not record.resolved_config_hash:
+        return None
+    expected = {d: sorted(v.get("expected", [])) for d, v in record.link.items()}
+    return (record.kernel.get("version"), record.kernel.get("commit"),
+            record.resolved_config_hash, sorted(record.requested.items()),
+            sorted(expected.items()), record.image.get("id") or record.image.get("tag"))
+
+
+def same_inputs(a: Record, b: Record) -> bool:
+    mine = inputs(a)
+    return mine is not None and mine == inputs(b)
+
+
 def compare(base: list[Record], new: list[Record], base_name: str = "base",
             new_name: str = "new") -> Comparison:
     """Every combination of either run in exactly one list (or counted as passing in both)."""
@@ -96,7 +121,8 @@ def compare(base: list[Record], new: list[Record], base_name: str = "base",
     for cid in sorted(set(before) | set(after)):
         b, a = before.get(cid), after.get(cid)
         change = Change(cid, b.verdict_text if b else "", a.verdict_text if a else "",
-                        tuple(b.reasons) if b else (), tuple(a.reasons) if a else ())
+                        tuple(b.reasons) if b else (), tuple(a.reasons) if a else (),
+                        b is not None and a is not None and same_inputs(b, a))
         kinds = (_kind(b), _kind(a))
         if kinds[0] == "absent":
             result.added.append(change)
@@ -129,10 +155,24 @@ def _run_info(run_dir: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def selection(info: dict[str, object]) -> set[str] | None:
+    """The combinations a run set out to run (None: the whole matrix): a shard's part of the
+    partition, else its `--only` list. A merged run selects what its shards' run selected."""
+    shard = info.get("shard")
+    if isinstance(shard, dict) and shard.get("index") and isinstance(shard.get("partition"), list):
+        return set(shard["partition"][int(shard["index"]) - 1])
+    only = info.get("only")
+    return set(only) if isinstance(only, list) and only else None
+
+
 def comparable(a: dict[str, object], b: dict[str, object]) -> bool:
-    """Two runs of the same matrix file (by name: a checkout moves) are comparable."""
-    return bool(a) and bool(b) and \
-        Path(str(a.get("matrix_path", ""))).name == Path(str(b.get("matrix_path", ""))).name
+    """`b` can be the base of `a`: the same matrix file (by name: a checkout moves), and `b` ran
+    everything `a` set out to run (a shard or an `--only` run is no base for a whole run)."""
+    if not a or not b or \
+            Path(str(a.get("matrix_path", ""))).name != Path(str(b.get("matrix_path", ""))).name:
+        return False
+    want, have = selection(a), selection(b)
+    return have is None or (want is not None and want <= have)
 
 
 def previous_comparable_run(results_dir: Path, current: Path) -> Path | None:
@@ -148,3 +188,23 @@ def previous_comparable_run(results_dir: Path, current: Path) -> Path | None:
         if comparable(mine, _run_info(run)):
             return run
     return None
+
+
+def since_previous(run_dir: Path, records: list[Record] | None = None) -> Comparison | None:
+    """This run against the previous comparable run in its results directory, over what this
+    run set out to run (a shard compares its own combinations); None for the first run."""
+    previous = previous_comparable_run(run_dir.parent, run_dir)
+    return None if previous is None else compare_runs(previous, run_dir, records)
+
+
+def compare_runs(base_dir: Path, new_dir: Path, records: list[Record] | None = None) -> Comparison:
+    """`kmatrix compare BASE NEW`: over what the new run set out to run (a shard, an `--only`
+    run), so the rest of the base run is not reported as removed."""
+    for d in (base_dir, new_dir):
+        if not (d / "run.json").is_file():
+            raise InputError(f"{d} is not a run directory (no run.json): give results/<run-id> "
+                             "directories")
+    wanted = selection(_run_info(new_dir))
+    base = [r for r in read_records(base_dir) if wanted is None or r.combination in wanted]
+    return compare(base, read_records(new_dir) if records is None else records,
+                   base_dir.resolve().name, new_dir.resolve().name)

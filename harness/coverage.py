@@ -139,3 +139,9 @@ def measure(axes: list[Axis], t: int, rows: Mapping[str, Mapping[str, str]],
             for tup in every if tup not in held and tup not in unsatisfiable]
     return Coverage(t, [a.symbol for a in axes], len(every), covered, impossible, gaps,
                     list(added or []), strategy)
+
+
+def print_coverage(run_dir: Path) -> None:
+    """The coverage section of a sampled run (nothing for other runs), for `kmatrix run`."""
+    if (run_dir / COVERAGE_MD).is_file():
+        print("\n" + (run_dir / COVERAGE_MD).read_text().rstrip())

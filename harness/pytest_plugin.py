@@ -30,6 +30,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kmatrix")
     group.addoption("--kmatrix-run-dir", default=None,
                     help="a run directory made by `kmatrix run` (holds run.json)")
+    group.addoption("--kmatrix-resume", action="store_true", default=False,
+                    help="skip the combinations that already have a finished record")
 
 
 class CombinationFailed(Exception):
@@ -55,6 +57,11 @@ class MatrixFile(pytest.File):
         matrix = cover.load_combinations(matrixmod.load_matrix(self.path), run_dir)
         places = resolve.load(run_dir)
         combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
+        if self.config.getoption("--kmatrix-resume"):  # kmatrix run --resume (harness/resume.py)
+            from .resume import unfinished
+
+            left = set(unfinished(run_dir) or ())
+            combos = [c for c in combos if c.id in left]
         # each tree's combinations in the order the schedule chose (nearest config first)
         combos.sort(key=lambda c: places[c.id].position if c.id in places else 0)
         for combo in combos:

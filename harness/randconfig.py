@@ -13,6 +13,7 @@ Two scopes (`--randconfig-over`):
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ def check_spec(count: int, seed: int, over: str) -> RandomSpec:
     if over not in SCOPES:
         raise InputError(f"--randconfig-over takes {' or '.join(SCOPES)}")
     return RandomSpec(count, seed, over)
+
+
+def spec_from_args(args: argparse.Namespace) -> RandomSpec | None:
+    """`kmatrix run --randconfig N --seed S --randconfig-over SCOPE`, checked (None without)."""
+    if args.randconfig is None:
+        return None
+    if args.resume is not None or args.shard:
+        raise InputError("--randconfig makes its own combinations: drop --resume and --shard")
+    return check_spec(args.randconfig, args.seed, args.randconfig_over)
 
 
 def allconfig(base: Config, fixed: Config, free: list[str], over: str) -> Config:
@@ -164,3 +174,26 @@ def reduce_failures(run_dir: Path, matrix_path: Path, results_dir: Path, kernel:
                      f"{result.message} ({len(result.tried)} configs, {env.settings.run_dir})")
     results.atomic_write(info_path, json.dumps(info, indent=2) + "\n")
     return ([f"## Failing random configs, reduced: {len(lines)}"] + lines) if lines else []
+
+
+def randconfig_arguments(run: argparse.ArgumentParser) -> None:
+    """`kmatrix run`'s randconfig options."""
+    run.add_argument("--randconfig", type=int, metavar="N",
+                     help="build N random configs of the tree instead of the matrix's "
+                     "combinations (make randconfig, KCONFIG_ALLCONFIG = the matrix's fixed "
+                     "values); a failing one is reduced with bisect-config")
+    run.add_argument("--seed", type=int, default=0, metavar="S",
+                     help="KCONFIG_SEED of the first random config (the next ones: S+1, ...)")
+    run.add_argument("--randconfig-over", choices=("tree", "axes"), default="tree",
+                     help="what is random: the whole tree except the matrix's fixed values "
+                     "(default), or only the matrix's axes (every other option as the base)")
+
+
+def report_reductions(run_dir: Path, matrix_path: Path, results_dir: Path, kernel: str | None,
+                      jobs: int | None) -> None:
+    """After a random run: reduce its failing configs, add the answers to summary.md, print them."""
+    lines = reduce_failures(run_dir, matrix_path, results_dir, kernel, jobs)
+    if lines:
+        summary = run_dir / "summary.md"
+        results.atomic_write(summary, summary.read_text() + "\n" + "\n".join(lines) + "\n")
+        print("\n" + "\n".join(lines))

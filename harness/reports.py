@@ -47,11 +47,10 @@ def write_bisects(run_dir: Path, since: str, lines: list[str]) -> None:
     atomic_write(run_dir / BISECTS, json.dumps({"since": since, "lines": lines}, indent=2))
 
 
-def since_previous(run_dir: Path) -> Comparison | None:
-    """The comparison with the newest earlier run of the same matrix in the same results
-    directory (None when there is none)."""
-    previous = compare.previous_comparable_run(run_dir.parent, run_dir)
-    return compare.compare_dirs(previous, run_dir) if previous is not None else None
+def since_previous(run_dir: Path, records: list[Record] | None = None) -> Comparison | None:
+    """The comparison with the newest earlier finished run of the same matrix in the same
+    results directory, over what this run set out to run (None when there is none)."""
+    return compare.since_previous(run_dir, records)
 
 
 def summary(records: list[Record], title: str, comparison: Comparison | None,
@@ -72,7 +71,9 @@ def write_all(run_dir: Path, title: str | None = None,
     if records is None:
         records = results.read_records(run_dir)
     info = runinfo.load(run_dir)
-    comparison = since_previous(run_dir)
+    comparison = since_previous(run_dir, records)
+    if comparison is not None:
+        atomic_write(run_dir / "comparison.json", json.dumps(comparison.to_dict(), indent=2))
     bisects = read_bisects(run_dir)
     atomic_write(run_dir / "junit.xml", results.junit_xml(records))
     text = summary(records, title or info.title(), comparison, bisects)

@@ -162,7 +162,9 @@ def place_in_trees(settings: RunSettings, ordered: list[Resolution],
 
     todo = [r for r in ordered if not r.unsatisfiable]
     tag = f"{Path(settings.seed).name[:8]}-" if settings.seed else ""
-    slots = schedule.plan({r.combination: r.delta for r in todo}, boots, settings.workers,
+    # shards are planned as one machine with every runner's workers (harness/shard.py)
+    workers = settings.workers * int(settings.shard.get("count", 1))
+    slots = schedule.plan({r.combination: r.delta for r in todo}, boots, workers,
                           settings.trees,  # prepare_run makes it "own" under --pristine
                           {r.combination: r.duplicate_of for r in todo if r.duplicate_of},
                           tag, seed)

@@ -21,12 +21,14 @@ from pathlib import Path
 from . import container, kconfig, results, runinfo, runstate, source
 from . import image as imagemod
 from . import matrix as matrixmod
+from . import shard as shardmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
 from .pipeline import BASE_CONFIG, ensure_seed
 from .randconfig import RandomSpec
 from .settings import RunSettings
+from .shard import ShardSpec
 from .verdict import InfraError, InputError
 
 MIN_FREE_BYTES = 4 << 30
@@ -46,6 +48,7 @@ class Options:
     boot: bool = True
     oversubscribe: bool = False
     trees: str | None = None  # overrides the matrix's build.trees
+    shard: ShardSpec | None = None  # `--shard K/N`: this part of the matrix (harness/shard.py)
     random: RandomSpec | None = None  # `--randconfig N --seed S`: random configs instead
 
 
@@ -162,6 +165,11 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
             image_packages=imagemod.installed_packages(tag, client),
             matrix_info=runinfo.describe_matrix(matrix))
+        settings.fingerprint = shardmod.fingerprint(matrix, settings.kernel, tag,
+                                                    settings.image_packages, list(opts.only),
+                                                    opts.boot)
+        if opts.shard:
+            settings.shard = {"index": opts.shard.index, "count": opts.shard.count}
         settings.save()
         results.atomic_write(run_dir / runinfo.MATRIX_COPY, matrix.path.read_text())
         results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
@@ -183,6 +191,11 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         resolve_first(settings, matrix, symbols, runner, say, opts.random)
         if matrix.deferred or opts.random is not None:  # the combinations are known now
             settings.matrix_info = runinfo.describe_matrix(matrix)
+            settings.save()
+        if opts.shard:
+            mine, parts = shardmod.restrict(run_dir, matrix, opts.boot, opts.shard, say)
+            settings.shard = shardmod.shard_info(opts.shard, list(opts.only), parts)
+            settings.only = mine
             settings.save()
         fit_to_trees(settings, opts, say)
         return settings, matrix
@@ -292,6 +305,14 @@ def load_symbols(run_dir: Path) -> SymbolTable:
     return SymbolTable(json.loads((run_dir / "symbols.json").read_text()))
 
 
+def run_title(settings: RunSettings) -> str:
+    shard = settings.shard
+    part = (f" (shard {shard['index']}/{shard['count']})" if shard.get("index") else
+            f" (merged from {shard['count']} shards)" if shard.get("merged") else "")
+    return (f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} on Linux "
+            f"{settings.kernel.get('version')}{part}")
+
+
 def finish_run(settings: RunSettings, expected: list[str] | None = None,
                interrupted: bool = False) -> list[results.Record]:
     """The end of every run, however it ended: remove the run's containers that are still
@@ -303,10 +324,7 @@ def finish_run(settings: RunSettings, expected: list[str] | None = None,
     if interrupted:
         results.mark_unfinished(run_dir, "interrupted (Ctrl-C or SIGTERM) before this "
                                 "combination finished")
-    records = results.finish_run(run_dir,
-                                 f"kmatrix run {settings.run_id}: {Path(settings.matrix_path).name} "
-                                 f"on Linux {settings.kernel.get('version')}", expected,
-                                 settings.matrix_path,
+    records = results.finish_run(run_dir, run_title(settings), expected, settings.matrix_path,
                                  "it had not started when the run was interrupted"
                                  if interrupted else "")
     runstate.end(run_dir, runstate.INTERRUPTED if interrupted else runstate.COMPLETE)

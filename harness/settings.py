@@ -48,6 +48,10 @@ class RunSettings:
     # commits nobody vetted, which must never write into the cache every run reads)
     ccache_domain: str = ""
     matrix_info: dict[str, Any] = field(default_factory=dict)  # harness/runinfo.py: for reports
+    # what makes two runs (or two shards) the same run: matrix, kernel, image, selection
+    # (harness/shard.py), and the shard this run is (`--shard K/N`) or was merged from
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    shard: dict[str, Any] = field(default_factory=dict)
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))

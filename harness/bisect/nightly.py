@@ -7,47 +7,22 @@ import json
 import time
 from pathlib import Path
 
-from .. import runstate
+from ..compare import Comparison, compare_dirs
+from ..results import Record, read_records
 from ..verdict import InfraError, InputError, Stage, Verdict
 from .commits import bisect_on_tree
 from .oracle import config_bisect_on_tree
 from .trial import Say, open_env
 
-# --------------------------------------------------------------------------- nightly
 
-
-def previous_run_dir(results_dir: Path, current: Path) -> Path | None:
-    """The finished run before `current` in results/ (run ids sort by time)."""
-    runs = sorted(p for p in results_dir.iterdir()
-                  if p.is_dir() and (p / "run.json").is_file() and p.name < current.name
-                  and not p.name.startswith("bisect") and runstate.is_finished_run(p))
-    return runs[-1] if runs else None
-
-
-def _records(run_dir: Path) -> dict[str, dict]:
-    out = {}
-    for path in run_dir.glob("*/record.json"):
-        data = json.loads(path.read_text())
-        out[data["combination"]] = data
-    return out
-
-
-def _verdict(record: dict) -> Verdict:
-    """A record's verdict; one that never finished (or is unknown) counts as infra-error."""
-    try:
-        return Verdict(record.get("verdict") or "infra-error")
-    except ValueError:
-        return Verdict.INFRA_ERROR
-
-
-def nearest_passing(failing: dict, records: dict[str, dict]) -> str | None:
+def nearest_passing(failing: Record, records: dict[str, Record]) -> str | None:
     """The passing combination whose requested values differ least from the failing one's."""
-    want = failing.get("requested", {})
+    want = failing.requested
     best: tuple[int, str] | None = None
     for cid, rec in records.items():
-        if rec.get("verdict") != Verdict.PASS:
+        if not rec.passed:
             continue
-        have = rec.get("requested", {})
+        have = rec.requested
         distance = sum(1 for k in set(want) | set(have) if want.get(k) != have.get(k))
         if best is None or distance < best[0]:
             best = (distance, cid)
@@ -56,9 +31,10 @@ def nearest_passing(failing: dict, records: dict[str, dict]) -> str | None:
 
 def bisect_new_failures(previous_run_dir: Path, current_run_dir: Path, budget_s: float,
                         matrix_path: Path, results_dir: Path, kernel: str | None = None,
-                        jobs: int | None = None, say: Say = print) -> list[str]:
-    """For each combination that passed in the previous run and fails now, find why, within
-    `budget_s` seconds in all, and return summary lines.
+                        jobs: int | None = None, say: Say = print,
+                        comparison: Comparison | None = None) -> list[str]:
+    """For each new failure of the comparison (harness/compare.py) that passed in the previous
+    run, find why, within `budget_s` seconds in all, and return summary lines.
 
     - the kernel commit changed and both are commits of the current (git) tree: commit bisect
       between them, at the stage that failed;
@@ -67,20 +43,25 @@ def bisect_new_failures(previous_run_dir: Path, current_run_dir: Path, budget_s:
     - otherwise: config bisect from the nearest passing combination of this run.
     """
     deadline = time.monotonic() + budget_s
-    previous, current = _records(previous_run_dir), _records(current_run_dir)
+    if comparison is None:  # the comparison every report reads (harness/compare.py)
+        comparison = compare_dirs(previous_run_dir, current_run_dir)
+    current = {r.combination: r for r in read_records(current_run_dir)}
     run = json.loads((current_run_dir / "run.json").read_text())
     prev_run = json.loads((previous_run_dir / "run.json").read_text())
-    new = sorted(cid for cid, rec in current.items()
-                 if _verdict(rec).is_kernel_failure
-                 and _verdict(previous.get(cid, {})) is Verdict.PASS)
-    lines = [f"## New failures since {previous_run_dir.name}: {len(new)}"] if new else []
-    for cid in new:
+    failures = comparison.new_failures
+    lines = [f"## New failures since {previous_run_dir.name}: {len(failures)}"] if failures else []
+    for change in failures:
+        cid = change.combination
+        if change.before != Verdict.PASS:
+            lines.append(f"- {cid}: not bisected: {change.before or 'absent'} in "
+                         f"{previous_run_dir.name}, so nothing known to pass")
+            continue
         left = deadline - time.monotonic()
         if left <= 0:
             lines.append(f"- {cid}: not bisected (time budget of {budget_s:.0f} s used up)")
             continue
         rec = current[cid]
-        stage = (_verdict(rec).stage or Stage.BUILD).value
+        stage = (rec.final.stage or Stage.BUILD).value
         old, now = prev_run["kernel"].get("commit"), run["kernel"].get("commit")
         tree = Path(run["kernel"].get("path") or run["tree"])
         try:
@@ -108,4 +89,27 @@ def bisect_new_failures(previous_run_dir: Path, current_run_dir: Path, budget_s:
                          f"{cres.duration_s:.0f} s; {env.settings.run_dir})")
         except (InputError, InfraError) as exc:
             lines.append(f"- {cid}: not bisected: {exc.message}")
+    return lines
+
+
+def bisect_since_previous(run_dir: Path, budget_s: float, kernel: str | None = None,
+                          jobs: int | None = None, say: Say = print) -> list[str]:
+    """`--bisect-new-failures` for a finished run (or a merged one): compare it with the
+    previous comparable run in its results directory, bisect the new failures, and add the
+    answers to its summary.md."""
+    from ..compare import since_previous
+    comparison = since_previous(run_dir)
+    if comparison is None:
+        say(f"kmatrix: --bisect-new-failures: no earlier run in {run_dir.parent} to compare with")
+        return []
+    run = json.loads((run_dir / "run.json").read_text())
+    lines = bisect_new_failures(run_dir.parent / comparison.base, run_dir, budget_s,
+                                Path(run["matrix_path"]), run_dir.parent, kernel, jobs, say,
+                                comparison)
+    if lines:
+        # kept beside the records, so every rewrite of the reports shows them
+        from ..reports import write_all, write_bisects
+
+        write_bisects(run_dir, comparison.base, lines)
+        write_all(run_dir)
     return lines

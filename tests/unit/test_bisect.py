@@ -19,6 +19,7 @@ from harness.bisect.commits import (
     signature,
 )
 from harness.bisect.trial import Observation
+from harness.compare import previous_comparable_run
 from harness.verdict import InputError
 
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "A U Thor", "GIT_AUTHOR_EMAIL": "a@example.org",
@@ -222,13 +223,15 @@ def write_run(results: Path, name: str, kernel_commit: str | None, verdicts: dic
               configs: dict[str, str] | None = None) -> Path:
     run = results / name
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"tree": "/nonexistent", "kernel": {
-        "commit": kernel_commit, "path": "/nonexistent"}}))
+    (run / "run.json").write_text(json.dumps({"tree": "/nonexistent", "matrix_path": "/x/m.yaml",
+                                              "kernel": {"commit": kernel_commit,
+                                                         "path": "/nonexistent"}}))
     for cid, verdict in verdicts.items():
         (run / cid).mkdir()
         requested = {"CONFIG_MODULES": "y", f"CONFIG_{cid.upper()}": "y"}
         (run / cid / "record.json").write_text(json.dumps(
-            {"combination": cid, "verdict": verdict, "requested": requested}))
+            {"combination": cid, "verdict": verdict, "requested": requested, "run_id": name,
+             "matrix": "/x/m.yaml", "values": {}, "status": "done"}))
         if configs and cid in configs:
             (run / cid / "config").write_text(configs[cid])
     return run
@@ -243,7 +246,7 @@ def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
     new = write_run(tmp_path, "20250102T000000Z-bbbb", None,
                     {"a": "link-mismatch", "b": "build-error", "c": "build-error",
                      "d": "pass"}, {"a": "CONFIG_A=y\nCONFIG_X=y\n"})
-    assert bisectmod.previous_run_dir(tmp_path, new) == old
+    assert previous_comparable_run(tmp_path, new) == old
     calls = []
 
     class Result:
@@ -261,6 +264,10 @@ def test_nightly_picks_new_failures_and_the_right_bisect(tmp_path, monkeypatch):
     # a: its passing .config of the previous run; b: the nearest passing combination now
     assert calls == [(str(old / "a" / "config"), "a"), ("d", "b")]
     assert "CONFIG_X=y alone" in lines[1] and lines[2].startswith("- b:")
+    # the summary's comparison is the one the bisect reads: the same new failures
+    (new / "summary.md").write_text("# run\n")
+    assert bisectmod.bisect_since_previous(new, 60, say=lambda _: None) == lines
+    assert (new / "summary.md").read_text().endswith(lines[-1] + "\n")
 
 
 def test_nightly_budget_used_up(tmp_path):

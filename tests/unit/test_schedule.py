@@ -121,7 +121,7 @@ def test_place_in_trees_skips_unsatisfiable_and_tags_lanes_by_seed(tmp_path: Pat
              resolve.Resolution("c", "h2", delta=STATS),
              resolve.Resolution("x", "h3", holds=False, unsatisfiable="needs MIPS")]
     settings = SimpleNamespace(seed=str(tmp_path / "seeds" / "0123456789ab"), workers=1,
-                               trees="lanes")
+                               trees="lanes", shard={})
     resolve.place_in_trees(settings, found, set(), {})
     assert [(r.tree, r.position) for r in found] == [
         ("01234567-lane-1", 0), ("01234567-lane-1", 1), ("01234567-lane-1", 2), ("", 0)]

@@ -7,6 +7,8 @@
     nox -s faults              the whole fault-injection suite (docs/reliability.md)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
+    nox -s sampling            the long sampling tests (not in `tests`: about 15 minutes)
+    nox -s bench-sampling      pairwise vs random vs one-at-a-time: builds to 100 % coverage
     nox -s report_browser      the last run's report.html (results/latest) checked in headless chromium
     nox -s bench_report        render time and size of report.html for 1,000 combinations
     nox -s nightly             the nightly CI flow on this machine (shards, merge, compare)
@@ -41,8 +43,19 @@ def tests(session: nox.Session) -> None:
     """All tests: unit, then integration (Docker, the builder image, Debian's 6.12 tree)."""
     _install(session)
     workers = os.environ.get("KMATRIX_TEST_WORKERS", "2")
-    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup", "-m", "not slow_fault",
+    session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup",
+                "-m", "not slow_fault and not sampling_full",
                 "--junitxml", "results/tests-junit.xml", *session.posargs)
+
+
+@nox.session
+def sampling(session: nox.Session) -> None:
+    """The long sampling tests on the real tree (docs/sampling.md): the two-option break missed
+    one at a time and reduced by bisect-config, randconfig by seed with a failure reduced."""
+    _install(session)
+    session.run("pytest", "tests/integration/test_sampling_real.py", "-n", "0",
+                "-m", "sampling_full", "--junitxml", "results/sampling-junit.xml",
+                *session.posargs)
 
 
 @nox.session
@@ -74,6 +87,16 @@ def typecheck(session: nox.Session) -> None:
     """mypy on harness/ (every function annotated; settings in pyproject.toml)."""
     _install(session)
     session.run("mypy")
+
+
+@nox.session(name="bench-sampling")
+def bench_sampling(session: nox.Session) -> None:
+    """Builds to 100 % pairwise coverage of the kernel/module/ options: pairwise vs random vs
+    one at a time, Kconfig only (about 15 minutes on 2 cores); pass `-- --run-dir RUN` (a
+    finished `kmatrix run matrix-pairwise.yaml`) for the build wall times."""
+    _install(session)
+    session.run("python", "benchmarks/bench_sampling.py", "--out", "results/bench-sampling.json",
+                *session.posargs)
 
 
 @nox.session

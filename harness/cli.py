@@ -67,6 +67,8 @@ def _is_number(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .randconfig import randconfig_arguments
+
     parser = argparse.ArgumentParser(
         prog="kmatrix", description="Kernel-config build matrix: prove requested CONFIG_ values "
         "survive Kconfig, the kernel builds, the expected kernel/module/ objects link, and the "
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", nargs="?", const="", default=None, metavar="RUN_DIR",
                      help="finish an interrupted run (default: the newest in --results): only "
                      "the combinations without a finished record run, with the run's settings")
+    randconfig_arguments(run)
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
                      "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
@@ -241,11 +244,13 @@ def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from . import session
+    from . import randconfig, session
+    from .coverage import print_coverage
     from .shard import ShardSpec
 
     if args.resume is not None and (args.shard or args.only):
         raise InputError("--resume keeps the run's own selection: drop --shard and --only")
+    random = randconfig.spec_from_args(args)
     with runstate.terminate_as_interrupt():  # SIGTERM from CI or `kill`: the Ctrl-C path
         if args.resume is not None:
             from . import resume
@@ -257,7 +262,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                    only=tuple(args.only), workers=args.workers, jobs=args.jobs,
                                    pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                                    oversubscribe=args.oversubscribe, trees=args.trees,
-                                   shard=ShardSpec.parse(args.shard) if args.shard else None)
+                                   shard=ShardSpec.parse(args.shard) if args.shard else None,
+                                   random=random)
             settings, matrix = session.prepare_run(opts)
         if settings.shard.get("index") and not settings.only:  # more shards than output trees
             print(f"kmatrix: shard {settings.shard['index']}/{settings.shard['count']} has no "
@@ -270,6 +276,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     print()
     print(summary_text(records))
+    print_coverage(Path(settings.run_dir))  # a sampled run's (harness/coverage.py)
     print(f"\nresults: {settings.run_dir} (report.html, summary.md, junit.xml; record.json and "
           "metadata.json per combination)")
     if tracker.interrupted or any(r.status != "done" for r in records):
@@ -277,6 +284,9 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"`kmatrix run --resume {settings.run_dir}`")
     if tracker.interrupted:
         return EXIT_INTERRUPTED
+    if random is not None:
+        randconfig.report_reductions(Path(settings.run_dir), args.matrix, args.results,
+                                     args.kernel, settings.jobs)
     if args.bisect_new_failures is not None:
         _bisect_new_failures(args, settings, matrix)
     return run_exit_status(code, tracker, [r.final for r in records])
@@ -379,6 +389,18 @@ def cmd_list(args: argparse.Namespace) -> int:
     from . import matrix as matrixmod
 
     matrix = matrixmod.load_matrix(args.matrix)
+    ruled_out: list[str] = []
+    if matrix.deferred:  # the sample needs the tree (axes.from) and Kconfig (its constraints)
+        from . import session
+
+        matrix, ruled_out = session.sampled_matrix(session.Options(
+            matrix=args.matrix, results=DEFAULT_RESULTS),
+            lambda line: print(line, file=sys.stderr))
+        print(f"# sample: {matrix.sample.describe()}: {len(matrix.axes)} options, "
+              f"{len(matrix.combinations)} combinations (a run adds cover-NN combinations for "
+              "tuples Kconfig's resolution leaves uncovered)")
+        for line in ruled_out:
+            print(f"# ruled out by Kconfig: {line}")
     for combo in matrix.combinations:
         values = " ".join(f"{s}={v}" for s, v in combo.values)
         boot = f"  [boot{': ' + combo.boot.cmdline if combo.boot and combo.boot.cmdline else ''}]" \

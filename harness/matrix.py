@@ -2,11 +2,15 @@
 
 Loading checks the file's shape (no kernel tree needed); ``check_against_tree`` then checks every
 symbol and value against the tree's Kconfig. Nothing builds until both have passed.
+
+Why this module is long: every key of matrix.yaml is validated here with the file:line of each
+error, and `sample:` and `axes: {from: ...}` add their own checks; the sample itself and the
+axes from the tree live in harness/sample.py and harness/cover.py. The validators of the
+optional blocks (sample, build, expect) are the piece to split out next.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -17,10 +21,12 @@ from . import arch as archmod
 from . import kconfig, linkcheck, yamlsrc
 from .arch import Arch
 from .kconfig import Config, SymbolTable
+from .sample import MAX_T, STRATEGIES, Axis, Rule, SampleSpec
 from .verdict import InputError
 
 TOP_KEYS = {"kernel", "base", "config", "fragments", "axes", "exclude", "include", "expect",
-            "build", "repair", "short_names"}
+            "build", "repair", "short_names", "sample"}
+SAMPLE_KEYS = {"strategy", "t", "seed"}
 KERNEL_KEYS = {"source", "arch"}
 INCLUDE_KEYS = {"id", "config", "boot", "repair"}
 BOOT_KEYS = {"cmdline"}
@@ -77,9 +83,20 @@ class Matrix:
     expect: dict[str, dict[str, str]] = field(default_factory=dict)
     build: BuildSettings = field(default_factory=BuildSettings)
     expect_lines: dict[tuple[str, str], int] = field(default_factory=dict)
-    # the layout the reports draw: each axis with its values in matrix order, and the ids of
-    # the include entries (rows of their own)
-    axes: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    sample: SampleSpec = field(default_factory=SampleSpec)
+    axes: list[Axis] = field(default_factory=list)  # as written (without the `from` ones)
+    axes_from: tuple[str, ...] = ()  # tree directories whose Makefile options are axes too
+    rules: list[Rule] = field(default_factory=list)  # exclude rules
+    axes_line: int = 0
+    short_names: dict[str, str] = field(default_factory=dict)
+    repair: bool = False  # the matrix-wide default
+
+    @property
+    def deferred(self) -> bool:
+        """The axes' combinations wait for the tree (axes.from) or Kconfig (a sample):
+        `harness/cover.py` makes them."""
+        return self.sample.sampled or bool(self.axes_from)
+    # the ids of the include entries (rows of their own in the reports)
     include_ids: tuple[str, ...] = ()
 
     @property
@@ -214,11 +231,14 @@ def load_matrix(path: Path) -> Matrix:
     if not isinstance(default_repair, bool):
         raise _fail(path, yamlsrc.line_of(top, "repair"), "repair must be true or false")
 
-    combos, axes = _expand_axes(path, top, short_names, default_repair,
-                                _max_combinations(path, top))
+    spec = _sample(path, top)
+    axes, axes_from, rules = _axes(path, top)
+    combos = [] if spec.sampled or axes_from else \
+        axes_combinations(path, top, axes, rules, short_names, default_repair,
+                          _max_combinations(path, top))
     includes = _includes(path, top, short_names, default_repair)
     combos += includes
-    if not combos:
+    if not combos and not (axes_from or (spec.sampled and axes)):
         raise _fail(path, top.line, "the matrix expands to no combination: add axes or include "
                     "entries, or loosen exclude")
     seen: dict[str, int] = {}
@@ -241,7 +261,9 @@ def load_matrix(path: Path) -> Matrix:
                         f"expect {directory}: no build target builds it, so its built-in.a "
                         f"could never be checked: add {directory} to build.targets")
     return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
-                  expect_lines, axes, tuple(c.id for c in includes))
+                  expect_lines, spec, axes, axes_from, rules, yamlsrc.line_of(top, "axes"),
+                  short_names, default_repair,
+                  tuple(c.id for c in includes))
 
 
 def _max_combinations(path: Path, top: yamlsrc.LineDict) -> int:
@@ -255,53 +277,103 @@ def _max_combinations(path: Path, top: yamlsrc.LineDict) -> int:
     return int(value)
 
 
-def _expand_axes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
-                 repair: bool, cap: int = MAX_COMBINATIONS
-                 ) -> tuple[list[Combination], tuple[tuple[str, tuple[str, ...]], ...]]:
+def _sample(path: Path, top: yamlsrc.LineDict) -> SampleSpec:
+    """`sample: all` (the default), `sample: pairwise`, or `{strategy: pairwise | t-wise, t: N,
+    seed: N}`."""
+    if "sample" not in top:
+        return SampleSpec()
+    raw, at = top["sample"], yamlsrc.line_of(top, "sample")
+    if isinstance(raw, str):
+        raw_map: dict[str, Any] = {"strategy": raw}
+    else:
+        node = _mapping(path, raw, "sample", at)
+        _unknown_keys(path, node, SAMPLE_KEYS, "sample")
+        raw_map = dict(node)
+        at = yamlsrc.line_of(node, "strategy")
+    strategy = raw_map.get("strategy", "pairwise")
+    if strategy not in STRATEGIES:
+        raise _fail(path, at, f"sample strategy {strategy!r} is not one of "
+                    f"{', '.join(STRATEGIES)}: write sample: all, sample: pairwise or "
+                    "sample: {strategy: t-wise, t: 3}")
+    t = raw_map.get("t", 2 if strategy != "t-wise" else 3)
+    if isinstance(t, bool) or not isinstance(t, int) or not 2 <= t <= MAX_T:
+        raise _fail(path, yamlsrc.line_of(raw, "t"), f"sample t must be a whole number from 2 "
+                    f"to {MAX_T} (got {t!r})")
+    if strategy == "pairwise" and t != 2:
+        raise _fail(path, yamlsrc.line_of(raw, "t"), "pairwise means t: 2: write "
+                    f"strategy: t-wise to cover {t}-tuples")
+    seed = raw_map.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise _fail(path, yamlsrc.line_of(raw, "seed"), f"sample seed must be a whole number "
+                    f"0 or more (got {seed!r})")
+    if strategy == "all" and ("t" in raw_map or "seed" in raw_map):
+        raise _fail(path, at, "sample: all takes no t or seed: the product has no choice to make")
+    return SampleSpec(strategy, int(t), int(seed))
+
+
+def _axes(path: Path, top: yamlsrc.LineDict) -> tuple[list[Axis], tuple[str, ...], list[Rule]]:
+    """The axes as written, the tree directories they come from (`from:`), the exclude rules."""
     if "axes" not in top:
-        return [], ()
+        if "exclude" in top:
+            raise _fail(path, yamlsrc.line_of(top, "exclude"), "exclude trims the axes, but the "
+                        "matrix has none: add axes, or remove exclude")
+        return [], (), []
     axes = _mapping(path, top["axes"], "axes", yamlsrc.line_of(top, "axes"))
-    names: list[str] = []
-    choices: list[list[str]] = []
+    out: list[Axis] = []
+    sources: list[str] = []
     for key, values in axes.items():
         at = yamlsrc.line_of(axes, key)
+        if key == "from":
+            dirs = values if isinstance(values, list) else [values]
+            for d in dirs:
+                if not isinstance(d, str) or not d.strip("/") or d.startswith("/") or ".." in d:
+                    raise _fail(path, at, f"axes from {d!r}: give a directory of the kernel "
+                                "tree with a Kbuild Makefile, like kernel/module/")
+                sources.append(d if d.endswith("/") else d + "/")
+            continue
         sym = _symbol(path, at, key)
         vals = values if isinstance(values, list) else None
         if not vals:
             raise _fail(path, at, f"axis {sym} needs a non-empty list of values, e.g. [y, n]")
-        names.append(sym)
-        choices.append([_value(path, at, sym, v) for v in vals])
-    excludes = []
+        out.append(Axis(sym, tuple(_value(path, at, sym, v) for v in vals), at))
+    names = [a.symbol for a in out]
+    rules: list[Rule] = []
     if "exclude" in top:
-        rules = _list(path, top["exclude"], "exclude", yamlsrc.line_of(top, "exclude"))
-        for i, rule in enumerate(rules):
-            at = rules.item_lines[i]
+        raw_rules = _list(path, top["exclude"], "exclude", yamlsrc.line_of(top, "exclude"))
+        for i, rule in enumerate(raw_rules):
+            at = raw_rules.item_lines[i]
             rule_map = _mapping(path, rule, "an exclude rule", at)
             parsed = {}
             for key, value in rule_map.items():
                 sym = _symbol(path, at, key)
-                if sym not in names:
+                if sym not in names and not sources:  # `from` axes are known with the tree
                     raise _fail(path, yamlsrc.line_of(rule_map, key),
                                 f"exclude names {sym}, which is not an axis")
                 vals = value if isinstance(value, list) else [value]
-                parsed[sym] = {_value(path, at, sym, v) for v in vals}
-            excludes.append(parsed)
+                parsed[sym] = frozenset(_value(path, at, sym, v) for v in vals)
+            rules.append(parsed)
+    return out, tuple(sources), rules
+
+
+def axes_combinations(path: Path, top: yamlsrc.LineDict, axes: list[Axis], rules: list[Rule],
+                      short_names: dict[str, str], repair: bool,
+                      cap: int = MAX_COMBINATIONS) -> list[Combination]:
+    """The cartesian product of the axes, less the excluded points (`sample: all`)."""
+    from .sample import product_rows
+
+    if not axes:
+        return []
     product = 1
-    for values in choices:
-        product *= len(values)
+    for axis in axes:
+        product *= len(axis.values)
     if product > cap:  # counted, never expanded: 20 boolean axes are a million combinations
         raise _fail(path, yamlsrc.line_of(top, "axes"),
                     f"the axes expand to {product} combinations (before exclude), more than "
-                    f"the limit of {cap}: use fewer axes, or raise build.max_combinations")
-    combos = []
-    for point in itertools.product(*choices):
-        values = list(zip(names, point))
-        lookup = dict(values)
-        if any(all(lookup[s] in vals for s, vals in rule.items()) for rule in excludes):
-            continue
-        combos.append(Combination(make_id(values, short_names), tuple(values),
-                                  yamlsrc.line_of(top, "axes"), None, repair))
-    return combos, tuple((n, tuple(c)) for n, c in zip(names, choices))
+                    f"the limit of {cap}: use fewer axes, raise build.max_combinations, or "
+                    "sample them (sample: pairwise)")
+    line = yamlsrc.line_of(top, "axes")
+    return [Combination(make_id(list(row), short_names), row, line, None, repair)
+            for row in product_rows(axes, rules)]
 
 
 def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
@@ -449,6 +521,13 @@ def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:
     for combo in matrix.combinations:
         for sym, value in combo.values:
             check(sym, value, combo.line)
+    for axis in matrix.axes:
+        for value in axis.values:
+            check(axis.symbol, value, axis.line or matrix.axes_line)
+    for rule in matrix.rules:
+        for sym, values in rule.items():
+            for value in values:
+                check(sym, value, matrix.axes_line)
     for directory, objects in matrix.expect.items():
         for obj, cond in objects.items():
             for sym in linkcheck.condition_symbols(cond):

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from _pytest._code.code import TerminalRepr, TracebackStyle
 
+from . import cover, resolve, results, runstate
 from . import matrix as matrixmod
-from . import resolve, results, runstate
 from .matrix import Combination, Matrix
 from .pipeline import run_combination, tree_name
 from .session import load_symbols
@@ -54,7 +54,7 @@ class MatrixFile(pytest.File):
     def collect(self) -> Iterator[CombinationItem]:
         run_dir = Path(self.config.getoption("--kmatrix-run-dir"))
         settings = RunSettings.load(run_dir)
-        matrix = matrixmod.load_matrix(self.path)
+        matrix = cover.load_combinations(matrixmod.load_matrix(self.path), run_dir)
         places = resolve.load(run_dir)
         combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
         if self.config.getoption("--kmatrix-resume"):  # kmatrix run --resume (harness/resume.py)

@@ -76,8 +76,10 @@ def write_all(run_dir: Path, title: str | None = None,
         atomic_write(run_dir / "comparison.json", json.dumps(comparison.to_dict(), indent=2))
     bisects = read_bisects(run_dir)
     atomic_write(run_dir / "junit.xml", results.junit_xml(records))
-    atomic_write(run_dir / "summary.md", summary(records, title or info.title(), comparison,
-                                                 bisects))
+    text = summary(records, title or info.title(), comparison, bisects)
+    if (run_dir / "coverage.md").is_file():  # a sampled run's coverage (harness/coverage.py)
+        text += "\n" + (run_dir / "coverage.md").read_text()
+    atomic_write(run_dir / "summary.md", text)
     metadata.write_all(run_dir, records, info)
     try:
         html = report_html.render(run_dir, records, info, comparison, bisects,

@@ -123,17 +123,27 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = {r.combination: r for rs in pool.map(lane, range(workers)) for r in rs}
-    first: dict[str, str] = {}
     ordered = [found[c.id] for c in combos]
-    for res in ordered:
-        if res.config_hash in first:
-            res.duplicate_of = first[res.config_hash]
-        else:
-            first[res.config_hash] = res.combination
+    mark_duplicates(ordered)
     boots = {c.id for c in combos if Job(settings, matrix, c, symbols, runner).boots}
     place_in_trees(settings, ordered, boots,
                    seed_delta(settings, base))
     return {r.combination: r for r in ordered}
+
+
+def mark_duplicates(ordered: list[Resolution]) -> None:
+    """A combination that resolves to the same .config as an earlier one it builds after
+    builds in that one's tree. Only a combination that is built can be the first: an
+    unsatisfiable one never is (a cover combination of a sample can resolve like one)."""
+    first: dict[str, str] = {}
+    for res in ordered:
+        res.duplicate_of = ""
+        if res.unsatisfiable:
+            continue
+        if res.config_hash in first:
+            res.duplicate_of = first[res.config_hash]
+        else:
+            first[res.config_hash] = res.combination
 
 
 def seed_delta(settings: RunSettings, base: Config) -> Config:

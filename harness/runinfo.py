@@ -32,11 +32,13 @@ def describe_matrix(matrix: Matrix) -> dict[str, Any]:
         "fragments": [f.name for f in matrix.fragment_files],
         "common": {sym: value for sym, value, _ in matrix.common},
         "targets": list(matrix.build.targets),
-        "axes": [[sym, list(values)] for sym, values in matrix.axes],
+        "axes": [[a.symbol, list(a.values)] for a in matrix.axes],
         "includes": list(matrix.include_ids),
-        # each axis combination's place: its values in axis order (excluded places have none)
-        "cells": {c.id: [dict(c.values)[sym] for sym, _ in matrix.axes]
-                  for c in matrix.combinations if c.id not in matrix.include_ids},
+        # each axis combination's place: its values in axis order (excluded places have none;
+        # a sample's cover-NN combinations, which ask for a few axes only, have none either)
+        "cells": {c.id: [dict(c.values)[a.symbol] for a in matrix.axes]
+                  for c in matrix.combinations if c.id not in matrix.include_ids
+                  and all(a.symbol in dict(c.values) for a in matrix.axes)},
         "boots": [c.id for c in matrix.combinations if c.boot is not None],
     }
 

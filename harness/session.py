@@ -26,6 +26,7 @@ from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
 from .pipeline import BASE_CONFIG, ensure_seed
+from .randconfig import RandomSpec
 from .settings import RunSettings
 from .shard import ShardSpec
 from .verdict import InfraError, InputError
@@ -48,6 +49,7 @@ class Options:
     oversubscribe: bool = False
     trees: str | None = None  # overrides the matrix's build.trees
     shard: ShardSpec | None = None  # `--shard K/N`: this part of the matrix (harness/shard.py)
+    random: RandomSpec | None = None  # `--randconfig N --seed S`: random configs instead
 
 
 MEM_PER_BUILD_MAX = 4 << 30  # a tinyconfig-based build peaks near 300 MiB (docs/performance.md)
@@ -99,7 +101,8 @@ def load_checked(opts: Options) -> tuple[Matrix, source.KernelTree, SymbolTable]
     tree = source.resolve(matrix.source)
     symbols = kconfig.scan_symbols(tree.path)
     matrixmod.check_against_tree(matrix, symbols)
-    for combo_id in opts.only:
+    # sampled and random combinations are known after Kconfig: their ids are not checked here
+    for combo_id in opts.only if not (matrix.deferred or opts.random) else ():
         matrix.combination(combo_id)
     return matrix, tree, symbols
 
@@ -132,8 +135,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     check_disk(opts.results)
     tag, client, _ = open_engine(cache, say)
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
-    workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos), opts.workers, opts.jobs,
-                               opts.oversubscribe)
+    later = matrix.deferred or opts.random is not None  # combinations made after Kconfig
+    # a sample's size is known after Kconfig: budget for many; fit_to_trees lowers it then
+    workers, jobs = cpu_budget(os.cpu_count() or 1, len(combos) if not later else 1 << 10,
+                               opts.workers, opts.jobs, opts.oversubscribe)
     fit, mem_bytes = mem_budget(mem_available(), workers)
     if fit < workers:
         say(f"kmatrix: memory for {fit} build(s) at once, not {workers}: running {fit}")
@@ -168,14 +173,25 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         settings.save()
         results.atomic_write(run_dir / runinfo.MATRIX_COPY, matrix.path.read_text())
         results.atomic_write(run_dir / "symbols.json", json.dumps(symbols.types))
-        say(f"kmatrix: run {run_id}: {len(combos)} combinations of {matrix.path.name} on "
+        if opts.random is not None:
+            count = f"{opts.random.count} random configs (make randconfig, KCONFIG_SEED " \
+                f"{opts.random.seed}..{opts.random.seed + opts.random.count - 1})"
+        elif matrix.deferred:
+            count = f"{matrix.sample.describe()}, made with the tree's Kconfig below" + \
+                (f", and {len(combos)} included combinations" if combos else "") + ";"
+        else:
+            count = f"{len(combos)} combinations"
+        say(f"kmatrix: run {run_id}: {matrix.path.name}: {count} on "
             f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
             f"{mem_bytes >> 20} MiB each")
         with open(run_dir / "seed.log", "w") as log:
             seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
         settings.seed = str(seed) if seed else ""
         settings.save()
-        resolve_first(settings, matrix, symbols, runner, say)
+        resolve_first(settings, matrix, symbols, runner, say, opts.random)
+        if matrix.deferred or opts.random is not None:  # the combinations are known now
+            settings.matrix_info = runinfo.describe_matrix(matrix)
+            settings.save()
         if opts.shard:
             mine, parts = shardmod.restrict(run_dir, matrix, opts.boot, opts.shard, say)
             settings.shard = shardmod.shard_info(opts.shard, list(opts.only), parts)
@@ -206,11 +222,11 @@ def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None
 
 
 def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
-                  runner: Runner, say: Say = print) -> None:
+                  runner: Runner, say: Say = print, random: RandomSpec | None = None) -> None:
     """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs."""
     import time
 
-    from . import resolve
+    from . import cover, resolve
     from .kconfig.session import KconfigSession
 
     run_dir = Path(settings.run_dir)
@@ -225,14 +241,64 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
                                   arch=matrix.arch).config_target(matrix.base)
         else:
             base = kconfig.parse_config(Path(matrix.base).read_text())
+        workers = max(1, min(2, settings.workers * settings.jobs))
+        deferred = matrix.deferred or random is not None
+        impossible = []
+        if random is not None:  # the random configs replace the matrix's combinations
+            from . import randconfig
+
+            if matrix.axes_from:
+                matrix.axes = cover.tree_axes(matrix, Path(settings.tree), symbols)
+            randconfig.make_random(Path(settings.tree), matrix, runner, base,
+                                   cover.common_request(matrix, symbols), random, scratch,
+                                   run_dir, log, say)
+        elif deferred:
+            impossible = cover.sample_first(Path(settings.tree), matrix, symbols, runner, base,
+                                            scratch, log, say)
         found = resolve.resolve_all(settings, matrix, symbols, runner, base, scratch, log,
-                                    workers=max(1, min(2, settings.workers * settings.jobs)))
+                                    workers=workers)
+        # coverage after Kconfig, and cover combinations for the gaps
+        if matrix.sample.sampled and not settings.only and random is None:
+            found, measured = cover.complete(
+                matrix, base, found, impossible,
+                lambda m, _: resolve.resolve_all(settings, m, symbols, runner, base, scratch,
+                                                 log, workers=workers), say)
+            measured.save(run_dir)
+        if deferred:
+            cover.save_combinations(run_dir, matrix)
     shutil.rmtree(scratch, ignore_errors=True)
     resolve.save(run_dir, found)
     say(f"kmatrix: resolved {len(found)} combinations with Kconfig in "
         f"{time.monotonic() - start:.0f} s")
     for line in resolve.report_lines(found) + resolve.tree_lines(found):
         say(f"kmatrix:   {line}")
+
+
+def sampled_matrix(opts: Options, say: Say = print) -> tuple[Matrix, list[str]]:
+    """`kmatrix list` of a sampled matrix (or axes from the tree): the sample as a run makes
+    it before resolution (the tree, and Kconfig in the builder for the constraints), and the
+    values Kconfig rules out, one line each."""
+    import hashlib
+
+    from . import cover
+    from .kconfig.session import KconfigSession
+
+    matrix, tree, symbols = load_checked(opts)
+    cache = source.cache_root()
+    _tag, _client, runner = open_engine(cache, say)
+    key = hashlib.sha256(f"{tree.path}|{matrix.path}".encode()).hexdigest()[:12]
+    scratch = cache / "sample" / key
+    scratch.mkdir(parents=True, exist_ok=True)
+    with open(scratch / "kconfig.log", "w") as log:
+        if matrix.base in matrixmod.BASES:
+            base = KconfigSession(tree.path, scratch / "base", runner, log,
+                                  arch=matrix.arch).config_target(matrix.base)
+        else:
+            base = kconfig.parse_config(Path(matrix.base).read_text())
+        impossible = cover.sample_first(tree.path, matrix, symbols, runner, base, scratch, log)
+    from .coverage import tuple_text
+
+    return matrix, [f"{tuple_text(i.values)}: {i.reason}" for i in impossible]
 
 
 def load_symbols(run_dir: Path) -> SymbolTable:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -76,11 +76,14 @@ class KconfigSession:
             return None, result
         return parse_config((self.out / ".config").read_text()), result
 
-    def config_target_step(self, target: str, name: str = "") -> tuple[Config | None, StepResult]:
-        """Run a config target such as `tinyconfig` or `defconfig` in OUT; its .config."""
+    def config_target_step(self, target: str, name: str = "",
+                           env: tuple[tuple[str, str], ...] = ()) -> tuple[Config | None, StepResult]:
+        """Run a config target such as `tinyconfig` or `defconfig` in OUT; its .config. `env`
+        adds variables Kconfig reads (KCONFIG_SEED, KCONFIG_ALLCONFIG for `randconfig`)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        result = self._step(self.toolchain.make_step(name or f"kconfig:{target}", self.out,
-                                                     target, timeout_s=self.timeout_s, jobs=1))
+        step = self.toolchain.make_step(name or f"kconfig:{target}", self.out, target,
+                                        timeout_s=self.timeout_s, jobs=1)
+        result = self._step(replace(step, env=step.env + env) if env else step)
         if not result.ok:
             return None, result
         return parse_config((self.out / ".config").read_text()), result

@@ -103,7 +103,7 @@ def test_the_layout_saved_in_run_json_is_the_layout_the_report_reads(tmp_path: P
     settings.save()
     info = runinfo.load(tmp_path)
     layout = info.layout([])
-    assert layout.axes == [(s, list(v)) for s, v in matrix.axes] and not layout.guessed
+    assert layout.axes == [(a.symbol, list(a.values)) for a in matrix.axes] and not layout.guessed
     assert layout.includes == list(matrix.include_ids) and layout.selected == ["stats"]
     assert layout.cells["dups-n.trace-n"] == ["n", "n"] and "stats" not in layout.cells
     assert info.arch == matrix.arch.name and info.targets == ["kernel/module/"]

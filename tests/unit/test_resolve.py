@@ -34,3 +34,13 @@ def test_saved_resolutions_round_trip_with_duplicates(tmp_path: Path) -> None:
     lines = resolve.report_lines(loaded)
     assert "b: resolves to the same .config as a: built once, in one tree" in lines
     assert "c: unsatisfiable, not built: needs MIPS" in lines
+
+
+def test_an_unsatisfiable_combination_is_never_the_one_a_duplicate_follows() -> None:
+    from harness.resolve import Resolution, mark_duplicates
+
+    never = Resolution("cover-14", "h1", holds=False, unsatisfiable="X=n needs ...")
+    same = Resolution("cover-15", "h1")
+    again = Resolution("cover-16", "h1")
+    mark_duplicates([never, same, again])
+    assert (never.duplicate_of, same.duplicate_of, again.duplicate_of) == ("", "", "cover-15")

@@ -43,6 +43,7 @@ class CrashType:
     limit_s: float = 90.0  # the boot's wall-clock limit
     ci: bool = False  # in the CI subset
     kasan: str | None = None  # the kind on the KASAN kernel, when it differs
+    hangs: bool = False  # provokes nothing visible and never returns: boot-timeout
 
 
 def _t(name: str, expect: str | None, why: str, **kw: object) -> CrashType:
@@ -99,7 +100,7 @@ CRASH_TYPES: tuple[CrashType, ...] = (
        "(softlockup_panic=1 then ends the boot)", ci=True),
     _t("HARDLOCKUP", None, "interrupts off, endless loop: no hard lockup detector can run "
        "(perf NMI watchdog needs a PMU, TCG has none; the buddy detector needs 2 CPUs); the "
-       "boot hangs silently until QEMU is killed", limit_s=45.0),
+       "boot hangs silently until QEMU is killed", limit_s=45.0, hangs=True),
     _t("SMP_CALL_LOCKUP", None, "needs SMP; the kernel has one CPU"),
     _t("SPINLOCKUP", "scheduling while atomic", "one CPU: spinlocks only disable preemption, "
        "so the second lock returns and the task schedules holding it"),
@@ -160,7 +161,7 @@ CRASH_TYPES: tuple[CrashType, ...] = (
 BY_NAME = {t.name: t for t in CRASH_TYPES}
 
 
-def tests_txt_types(text: str) -> list[str]:
+def selftest_types(text: str) -> list[str]:
     """Every type tools/testing/selftests/lkdtm/tests.txt names, the commented-out ones too
     (they are commented out because they take the machine down: here each has its own boot)."""
     names = []

@@ -1,0 +1,121 @@
+"""The judge proven on real crashes: boot an LKDTM kernel once per crash type, have the guest
+write the type to /sys/kernel/debug/provoke-crash/DIRECT, and check that kmatrix names the
+right kind (harness/judge/lkdtm.py: CRASH_TYPES, measured and explained in docs/judge.md).
+
+Which types and kernels run:
+  default (CI)                 the `ci=True` subset on the `lkdtm` kernel
+  KMATRIX_LKDTM=all            every type of tests.txt (the `lkdtm` nox session)
+  KMATRIX_LKDTM=A,B            those types
+  KMATRIX_LKDTM_KERNELS=lkdtm,lkdtm-kasan   also the KASAN kernel (default: lkdtm only)
+
+Every console log and verdict lands in <work_cache>/lkdtm/<kernel>/ (results.jsonl, TYPE.log);
+timings in <work_cache>/lkdtm/timings.json.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+from harness import boot
+from harness.container import Runner
+from harness.judge import judge_file
+from harness.judge.lkdtm import BY_NAME, CRASH_TYPES, CrashType, cmdline_words, selftest_types
+from harness.verdict import Verdict
+
+from .lkdtm_build import KERNELS, BuiltKernel, build
+
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("lkdtm")]
+
+
+def selected_types() -> list[CrashType]:
+    wanted = os.environ.get("KMATRIX_LKDTM", "ci")
+    if wanted == "all":
+        return list(CRASH_TYPES)
+    if wanted == "ci":
+        return [t for t in CRASH_TYPES if t.ci]
+    return [BY_NAME[name] for name in wanted.split(",") if name]
+
+
+def selected_kernels() -> list[str]:
+    return [k for k in os.environ.get("KMATRIX_LKDTM_KERNELS", "lkdtm").split(",") if k]
+
+
+@dataclass
+class LkdtmKit:
+    runner: Runner
+    tree: Path
+    work: Path
+    initramfs: Path
+    kernels: dict[str, BuiltKernel]
+    timings: dict[str, float]
+
+    def kernel(self, name: str) -> BuiltKernel:
+        if name not in self.kernels:
+            start = time.monotonic()
+            with FileLock(str(self.work / f"{name}.lock")), \
+                    open(self.work / f"build-{name}.log", "w") as log:
+                self.kernels[name] = build(self.runner, self.tree, self.work, name, log)
+            self.timings[f"{name} config + bzImage s"] = round(time.monotonic() - start, 1)
+            self.save_timings()
+        return self.kernels[name]
+
+    def save_timings(self) -> None:
+        (self.work / "timings.json").write_text(json.dumps(self.timings, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def kit(kernel_tree: Path, docker_runner: Runner, work_cache: Path) -> LkdtmKit:
+    work = work_cache / "lkdtm"
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / "guest.log", "w") as log:
+        initramfs = boot.prepare_guest(docker_runner, work / "guest", log)
+    return LkdtmKit(docker_runner, kernel_tree, work, initramfs, {}, {})
+
+
+def test_crash_types_are_those_of_tests_txt(kernel_tree: Path) -> None:
+    text = (kernel_tree / "tools/testing/selftests/lkdtm/tests.txt").read_text()
+    assert selftest_types(text) == [t.name for t in CRASH_TYPES]
+
+
+@pytest.mark.parametrize("kernel_name", selected_kernels())
+@pytest.mark.parametrize("crash", selected_types(), ids=lambda t: t.name)
+def test_lkdtm_crash_is_named(kit: LkdtmKit, kernel_name: str, crash: CrashType) -> None:
+    assert kernel_name in KERNELS
+    kernel = kit.kernel(kernel_name)
+    out = kit.work / kernel_name
+    cmdline = boot.kernel_cmdline(False, cmdline_words(crash))
+    spec = boot.BootSpec(kernel.image, kit.initramfs, out / "boot" / crash.name, cmdline,
+                         crash.limit_s, "tcg")
+    log = io.StringIO()
+    result = boot.boot(kit.runner, spec, kernel.config, log)
+    saved = out / f"{crash.name}.log"
+    if result.console_log.exists():
+        shutil.copy(result.console_log, saved)
+    judgement, _ = judge_file(saved, kernel.config, cmdline, known_guest=True)
+    expect = crash.kasan if kernel_name.endswith("kasan") and crash.kasan else crash.expect
+    record = {"type": crash.name, "kernel": kernel_name, "verdict": result.verdict.value,
+              "kind": judgement.kind, "expect": expect, "reasons": result.reasons[:3],
+              "lkdtm": judgement.extra.get("lkdtm"), "duration_s": round(result.duration_s, 1),
+              "timed_out": result.timed_out, "cmdline": cmdline}
+    with FileLock(str(out) + ".lock"), open(out / "results.jsonl", "a") as results:
+        results.write(json.dumps(record) + "\n")
+    kit.timings[f"boot {kernel_name} {crash.name} s"] = round(result.duration_s, 1)
+    kit.save_timings()
+    print(f"\n{kernel_name} {crash.name}: {result.verdict.value} kind={judgement.kind} "
+          f"in {result.duration_s:.1f} s; {result.reasons[:1]}")
+    if expect is None:
+        want = Verdict.BOOT_TIMEOUT if crash.hangs else Verdict.PASS
+        assert result.verdict is want, result.reasons
+        assert judgement.kind is None, result.reasons
+    else:
+        assert result.verdict is Verdict.BOOT_FAIL, result.reasons
+        assert judgement.kind == expect, result.reasons

@@ -56,3 +56,16 @@ def typecheck(session: nox.Session) -> None:
     """mypy on harness/ (every function annotated; settings in pyproject.toml)."""
     _install(session)
     session.run("mypy")
+
+
+@nox.session
+def lkdtm(session: nox.Session) -> None:
+    """The judge on real crashes: LKDTM kernels booted once per crash type of the kernel's
+    tools/testing/selftests/lkdtm/tests.txt, plus benign boots under several -cpu models
+    (docs/judge.md). CI runs a subset of the same test (tests/integration/test_lkdtm_real.py).
+    KMATRIX_LKDTM=all|ci|TYPE,TYPE and KMATRIX_LKDTM_KERNELS=lkdtm,lkdtm-kasan choose."""
+    _install(session)
+    env = {"KMATRIX_LKDTM": os.environ.get("KMATRIX_LKDTM", "all"),
+           "KMATRIX_LKDTM_KERNELS": os.environ.get("KMATRIX_LKDTM_KERNELS", "lkdtm,lkdtm-kasan")}
+    session.run("pytest", "tests/integration/test_lkdtm_real.py", "-s",
+                "--junitxml", "results/lkdtm-junit.xml", *session.posargs, env=env)

@@ -50,6 +50,7 @@ class BootSpec:
     accel: str = "tcg"  # "tcg" or "kvm" (from probe_accel)
     mem_mb: int = 256
     arch: Arch = field(default_factory=archmod.default)
+    cpu: str = ""  # QEMU -cpu model; "" is the architecture's default for the accelerator
 
     @property
     def console_log(self) -> Path:
@@ -169,14 +170,14 @@ def kernel_cmdline(trace: bool = False, extra: Sequence[str] = (), arch: Arch | 
 
 def qemu_argv(kernel: Path, console_log: Path, cmdline: str, accel: str,
               initramfs: Path | None = None, mem_mb: int = 256, limit_s: float = 180.0,
-              arch: Arch | None = None) -> tuple[str, ...]:
+              arch: Arch | None = None, cpu: str = "") -> tuple[str, ...]:
     """QEMU under coreutils `timeout`: serial console to a file, no network, no reboot."""
     if accel not in ("tcg", "kvm"):
         raise ValueError(f"accel must be tcg or kvm, not {accel!r}")
     arch = arch or archmod.default()
     argv = ["timeout", f"--kill-after={KILL_GRACE_S}", f"{limit_s:g}",
             arch.qemu, "-M", arch.machine, "-accel", accel,
-            "-cpu", arch.cpu_tcg if accel == "tcg" else arch.cpu_kvm,
+            "-cpu", cpu or (arch.cpu_tcg if accel == "tcg" else arch.cpu_kvm),
             "-m", str(mem_mb), "-smp", "1", "-nodefaults", "-display", "none",
             "-no-reboot", "-nic", "none", "-serial", f"file:{console_log}",
             "-kernel", str(kernel), "-append", cmdline]
@@ -191,7 +192,7 @@ def boot_step(req: BootSpec) -> Step:
     unique = tuple({m.path: m for m in mounts}.values())
     return Step(f"boot-{req.accel}",
                 qemu_argv(req.kernel, req.console_log, req.cmdline, req.accel, req.initramfs,
-                          req.mem_mb, req.limit_s, req.arch),
+                          req.mem_mb, req.limit_s, req.arch, req.cpu),
                 unique, workdir=str(req.work_dir), timeout_s=req.limit_s + CONTAINER_SLACK_S,
                 cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
                 devices=("/dev/kvm",) if req.accel == "kvm" else ())

@@ -81,8 +81,9 @@ REPORT_KINDS: tuple[ReportKind, ...] = (
     _k("KCSAN", r"BUG: KCSAN: ", End.SEPARATOR, E, "kernel/kcsan/report.c"),
     _k("KMSAN", r"BUG: KMSAN: ", End.SEPARATOR, E, "mm/kmsan/report.c"),
     _k("UBSAN", r"UBSAN: [\w-]+ in ", End.TRACE, E, "lib/ubsan.c"),
-    _k("slab corruption", r"^BUG [\w.:()-]+ \((Not tainted|Tainted: [^)]*)\): ", End.FIX, E,
-       "mm/slub.c (slab_bug)"),
+    _k("slab corruption", r"^BUG [\w.:()-]+ \((Not tainted|Tainted: [^)]*)\): |"
+       r"Wrong slab cache\. \S+ but object is from", End.FIX, E,
+       "mm/slub.c (slab_bug, cache_from_obj)"),
     _k("bad page state", r"BUG: Bad (page state|page map|rss-counter)", End.STACK, E,
        "mm/page_alloc.c (bad_page), mm/memory.c (print_bad_pte)"),
     _k("soft lockup", r"BUG: soft lockup - CPU#|soft lockup - CPU#\d+ stuck", End.STACK, E,

@@ -43,6 +43,7 @@ HEADLINES: list[tuple[str, str]] = [
     ("UBSAN: array-index-out-of-bounds in drivers/misc/lkdtm/bugs.c:422:16", "UBSAN"),
     ("BUG kmalloc-8 (Tainted: G    B             ): Object already free", "slab corruption"),
     ("BUG kmalloc-1k (Not tainted): Right Redzone overwritten", "slab corruption"),
+    ("kmem_cache_free: Wrong slab cache. lkdtm-heap-b but object is from lkdtm-heap-a", "slab corruption"),
     ("BUG: Bad page state in process init  pfn:02a3c", "bad page state"),
     ("watchdog: BUG: soft lockup - CPU#0 stuck for 11s! [init:45]", "soft lockup"),
     ("NMI watchdog: Watchdog detected hard LOCKUP on cpu 1", "hard lockup"),

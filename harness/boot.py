@@ -24,7 +24,7 @@ from . import arch as archmod
 from . import cpio
 from .arch import Arch
 from .container import Mount, Runner, Step
-from .judge import Judgement, PhaseCounts, judge, tail_reason
+from .judge import Judgement, PhaseCounts, judge, open_console, tail_reason
 from .matrix import DEFAULT_BOOT_TIMEOUT_S
 from .verdict import InfraError, InputError, Outcome, Verdict
 
@@ -248,14 +248,15 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     start = time.monotonic()
     result = runner.run(boot_step(req), log)
     duration = time.monotonic() - start
-    text = req.console_log.read_text(errors="replace") if req.console_log.exists() else ""
+    log_path = req.console_log
+    printed = log_path.exists() and _prints_something(log_path)
     timed_out = result.timed_out or result.exit_code in (124, 137)
 
     def make(verdict: Verdict, reasons: list[str], phases: dict[str, PhaseCounts]) -> BootResult:
         return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
                           duration, result.exit_code, timed_out)
 
-    if not text.strip():
+    if not printed:
         if timed_out:
             return make(Verdict.BOOT_TIMEOUT, [f"no console output in {req.limit_s:g} s"], {})
         if result.exit_code == 0:  # -no-reboot: the guest reset the machine, silently
@@ -264,22 +265,39 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
                     [f"QEMU exited {result.exit_code} with an empty console log"]
                     + [line for line in result.tail[-5:]], {})
     try:
-        judgement: Judgement = judge(text, resolved_config, req.cmdline, known_guest=True)
-    except InputError as exc:  # the console shows no kernel at all
+        judgement: Judgement = judge(open_console(log_path), resolved_config, req.cmdline,
+                                     known_guest=True, arch=req.arch)
+    except InputError as exc:  # the console shows no kernel at all, or is past the size cap
         if result.exit_code not in (0, None) and not timed_out:
             return make(Verdict.INFRA_ERROR, [f"QEMU exited {result.exit_code}: {exc.message}"]
                         + result.tail[-5:], {})
-        return make(Verdict.BOOT_FAIL, [exc.message, tail_reason(text)], {})
+        return make(Verdict.BOOT_FAIL, [exc.message, _tail(log_path)], {})
     verdict, reasons = judgement.verdict, list(judgement.reasons)
     if verdict is Verdict.BOOT_TIMEOUT and timed_out:
         reasons.insert(0, f"killed at the {req.limit_s:g} s limit")
     elif verdict is Verdict.PASS and timed_out:
         verdict, reasons = Verdict.BOOT_FAIL, [
             f"end marker seen, but the guest did not reboot within the {req.limit_s:g} s limit",
-            tail_reason(text)]
+            _tail(log_path)]
     log.write(f"kmatrix: {req.console_log}: {verdict.value}"
               + "".join(f"\n  {r}" for r in reasons) + "\n")
     return make(verdict, reasons, judgement.phases)
+
+
+def _prints_something(path: Path) -> bool:
+    """Whether a console log holds anything but white space (read in chunks, not whole)."""
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 16):
+            if chunk.strip():
+                return True
+    return False
+
+
+def _tail(path: Path) -> str:
+    """The last console lines of a log of any size (its last 64 KiB)."""
+    with open(path, "rb") as stream:
+        stream.seek(max(0, path.stat().st_size - (1 << 16)))
+        return tail_reason(stream.read().decode(errors="replace"))
 
 
 def fragment_lines(path: Path = BOOT_FRAGMENT) -> list[str]:

@@ -10,7 +10,14 @@
 See docs/judge.md.
 """
 
-from .console import MAX_CONSOLE_BYTES, TAIL_LINES, clean_lines, cmdline_from_console, tail_reason
+from .console import (
+                      MAX_CONSOLE_BYTES,
+                      TAIL_LINES,
+                      clean_lines,
+                      cmdline_from_console,
+                      open_console,
+                      tail_reason,
+)
 from .core import Judgement, judge, judge_file, main_print, scenario_for, verdict_json
 from .dups import PHASES, PhaseCounts, trace_on_cmdline
 from .reports import REPORT_KINDS, Report, ReportKind, Severity, scan_reports
@@ -19,6 +26,7 @@ from .scenario import END_MARKER
 __all__ = [
     "END_MARKER", "MAX_CONSOLE_BYTES", "PHASES", "REPORT_KINDS", "TAIL_LINES", "Judgement",
     "PhaseCounts", "Report", "ReportKind", "Severity", "clean_lines", "cmdline_from_console",
-    "judge", "judge_file", "main_print", "scan_reports", "scenario_for", "tail_reason",
+    "judge", "judge_file", "main_print", "open_console", "scan_reports", "scenario_for",
+    "tail_reason",
     "trace_on_cmdline", "verdict_json",
 ]

@@ -45,7 +45,7 @@ def tail_reason(text: str | Iterable[str], count: int = TAIL_LINES) -> str:
 
 
 def cmdline_from_console(console: str | Iterable[str]) -> str:
-    """The kernel's own `Command line:` (x86) or `Kernel command line:` (others) from a log."""
+    """The kernel's own `Command line:` or `Kernel command line:` (arch-dependent) from a log."""
     for raw in raw_lines(console):
         match = re.match(r"(Kernel )?[Cc]ommand line: (.*)", clean_line(raw))
         if match:

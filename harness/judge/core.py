@@ -21,12 +21,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..arch import Arch
 from ..kconfig import parse_config
 from ..verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InputError, Verdict
 from .console import BANNER, TAIL_LINES, clean_line, cmdline_from_console, open_console, raw_lines
 from .dups import DupsScenario, PhaseCounts
 from .lkdtm import LkdtmScenario, type_on_cmdline
-from .reports import Report, ReportScanner, describe_taint
+from .reports import Report, ReportScanner, describe_taint, table
 from .scenario import END_MARKER, Scenario
 
 _INIT_RAN = re.compile(r"Run (\S+) as init process")
@@ -65,12 +66,13 @@ def scenario_for(resolved_config: dict[str, str], cmdline: str) -> Scenario:
 
 
 def judge(console: str | Iterable[str], resolved_config: dict[str, str], cmdline: str, *,
-          known_guest: bool = False) -> Judgement:
+          known_guest: bool = False, arch: Arch | None = None) -> Judgement:
     """The verdict on one boot. Raises InputError when the text is not a kernel console log,
     or (unless known_guest: the caller booted the kmatrix initramfs itself) when the kernel ran
-    an init that printed no KMATRIX marker, i.e. the log is not from the kmatrix guest."""
+    an init that printed no KMATRIX marker, i.e. the log is not from the kmatrix guest.
+    `arch` (default: kmatrix's default architecture) adds its own report forms to the table."""
     scenario = scenario_for(resolved_config, cmdline)
-    scanner = ReportScanner()
+    scanner = ReportScanner(table(arch))
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     banner, init_ran = False, ""
     for no, raw in enumerate(raw_lines(console), start=1):

@@ -12,7 +12,8 @@ No report is allowed: a crash is a boot-fail naming its kind. A type that provok
 (`lkdtm: FAIL: ...`, `lkdtm: XFAIL: ...`, `ok: ...`) is kept for the record.
 
 ``CRASH_TYPES`` is every type of tools/testing/selftests/lkdtm/tests.txt (6.12), with the kind
-kmatrix must give on x86_64 for the kernels built from harness/fragments/lkdtm.config, or
+kmatrix must give on the default architecture (harness/arch/) for the kernels built from
+harness/fragments/lkdtm.config, or
 ``None`` with the reason the type provokes no report there. The expectations were measured on
 real boots (docs/judge.md, tests/data/console/lkdtm/).
 """
@@ -53,7 +54,7 @@ def _t(name: str, expect: str | None, why: str, **kw: object) -> CrashType:
     return CrashType(name, expect, why, **kw)  # type: ignore[arg-type]
 
 
-NX = "x86 page tables map it non-executable: `kernel tried to execute NX-protected page`"
+NX = "the page tables map it non-executable: `kernel tried to execute NX-protected page`"
 RO = "the page is read-only (STRICT_KERNEL_RWX): a write page fault Oops"
 REFCOUNT = "refcount_t saturates and WARN()s (lib/refcount.c)"
 USERCOPY = "HARDENED_USERCOPY: usercopy_abort() then BUG()"
@@ -79,9 +80,9 @@ CRASH_TYPES: tuple[CrashType, ...] = (
     _t("STACK_GUARD_PAGE_TRAILING", "stack guard page", "read above the VMAP_STACK stack"),
     _t("REPORT_STACK_CANARY", None, "not a crash: prints `ok: stack canaries differ`"),
     _t("UNSET_SMEP", "CR pinning", "CR4 pinning WARN()s and restores SMEP"),
-    _t("DOUBLE_FAULT", None, "LKDTM's double fault is ia32-only (XFAIL on x86_64)"),
+    _t("DOUBLE_FAULT", None, "LKDTM's double fault is 32-bit only (CONFIG_X86_32): XFAIL on 64-bit"),
     _t("CORRUPT_PAC", None, "arm64 pointer authentication only (XFAIL)"),
-    _t("UNALIGNED_LOAD_STORE_WRITE", None, "x86 allows unaligned access"),
+    _t("UNALIGNED_LOAD_STORE_WRITE", None, "the CPU allows unaligned access (no trap)"),
     _t("SLAB_LINEAR_OVERFLOW", "slab corruption", "SLUB_DEBUG_ON red zone check on kfree()",
        kasan="KASAN"),
     _t("VMALLOC_LINEAR_OVERFLOW", "oops", "write into the guard page after a vmalloc area"),
@@ -151,7 +152,7 @@ CRASH_TYPES: tuple[CrashType, ...] = (
     _t("USERCOPY_KERNEL", "usercopy", USERCOPY, ci=True),
     _t("STACKLEAK_ERASING", None, "needs GCC_PLUGIN_STACKLEAK (no GCC plugins in the image)"),
     _t("CFI_FORWARD_PROTO", None, "needs CFI_CLANG (kernel built with gcc)"),
-    _t("CFI_BACKWARD", None, "no backward-edge CFI on x86_64 with gcc (shadow call stack is "
+    _t("CFI_BACKWARD", None, "no backward-edge CFI with gcc on this architecture (shadow call stack is "
        "arm64/clang)"),
     _t("FORTIFY_STRSCPY", "fortify", FORTIFY),
     _t("FORTIFY_STR_OBJECT", "fortify", FORTIFY),

@@ -1,10 +1,11 @@
 """The kernel's report formats as data, and one streaming pass that finds them in a console log.
 
 ``REPORT_KINDS`` is the whole knowledge of what a kernel report looks like: one row per format
-(kind, the headline pattern, where the report ends, severity, the architectures that print it,
-and the kernel file the text comes from). ``ReportScanner.feed(no, line)`` takes cleaned console
-lines one at a time (no line is kept beyond what a report quotes), so a log of any size is read
-in constant memory. Scenarios (the dups guest, LKDTM) build their own rules on the reports.
+(kind, the headline pattern, where the report ends, severity, and the kernel file the text
+comes from); an architecture's own forms come from its record (``Arch.report_forms``).
+``ReportScanner.feed(no, line)`` takes cleaned console lines one at a time (no line is kept
+beyond what a report quotes), so a log of any size is read in constant memory. Scenarios (the
+dups guest, LKDTM) build their own rules on the reports.
 
 Rules the table cannot say by itself:
 
@@ -25,6 +26,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .. import arch as archmod
+from ..arch import ARCHES, Arch
+
 
 class Severity(str, enum.Enum):
     FATAL = "fatal"  # the kernel stops (panic): nothing after it is the boot's doing
@@ -43,28 +47,24 @@ class End(str, enum.Enum):
     PANIC = "panic"  # `---[ end Kernel panic` (the machine stops)
 
 
-ALL = ("*",)
-X86 = ("x86_64",)
-ARM = ("arm64", "arm")
-
-
 @dataclass(frozen=True)
 class ReportKind:
     kind: str
     pattern: re.Pattern[str]
     end: End
     severity: Severity
-    arches: tuple[str, ...]
     source: str  # the kernel file that prints it (6.12)
+    arch: str = "*"  # "*": every architecture; else the one whose record adds it
 
 
-def _k(kind: str, pattern: str, end: End, severity: Severity, source: str,
-       arches: tuple[str, ...] = ALL) -> ReportKind:
-    return ReportKind(kind, re.compile(pattern), end, severity, arches, source)
+def _k(kind: str, pattern: str, end: End, severity: Severity, source: str) -> ReportKind:
+    return ReportKind(kind, re.compile(pattern), end, severity, source)
 
 
 E, W, F = Severity.ERROR, Severity.WARNING, Severity.FATAL
 
+# The reports every architecture prints. Architecture-only forms (traps, page faults) live in
+# the architecture's record (harness/arch/: Arch.report_forms) and are checked first.
 # Order matters: the first row whose pattern matches a line names its kind (specific before
 # generic: `Kernel panic - not syncing: stack-protector: ...` is a stack-protector report).
 REPORT_KINDS: tuple[ReportKind, ...] = (
@@ -72,9 +72,6 @@ REPORT_KINDS: tuple[ReportKind, ...] = (
        "kernel/panic.c (__stack_chk_fail)"),
     _k("stack end corruption", r"corrupted stack end detected inside scheduler", End.PANIC, F,
        "kernel/sched/core.c (schedule_debug)"),
-    _k("double fault", r"PANIC: double fault", End.TRACE, F, "arch/x86/kernel/traps.c", X86),
-    _k("stack guard page", r"BUG: \w+ stack guard page was hit|kernel stack overflow",
-       End.TRACE, E, "arch/x86/kernel/traps.c (handle_stack_overflow)", X86),
     _k("panic", r"Kernel panic - not syncing", End.PANIC, F, "kernel/panic.c"),
     _k("KASAN", r"BUG: KASAN: ", End.SEPARATOR, E, "mm/kasan/report.c"),
     _k("KFENCE", r"BUG: KFENCE: ", End.SEPARATOR, E, "mm/kfence/report.c"),
@@ -115,36 +112,34 @@ REPORT_KINDS: tuple[ReportKind, ...] = (
     _k("list corruption", r"\b(h?list_(add|del)|list_add_valid|list_del_entry_valid) corruption",
        End.TRACE, E, "lib/list_debug.c"),
     _k("debugobjects", r"ODEBUG: ", End.TRACE, E, "lib/debugobjects.c"),
-    _k("CR pinning", r"pinned CR[04] bits changed", End.TRACE, E, "arch/x86/kernel/cpu/common.c",
-       X86),
     _k("memory leak", r"unreferenced object 0x[0-9a-f]+|kmemleak: \d+ new suspected memory leak",
        End.LINE, E, "mm/kmemleak.c"),
     _k("netdev refcount leak", r"unregister_netdevice: waiting for \S+ to become free", End.LINE,
        E, "net/core/dev.c (netdev_wait_allrefs_any)"),
     _k("VFS", r"VFS: Busy inodes after unmount|VFS: Close: file count is 0", End.LINE, E,
        "fs/super.c, fs/open.c"),
-    _k("general protection fault", r"general protection fault", End.TRACE, E,
-       "arch/x86/kernel/traps.c", X86),
-    _k("divide error", r"divide error:", End.TRACE, E, "arch/x86/kernel/traps.c", X86),
-    _k("invalid opcode", r"invalid opcode:", End.TRACE, E, "arch/x86/kernel/traps.c", X86),
     _k("BUG", r"kernel BUG at |^Kernel BUG \[", End.TRACE, E,
        "include/asm-generic/bug.h (BUG, BUG_ON), lib/bug.c"),
-    _k("oops", r"BUG: unable to handle (page fault|kernel)|BUG: kernel NULL pointer dereference|"
-       r"kernel tried to execute NX-protected page|unable to execute userspace code|"
-       r"^Oops(: | - |\[)", End.TRACE, E, "arch/x86/mm/fault.c, arch/x86/kernel/dumpstack.c"),
-    _k("oops", r"Unable to handle kernel (NULL pointer dereference|paging request|"
-       r"execute|access)|^Internal error: |^Unhandled fault|SError Interrupt on CPU",
-       End.TRACE, E, "arch/arm64/mm/fault.c, arch/arm/mm/fault.c, arch/arm*/kernel/traps.c",
-       ARM + ("riscv64",)),
-    _k("machine check", r"mce: \[Hardware Error\]|Machine check events logged", End.LINE, E,
-       "arch/x86/kernel/cpu/mce/core.c", X86),
-    _k("unwinder", r"WARNING: (kernel stack (regs|frame pointer) at .* has bad|"
-       r"stack going in the wrong direction|stack recursion on stack type)", End.LINE, E,
-       "arch/x86/kernel/unwind_frame.c, arch/x86/kernel/dumpstack_64.c", X86),
+    _k("oops", r"^Oops(: | - |\[)|Unable to handle kernel (NULL pointer dereference|"
+       r"paging request|execute|access)|^Internal error: |^Unhandled fault|"
+       r"SError Interrupt on CPU", End.TRACE, E,
+       "arch/*/kernel/dumpstack.c, arch/*/kernel/traps.c, arch/*/mm/fault.c (die, Oops)"),
     _k("kmod busy", r"kmod busy with \d+ threads", End.LINE, E, "kernel/module/kmod.c"),
     _k("BUG", r"\bBUG: ", End.STACK, E, "everything else that says `BUG: `"),
     _k("guest harness error", r"KMATRIX-ERROR", End.LINE, E, "harness/guest/init.c"),
 )
+
+
+def arch_kinds(arch: Arch) -> tuple[ReportKind, ...]:
+    """The architecture's own rows (harness/arch/: Arch.report_forms)."""
+    return tuple(ReportKind(f.kind, re.compile(f.pattern), End(f.end), Severity(f.severity),
+                            f.source, arch.name) for f in arch.report_forms)
+
+
+def table(arch: Arch | None = None) -> tuple[ReportKind, ...]:
+    """The rows the judge checks for one architecture's console, in order."""
+    return (*arch_kinds(arch or archmod.default()), *REPORT_KINDS)
+
 
 # A WARN() splat's own line, and the lines around splats and traces.
 WARN_LINE = re.compile(r"^WARNING: (CPU: \d+ PID: \d+ at |at )(?P<where>\S+)?(?P<rest>.*)")
@@ -158,12 +153,14 @@ TRACE_DONE = re.compile(r"^\s*</TASK>\s*$")
 TAINTED = re.compile(r"\bTainted: ([A-Z ]{1,19})")
 MAX_REPORT_LINES = 400  # a report with no end in sight ends here
 MAX_MESSAGE_LINES = 6  # a `cut here` not followed by a WARNING/BUG line within this is noise
-WARNING_KIND = ReportKind("warning", WARN_LINE, End.TRACE, W, ALL,
+WARNING_KIND = ReportKind("warning", WARN_LINE, End.TRACE, W,
                           "kernel/panic.c (__warn), include/asm-generic/bug.h (WARN, WARN_ON)")
-CALL_TRACE_KIND = ReportKind("call trace", CALL_TRACE, End.STACK, E, ALL,
+CALL_TRACE_KIND = ReportKind("call trace", CALL_TRACE, End.STACK, E,
                              "lib/dump_stack.c (dump_stack outside any report)")
+# every kind the judge can give, on any architecture kmatrix knows
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(
-    [k.kind for k in REPORT_KINDS] + [WARNING_KIND.kind, CALL_TRACE_KIND.kind]))
+    [k.kind for a in ARCHES.values() for k in arch_kinds(a)]
+    + [k.kind for k in REPORT_KINDS] + [WARNING_KIND.kind, CALL_TRACE_KIND.kind]))
 
 # kernel/panic.c taint_flags[] (6.12): bit -> (letter, name). `G` is "no proprietary module".
 TAINT_FLAGS: tuple[tuple[str, str], ...] = (
@@ -218,9 +215,9 @@ class Report:
                 "where": self.where, "call_trace": self.call_trace, "ended": self.ended}
 
 
-def classify(line: str) -> ReportKind | None:
+def classify(line: str, kinds: tuple[ReportKind, ...] = REPORT_KINDS) -> ReportKind | None:
     """The table's row for a headline, or None (WARN lines and call traces are not rows)."""
-    for row in REPORT_KINDS:
+    for row in kinds:
         if row.pattern.search(line):
             return row
     return None
@@ -239,6 +236,7 @@ class LineInfo:
 class ReportScanner:
     """Feed cleaned console lines in order; collects `reports` and the last taint seen."""
 
+    kinds: tuple[ReportKind, ...] = field(default_factory=lambda: table())  # the arch's table
     reports: list[Report] = field(default_factory=list)
     taint: list[str] = field(default_factory=list)  # from the last `Tainted:` line
     _open: Report | None = None
@@ -282,7 +280,7 @@ class ReportScanner:
         warn = WARN_LINE.search(line)
         if warn:
             return LineInfo(started=self._start(WARNING_KIND, no, line, where=warn["where"] or ""))
-        row = classify(line)
+        row = classify(line, self.kinds)
         if row is not None:
             return LineInfo(started=self._start(row, no, line))
         if CALL_TRACE.search(line):
@@ -293,7 +291,7 @@ class ReportScanner:
 
     def _in_cut_here(self, no: int, line: str) -> LineInfo:
         warn = WARN_LINE.search(line)
-        row = classify(line)
+        row = classify(line, self.kinds)
         if warn or (row is not None and row.kind == "BUG" and "kernel BUG at" in line):
             # the splat's own line: the message (if one of the table's) names the kind
             named = next((r for _, _, r in self._message if r is not None), None)
@@ -320,7 +318,7 @@ class ReportScanner:
     def _in_report(self, no: int, line: str) -> LineInfo:
         report, row = self._open, self._open_row
         assert report is not None and row is not None
-        headline = classify(line)
+        headline = classify(line, self.kinds)
         if headline is not None and headline.severity is Severity.FATAL and \
                 headline.kind != report.kind:
             self._close()
@@ -350,9 +348,9 @@ class ReportScanner:
         return self.reports
 
 
-def scan_reports(lines: Iterable[str]) -> list[Report]:
+def scan_reports(lines: Iterable[str], arch: Arch | None = None) -> list[Report]:
     """Every report in cleaned console lines (see harness.judge.console.clean_line)."""
-    scanner = ReportScanner()
+    scanner = ReportScanner(table(arch))
     for no, line in enumerate(lines, start=1):
         scanner.feed(no, line)
     return scanner.finish()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from harness import boot, kconfig
+from harness import arch, boot, kconfig
 from harness.container import Runner, Step
 from harness.kbuild import Toolchain
 
@@ -54,7 +54,7 @@ def _run(runner: Runner, step: Step, log: IO[str]) -> float:
 def build(runner: Runner, tree: Path, work: Path, name: str, log: IO[str]) -> BuiltKernel:
     out = work / f"tree-{name}"
     out.mkdir(parents=True, exist_ok=True)
-    tool = Toolchain(tree, "x86_64", JOBS, float(JOBS))
+    tool = Toolchain(tree, arch.default(), JOBS, float(JOBS))
     timings: dict[str, float] = {}
     requested = requested_config(name)
     timings["tinyconfig s"] = _run(runner, tool.make_step("tinyconfig", out, "tinyconfig",

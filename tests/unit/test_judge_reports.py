@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.arch import ARCHES, Arch, default
 from harness.judge import REPORT_KINDS, judge, scan_reports, verdict_json
 from harness.judge.console import check_size, clean_lines
-from harness.judge.reports import KINDS, taint_from_mask, taint_from_text
+from harness.judge.reports import KINDS, arch_kinds, table, taint_from_mask, taint_from_text
 from harness.kconfig import parse_config
 from harness.verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, InputError, Verdict
 
@@ -204,9 +205,21 @@ def test_scan_reports_on_plain_lines() -> None:
     assert [r.kind for r in reports] == ["UBSAN", "call trace"]
 
 
-def test_table_rows_name_their_source_and_arches() -> None:
+def test_table_rows_name_their_source_and_architecture() -> None:
     for row in REPORT_KINDS:
-        assert row.source and row.arches
+        assert row.source and row.arch == "*"
+    for arch in ARCHES.values():
+        rows = arch_kinds(arch)
+        assert all(row.source and row.arch == arch.name for row in rows)
+        assert table(arch)[:len(rows)] == rows  # checked before the generic rows
+
+
+def test_architecture_forms_come_from_the_arch_record() -> None:
+    """A double fault is only a `double fault` on an architecture whose record says so."""
+    line = "PANIC: double fault, error_code: 0x0"
+    assert [r.kind for r in scan_reports([line])] == ["double fault"]
+    bare = Arch(**{**default().__dict__, "name": "bare", "report_forms": ()})
+    assert [r.kind for r in scan_reports([line], bare)] == []
 
 
 # -- taint --------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
     nox -s unit                the fast unit tests only (seconds, no Docker)
     nox -s lint                ruff on harness/, tests/ and benchmarks/
     nox -s typecheck           mypy on harness/ (settings in pyproject.toml)
+    nox -s judge_corpus        the judge on real crashes (every LKDTM type) and benign boots
 """
 
 import os
@@ -59,13 +60,17 @@ def typecheck(session: nox.Session) -> None:
 
 
 @nox.session
-def lkdtm(session: nox.Session) -> None:
-    """The judge on real crashes: LKDTM kernels booted once per crash type of the kernel's
-    tools/testing/selftests/lkdtm/tests.txt, plus benign boots under several -cpu models
-    (docs/judge.md). CI runs a subset of the same test (tests/integration/test_lkdtm_real.py).
-    KMATRIX_LKDTM=all|ci|TYPE,TYPE and KMATRIX_LKDTM_KERNELS=lkdtm,lkdtm-kasan choose."""
+def judge_corpus(session: nox.Session) -> None:
+    """The judge on real boots (docs/judge.md): the LKDTM kernel booted once per crash type of
+    the kernel's tools/testing/selftests/lkdtm/tests.txt and under several -cpu models, and the
+    default matrix's boot kernels under several -cpu models; every crash named with its kind,
+    every benign boot a pass. `nox -s tests` runs a subset of the same tests.
+    KMATRIX_LKDTM=all|ci|TYPE,TYPE and KMATRIX_LKDTM_KERNELS=lkdtm[,lkdtm-kasan] choose."""
     _install(session)
     env = {"KMATRIX_LKDTM": os.environ.get("KMATRIX_LKDTM", "all"),
-           "KMATRIX_LKDTM_KERNELS": os.environ.get("KMATRIX_LKDTM_KERNELS", "lkdtm,lkdtm-kasan")}
-    session.run("pytest", "tests/integration/test_lkdtm_real.py", "-s",
-                "--junitxml", "results/lkdtm-junit.xml", *session.posargs, env=env)
+           "KMATRIX_LKDTM_KERNELS": os.environ.get("KMATRIX_LKDTM_KERNELS", "lkdtm"),
+           "KMATRIX_BENIGN": "all"}
+    session.run("pytest", "tests/integration/test_lkdtm_real.py",
+                "tests/integration/test_boot_real.py", "-k", "lkdtm or benign or cpu_models",
+                "-n", "0", "-s", "--junitxml", "results/judge-corpus-junit.xml",
+                *session.posargs, env=env)

@@ -37,6 +37,9 @@ CMDLINE: tuple[str, ...] = ("no_timer_check",)
 _LKDTM_SAYS = re.compile(r"lkdtm: ((X?FAIL|ok|OK)\b.*|.*(correctly poisoned|appears initialized|"
                          r"not poisoned|Negative detected|Saturation detected|unchanged).*)")
 
+# kernel/watchdog_perf.c when the CPU has no PMU (QEMU TCG): no hard lockup detector at all
+_NO_NMI_WATCHDOG = re.compile(r"NMI watchdog: Perf NMI watchdog permanently disabled")
+
 
 @dataclass(frozen=True)
 class CrashType:
@@ -77,7 +80,9 @@ CRASH_TYPES: tuple[CrashType, ...] = (
        ci=True),
     _t("CORRUPT_LIST_DEL", "list corruption", "DEBUG_LIST: list_del corruption WARN()"),
     _t("STACK_GUARD_PAGE_LEADING", "stack guard page", "read below the VMAP_STACK stack"),
-    _t("STACK_GUARD_PAGE_TRAILING", "stack guard page", "read above the VMAP_STACK stack"),
+    _t("STACK_GUARD_PAGE_TRAILING", "oops", "read above the VMAP_STACK stack: the fault "
+       "handler names a guard page only below the stack, so this is a plain page fault Oops "
+       "(measured)"),
     _t("REPORT_STACK_CANARY", None, "not a crash: prints `ok: stack canaries differ`"),
     _t("UNSET_SMEP", "CR pinning", "CR4 pinning WARN()s and restores SMEP"),
     _t("DOUBLE_FAULT", None, "LKDTM's double fault is 32-bit only (CONFIG_X86_32): XFAIL on 64-bit"),
@@ -99,15 +104,19 @@ CRASH_TYPES: tuple[CrashType, ...] = (
     _t("SLAB_FREE_DOUBLE", "slab corruption", "SLUB_DEBUG_ON: `Object already free`", ci=True,
        kasan="KASAN"),
     _t("SLAB_FREE_CROSS", "slab corruption", "kfree to the wrong cache: `Wrong slab cache`"),
-    _t("SLAB_FREE_PAGE", "slab corruption", "SLUB_DEBUG_ON: freeing a non-slab pointer"),
+    _t("SLAB_FREE_PAGE", "oops", "kfree() of a page-allocator page with SLUB debugging on: "
+       "6.12.117 reads through a NULL cache in kmem_cache_debug_flags(), a NULL pointer Oops "
+       "(measured)"),
     _t("SOFTLOCKUP", "soft lockup", "preemption off, endless loop: the soft lockup detector "
        "(the guest sets softlockup_panic=1, which then ends the boot)", ci=True),
     _t("HARDLOCKUP", None, "interrupts off, endless loop: no hard lockup detector can run "
        "(perf NMI watchdog needs a PMU, TCG has none; the buddy detector needs 2 CPUs); the "
        "boot hangs silently until QEMU is killed", limit_s=45.0, hangs=True),
     _t("SMP_CALL_LOCKUP", None, "needs SMP; the kernel has one CPU"),
-    _t("SPINLOCKUP", "scheduling while atomic", "one CPU: spinlocks only disable preemption, "
-       "so the second lock returns and the task schedules holding it"),
+    _t("SPINLOCKUP", "sleeping in atomic context", "one CPU: spinlocks only disable "
+       "preemption, so the second lock returns; the task then returns to user space holding "
+       "it and DEBUG_ATOMIC_SLEEP reports `sleeping function called from invalid context` "
+       "(measured)"),
     _t("HUNG_TASK", "hung task", "uninterruptible sleep forever: the hung task detector "
        "(the guest sets a 10 s timeout)", ci=True),
     _t("EXEC_DATA", "oops", NX),
@@ -140,8 +149,11 @@ CRASH_TYPES: tuple[CrashType, ...] = (
     _t("REFCOUNT_ADD_NOT_ZERO_SATURATED", "refcount", REFCOUNT),
     _t("REFCOUNT_DEC_AND_TEST_SATURATED", "refcount", REFCOUNT),
     _t("REFCOUNT_SUB_AND_TEST_SATURATED", "refcount", REFCOUNT),
-    _t("REFCOUNT_TIMING", None, "timing only"),
-    _t("ATOMIC_TIMING", None, "timing only"),
+    _t("REFCOUNT_TIMING", "soft lockup", "a timing loop of INT_MAX refcount operations that "
+       "never schedules: under TCG it runs past the guest's 10 s soft lockup threshold, a "
+       "true report (measured)"),
+    _t("ATOMIC_TIMING", "soft lockup", "the same INT_MAX loop with atomic_t: a soft lockup "
+       "under TCG (measured)"),
     _t("USERCOPY_SLAB_SIZE_TO", "usercopy", USERCOPY),
     _t("USERCOPY_SLAB_SIZE_FROM", "usercopy", USERCOPY),
     _t("USERCOPY_SLAB_WHITELIST_TO", "usercopy", USERCOPY),
@@ -203,8 +215,11 @@ class LkdtmScenario(Scenario):
         self.trigger_line = 0
         self.status = ""
         self.lkdtm_says: list[str] = []
+        self.no_hard_lockup_detector = ""  # the kernel's line saying the detector is off
 
     def feed(self, no: int, line: str, info: LineInfo) -> None:
+        if _NO_NMI_WATCHDOG.search(line):
+            self.no_hard_lockup_detector = line.strip()
         said = _LKDTM_SAYS.search(line)
         if said and len(self.lkdtm_says) < 5:
             self.lkdtm_says.append(said[0].strip()[:200])
@@ -227,7 +242,11 @@ class LkdtmScenario(Scenario):
         if self.markers.begin is None:
             return "before /init ran"
         if self.triggered and not self.status:
-            return f"after triggering LKDTM {self.crash_type}, before the writer returned"
+            where = f"after triggering LKDTM {self.crash_type}, before the writer returned"
+            if self.no_hard_lockup_detector:
+                where += (" (a CPU spinning with interrupts off is seen by no detector here: "
+                          f"`{self.no_hard_lockup_detector}`)")
+            return where
         return "after the LKDTM result"
 
     def problems(self, reports: list[Report]) -> list[str]:

@@ -1,7 +1,10 @@
-"""Copy the console logs of the last LKDTM corpus run into tests/data/console/lkdtm/ as golden
-logs, with what was measured (verdict and kind per type) in expected.json:
+"""Copy the console logs of the last judge corpus run (`nox -s judge_corpus`) into
+tests/data/console/ as golden logs: the LKDTM boots into lkdtm/<kernel>/ with what was measured
+(verdict and kind per type) in lkdtm/expected.json, the default matrix's kernels booted under
+other CPU models into benign/ (each must pass):
 
     python3 -m tests.integration.lkdtm_harvest [KERNEL ...]     (default: lkdtm lkdtm-kasan)
+    python3 -m tests.integration.lkdtm_harvest --table KERNEL   (the docs/judge.md table)
 
 The unit tests (tests/unit/test_judge_golden.py) then judge every golden log without booting.
 """
@@ -16,6 +19,7 @@ from pathlib import Path
 from harness import source
 
 DEST = Path(__file__).resolve().parent.parent / "data" / "console" / "lkdtm"
+BENIGN_DEST = DEST.parent / "benign"
 
 
 def harvest(work: Path, kernel: str, dest: Path = DEST) -> dict[str, object]:
@@ -31,13 +35,34 @@ def harvest(work: Path, kernel: str, dest: Path = DEST) -> dict[str, object]:
             continue
         shutil.copy(log, out / f"{name}.log")
         types[name] = {"verdict": record["verdict"], "kind": record["kind"],
+                       "reason": (record.get("reasons") or [""])[0],
                        "lkdtm": record.get("lkdtm"), "duration_s": record["duration_s"],
                        "cmdline": record["cmdline"]}
     shutil.copy(work / f"config-{kernel}", dest / f"{kernel}.config")
     return {"types": types}
 
 
+def harvest_benign(boot_work: Path, dest: Path = BENIGN_DEST) -> list[str]:
+    """The default matrix kernels' benign boots (test_boot_real.py), with their two configs."""
+    results = boot_work / "benign-results.jsonl"
+    if not results.exists():
+        return []
+    dest.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for line in results.read_text().splitlines():
+        record = json.loads(line)
+        name = f"{record['boot']}-{record['cpu']}"
+        log = boot_work / f"benign-{name}" / "console.log"
+        if log.exists() and record["verdict"] == "pass":
+            shutil.copy(log, dest / f"{name}.log")
+            copied.append(name)
+    for label in ("dups-on", "dups-off"):
+        shutil.copy(boot_work / f"config-{label}", dest / f"{label}.config")
+    return sorted(set(copied))
+
+
 def main(argv: list[str]) -> int:
+    harvest_benign(source.cache_root() / "test-work" / "boot")
     work = source.cache_root() / "test-work" / "lkdtm"
     expected_path = DEST / "expected.json"
     expected = json.loads(expected_path.read_text()) if expected_path.exists() else {}
@@ -53,16 +78,22 @@ def table(expected: dict[str, dict[str, dict[str, dict[str, object]]]], kernel: 
     """The docs/judge.md table of one kernel's measured results."""
     from harness.judge.lkdtm import BY_NAME
 
-    rows = ["| type | kmatrix verdict | kind | expected | what the kernel printed (LKDTM's own line) |",
-            "| --- | --- | --- | --- | --- |"]
+    rows = ["| type | verdict | kind | what the kernel printed (first report, or LKDTM's own "
+            "line, and the guest's writer status) | boot s |", "| --- | --- | --- | --- | --- |"]
     for name, record in expected[kernel]["types"].items():
-        crash = BY_NAME.get(name)
-        want = "" if crash is None else (crash.kasan if kernel.endswith("kasan") and crash.kasan
-                                         else crash.expect) or "no report"
+        if name not in BY_NAME:
+            continue
         lkdtm = record.get("lkdtm") or {}
-        said = "; ".join(lkdtm.get("lkdtm_says", [])[:2]) if isinstance(lkdtm, dict) else ""
-        rows.append(f"| {name} | {record['verdict']} | {record['kind'] or '-'} | {want} | "
-                    f"{said.replace('|', '/')[:120]} |")
+        assert isinstance(lkdtm, dict)
+        reason = str(record.get("reason") or "")
+        if record["kind"]:
+            said = reason.split(": `", 1)[-1].rstrip("`")
+        else:
+            said = "; ".join(lkdtm.get("lkdtm_says", [])[:2]) or "(nothing from LKDTM)"
+        said = said.replace("|", "/").replace("`", "'")[:150]
+        status = lkdtm.get("status") or "none: the boot ended first"
+        rows.append(f"| {name} | {record['verdict']} | {record['kind'] or '-'} | `{said}` "
+                    f"(writer: {status}) | {record['duration_s']} |")
     return "\n".join(rows)
 
 

@@ -9,7 +9,7 @@ Which types and kernels run:
   KMATRIX_LKDTM_KERNELS=lkdtm,lkdtm-kasan   also the KASAN kernel (default: lkdtm only)
 
 Every console log and verdict lands in <work_cache>/lkdtm/<kernel>/ (results.jsonl, TYPE.log);
-timings in <work_cache>/lkdtm/timings.json.
+timings in <work_cache>/lkdtm/timings-<kernels>.json.
 """
 
 from __future__ import annotations
@@ -69,15 +69,19 @@ class LkdtmKit:
         return self.kernels[name]
 
     def save_timings(self) -> None:
-        (self.work / "timings.json").write_text(json.dumps(self.timings, indent=2) + "\n")
+        name = "timings-" + "-".join(selected_kernels()) + ".json"
+        (self.work / name).write_text(json.dumps(self.timings, indent=2) + "\n")
 
 
 @pytest.fixture(scope="module")
 def kit(kernel_tree: Path, docker_runner: Runner, work_cache: Path) -> LkdtmKit:
     work = work_cache / "lkdtm"
     work.mkdir(parents=True, exist_ok=True)
-    with open(work / "guest.log", "w") as log:
-        initramfs = boot.prepare_guest(docker_runner, work / "guest", log)
+    # one guest tree per kernel selection: two corpus runs at once (the plain and the KASAN
+    # kernel) must not rewrite the initramfs the other is booting
+    guest = "guest-" + "-".join(selected_kernels())
+    with FileLock(str(work / f"{guest}.lock")), open(work / f"{guest}.log", "w") as log:
+        initramfs = boot.prepare_guest(docker_runner, work / guest, log)
     return LkdtmKit(docker_runner, kernel_tree, work, initramfs, {}, {})
 
 

@@ -59,3 +59,21 @@ def test_golden_kinds() -> None:
     assert {"panic", "BUG", "warning", "oops", "UBSAN", "list corruption", "slab corruption",
             "soft lockup", "hung task", "refcount", "usercopy", "fortify",
             "stack-protector"} <= seen
+
+
+BENIGN = GOLDEN.parent / "benign"
+BENIGN_LOGS = sorted(BENIGN.glob("*.log"))
+
+
+def test_there_are_benign_golden_logs() -> None:
+    assert len(BENIGN_LOGS) >= 3
+
+
+@pytest.mark.parametrize("log", BENIGN_LOGS, ids=[p.stem for p in BENIGN_LOGS])
+def test_default_matrix_kernels_under_other_cpu_models_pass(log: Path) -> None:
+    """tests/integration/test_boot_real.py booted these; they must pass here too."""
+    label = "dups-off" if log.stem.startswith("dups-off") else "dups-on"
+    judgement, _ = judge_file(log, parse_config((BENIGN / f"{label}.config").read_text()),
+                              known_guest=True)
+    assert judgement.verdict.value == "pass", judgement.reasons
+    assert judgement.reports == [] or all(r.kind == "warning" for r in judgement.reports)

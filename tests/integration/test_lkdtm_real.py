@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,15 +75,17 @@ class LkdtmKit:
 
 
 @pytest.fixture(scope="module")
-def kit(kernel_tree: Path, docker_runner: Runner, work_cache: Path) -> LkdtmKit:
+def kit(kernel_tree: Path, docker_runner: Runner, work_cache: Path) -> Iterator[LkdtmKit]:
     work = work_cache / "lkdtm"
     work.mkdir(parents=True, exist_ok=True)
-    # one guest tree per kernel selection: two corpus runs at once (the plain and the KASAN
-    # kernel) must not rewrite the initramfs the other is booting
-    guest = "guest-" + "-".join(selected_kernels())
-    with FileLock(str(work / f"{guest}.lock")), open(work / f"{guest}.log", "w") as log:
-        initramfs = boot.prepare_guest(docker_runner, work / guest, log)
-    return LkdtmKit(docker_runner, kernel_tree, work, initramfs, {}, {})
+    # one guest tree per test process: two corpus runs at once (the plain and the KASAN
+    # kernel, or two halves of the types) must not rewrite the initramfs the other is booting
+    guest = work / f"guest-{os.getpid()}"
+    with open(work / f"{guest.name}.log", "w") as log:
+        initramfs = boot.prepare_guest(docker_runner, guest, log)
+    yield LkdtmKit(docker_runner, kernel_tree, work, initramfs, {}, {})
+    shutil.rmtree(guest, ignore_errors=True)
+    (work / f"{guest.name}.log").unlink(missing_ok=True)
 
 
 def test_crash_types_are_those_of_tests_txt(kernel_tree: Path) -> None:
@@ -132,10 +135,18 @@ def test_lkdtm_crash_is_named(kit: LkdtmKit, kernel_name: str, crash: CrashType)
 # -- the benign corpus: the same debug-heavy kernel, no crash, the dups guest -------------------
 
 # `max` is kmatrix's default under TCG; the named models make the kernel's speculation code
-# (arch/x86/kernel/cpu/bugs.c) print its notices, `WARNING:` ones included (EPYC-Milan: the
-# SRSO notice). All must pass.
-BENIGN_CPUS = ("max", "EPYC-Milan", "Skylake-Client", "Cascadelake-Server")
-CI_BENIGN_CPUS = ("max", "EPYC-Milan")
+# (arch/x86/kernel/cpu/bugs.c; the LKDTM kernel has CPU_MITIGATIONS) print its notices, the
+# `WARNING:` ones included. Measured under TCG: the AMD Zen 2/3 models print the SRSO notice,
+# the Intel Skylake/Cascadelake models the RETBleed one (no model exposes eIBRS under TCG, so
+# the `Spectre V2 : WARNING: Unprivileged eBPF` notice is covered by unit tests only). Every
+# boot must pass, and must show the notice named here: the false failure is really provoked.
+BENIGN_CPUS = ("max", "EPYC-Milan", "EPYC-Rome", "Skylake-Client-v1", "Cascadelake-Server",
+               "Icelake-Server")
+CI_BENIGN_CPUS = ("EPYC-Milan", "Skylake-Client-v1")
+NOTICES = {"EPYC-Milan": "Speculative Return Stack Overflow: WARNING: See",
+           "EPYC-Rome": "Speculative Return Stack Overflow: WARNING: See",
+           "Skylake-Client-v1": "RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable",
+           "Cascadelake-Server": "RETBleed: WARNING: Spectre v2 mitigation leaves CPU vulnerable"}
 
 
 def selected_cpus() -> tuple[str, ...]:
@@ -145,7 +156,7 @@ def selected_cpus() -> tuple[str, ...]:
 @pytest.mark.parametrize("kernel_name", selected_kernels())
 @pytest.mark.parametrize("cpu", selected_cpus())
 def test_benign_boot_passes(kit: LkdtmKit, kernel_name: str, cpu: str) -> None:
-    """The LKDTM kernel (every detector on, MODULES off) running the dups guest: no report,
+    """The LKDTM kernel (every detector on) running the dups guest: no report,
     no false failure, whatever the CPU model prints."""
     kernel = kit.kernel(kernel_name)
     out = kit.work / kernel_name
@@ -166,3 +177,5 @@ def test_benign_boot_passes(kit: LkdtmKit, kernel_name: str, cpu: str) -> None:
     print(f"\n{kernel_name} benign -cpu {cpu}: {result.verdict.value} in "
           f"{result.duration_s:.1f} s; {result.reasons[:1]}")
     assert result.verdict is Verdict.PASS, result.reasons
+    if cpu in NOTICES:
+        assert NOTICES[cpu] in result.console_log.read_text(errors="replace")

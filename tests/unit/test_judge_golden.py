@@ -35,6 +35,7 @@ def test_golden_log_gives_the_measured_verdict_and_kind(kernel: str, name: str,
     assert judgement.kind == record["kind"], judgement.reasons
     if name.startswith("benign-"):
         assert judgement.scenario == "dups" and judgement.reports == []
+        assert record["verdict"] == "pass"
     else:
         assert f"kmatrix.lkdtm={name}" in cmdline
         lkdtm = judgement.extra["lkdtm"]
@@ -77,3 +78,15 @@ def test_default_matrix_kernels_under_other_cpu_models_pass(log: Path) -> None:
                               known_guest=True)
     assert judgement.verdict.value == "pass", judgement.reasons
     assert judgement.reports == [] or all(r.kind == "warning" for r in judgement.reports)
+
+
+def test_real_kfence_report() -> None:
+    """tests/data/console/kfence/README.md: KFENCE caught LKDTM's double free on a real boot."""
+    kfence = GOLDEN.parent / "kfence"
+    judgement, cmdline = judge_file(kfence / "lkdtm-kasan-SLAB_FREE_DOUBLE.log",
+                                    parse_config((kfence / "lkdtm-kasan.config").read_text()),
+                                    known_guest=True)
+    assert "kmatrix.lkdtm=SLAB_FREE_DOUBLE" in cmdline
+    assert judgement.verdict.value == "boot-fail"
+    assert judgement.kind == "KFENCE"
+    assert judgement.unexpected[0].ended  # the report ran to its closing `====` line

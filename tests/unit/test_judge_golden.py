@@ -58,8 +58,8 @@ def test_golden_kinds() -> None:
     seen = {str(r["kind"]) for _, _, r in CASES if r["kind"]}
     assert seen <= set(KINDS)
     assert {"panic", "BUG", "warning", "oops", "UBSAN", "list corruption", "slab corruption",
-            "soft lockup", "hung task", "refcount", "usercopy", "fortify",
-            "stack-protector"} <= seen
+            "soft lockup", "hung task", "refcount", "usercopy", "fortify", "stack-protector",
+            "stack guard page", "CR pinning", "sleeping in atomic context", "KASAN"} <= seen
 
 
 BENIGN = GOLDEN.parent / "benign"

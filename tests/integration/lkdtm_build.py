@@ -1,4 +1,4 @@
-"""Build the LKDTM kernels for tests/integration/test_lkdtm_real.py (and the `lkdtm` nox
+"""Build the LKDTM kernels for tests/integration/test_lkdtm_real.py (and the `judge_corpus` nox
 session) with the harness's own machinery: kbuild.Toolchain steps in the builder container
 (no network, read-only source), tinyconfig + boot fragment + LKDTM fragment, olddefconfig,
 config truth with kconfig.config_truth over every requested value, then bzImage.

@@ -4,7 +4,7 @@ right kind (harness/judge/lkdtm.py: CRASH_TYPES, measured and explained in docs/
 
 Which types and kernels run:
   default (CI)                 the `ci=True` subset on the `lkdtm` kernel
-  KMATRIX_LKDTM=all            every type of tests.txt (the `lkdtm` nox session)
+  KMATRIX_LKDTM=all            every type of tests.txt (the `judge_corpus` nox session)
   KMATRIX_LKDTM=A,B            those types
   KMATRIX_LKDTM_KERNELS=lkdtm,lkdtm-kasan   also the KASAN kernel (default: lkdtm only)
 

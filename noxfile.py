@@ -14,6 +14,7 @@
     nox -s nightly             the nightly CI flow on this machine (shards, merge, compare)
     nox -s bench_shards        how sharding scales (benchmarks/bench_shards.py)
     nox -s bench               kmatrix against the naive way and TuxMake (benchmarks/README.md)
+    nox -s judge_corpus        the judge on real crashes (every LKDTM type) and benign boots
 """
 
 import datetime
@@ -43,8 +44,12 @@ def tests(session: nox.Session) -> None:
     """All tests: unit, then integration (Docker, the builder image, Debian's 6.12 tree)."""
     _install(session)
     workers = os.environ.get("KMATRIX_TEST_WORKERS", "2")
+    # the LKDTM real-boot tests need their own kernel build (16 min fresh at load 9): they run
+    # in `nox -s judge_corpus` (KMATRIX_LKDTM=ci for the 13-type subset); here the golden logs
+    # of that corpus are judged again by the unit tests
     session.run("pytest", "tests", "-n", workers, "--dist", "loadgroup",
                 "-m", "not slow_fault and not sampling_full",
+                "--ignore", "tests/integration/test_lkdtm_real.py",
                 "--junitxml", "results/tests-junit.xml", *session.posargs)
 
 
@@ -163,3 +168,18 @@ def bench(session: nox.Session) -> None:
                 env={"KMATRIX_BENCH_COMMAND": command})
     session.log(f"figures in {out}; to publish them: cp {out} docs/bench/ && python3 "
                 f"benchmarks/bench_matrix.py --report docs/bench/{name} --write-docs")
+@nox.session
+def judge_corpus(session: nox.Session) -> None:
+    """The judge on real boots (docs/judge.md): the LKDTM kernel booted once per crash type of
+    the kernel's tools/testing/selftests/lkdtm/tests.txt and under several -cpu models, and the
+    default matrix's boot kernels under several -cpu models; every crash named with its kind,
+    every benign boot a pass. `nox -s tests` runs a subset of the same tests.
+    KMATRIX_LKDTM=all|ci|TYPE,TYPE and KMATRIX_LKDTM_KERNELS=lkdtm[,lkdtm-kasan] choose."""
+    _install(session)
+    env = {"KMATRIX_LKDTM": os.environ.get("KMATRIX_LKDTM", "all"),
+           "KMATRIX_LKDTM_KERNELS": os.environ.get("KMATRIX_LKDTM_KERNELS", "lkdtm"),
+           "KMATRIX_BENIGN": "all"}
+    session.run("pytest", "tests/integration/test_lkdtm_real.py",
+                "tests/integration/test_boot_real.py", "-k", "lkdtm or benign or cpu_models",
+                "-n", "0", "-s", "--junitxml", "results/judge-corpus-junit.xml",
+                *session.posargs, env=env)

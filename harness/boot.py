@@ -25,7 +25,7 @@ from . import arch as archmod
 from . import cpio
 from .arch import Arch
 from .container import Mount, Progress, Runner, Step
-from .judge import Judgement, PhaseCounts, judge, tail_reason
+from .judge import Judgement, PhaseCounts, judge, open_console, tail_reason
 from .matrix import DEFAULT_BOOT_TIMEOUT_S
 from .verdict import InfraError, InputError, Outcome, Verdict
 
@@ -53,6 +53,7 @@ class BootSpec:
     accel: str = "tcg"  # "tcg" or "kvm" (from probe_accel)
     mem_mb: int = 256
     arch: Arch = field(default_factory=archmod.default)
+    cpu: str = ""  # QEMU -cpu model; "" is the architecture's default for the accelerator
 
     @property
     def console_log(self) -> Path:
@@ -172,14 +173,14 @@ def kernel_cmdline(trace: bool = False, extra: Sequence[str] = (), arch: Arch | 
 
 def qemu_argv(kernel: Path, console_log: Path, cmdline: str, accel: str,
               initramfs: Path | None = None, mem_mb: int = 256, limit_s: float = 180.0,
-              arch: Arch | None = None) -> tuple[str, ...]:
+              arch: Arch | None = None, cpu: str = "") -> tuple[str, ...]:
     """QEMU under coreutils `timeout`: serial console to a file, no network, no reboot."""
     if accel not in ("tcg", "kvm"):
         raise ValueError(f"accel must be tcg or kvm, not {accel!r}")
     arch = arch or archmod.default()
     argv = ["timeout", f"--kill-after={KILL_GRACE_S}", f"{limit_s:g}",
             arch.qemu, "-M", arch.machine, "-accel", accel,
-            "-cpu", arch.cpu_tcg if accel == "tcg" else arch.cpu_kvm,
+            "-cpu", cpu or (arch.cpu_tcg if accel == "tcg" else arch.cpu_kvm),
             "-m", str(mem_mb), "-smp", "1", "-nodefaults", "-display", "none",
             "-no-reboot", "-nic", "none", "-serial", f"file:{console_log}",
             "-kernel", str(kernel), "-append", cmdline]
@@ -203,7 +204,7 @@ def boot_step(req: BootSpec) -> Step:
     hard = hard_limit(req.limit_s)
     return Step(f"boot-{req.accel}",
                 qemu_argv(req.kernel, req.console_log, req.cmdline, req.accel, req.initramfs,
-                          req.mem_mb, hard + CONTAINER_SLACK_S, req.arch),
+                          req.mem_mb, hard + CONTAINER_SLACK_S, req.arch, req.cpu),
                 unique, workdir=str(req.work_dir), timeout_s=req.limit_s,
                 cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
                 devices=("/dev/kvm",) if req.accel == "kvm" else (),
@@ -260,7 +261,8 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
     start = time.monotonic()
     result = runner.run(boot_step(req), log)
     duration = time.monotonic() - start
-    text = req.console_log.read_text(errors="replace") if req.console_log.exists() else ""
+    log_path = req.console_log
+    printed = log_path.exists() and _prints_something(log_path)
     if killed_early(result.exit_code, duration, req.limit_s):
         # SIGKILL long before the limit: the memory limit or someone outside, never the kernel
         reason = (f"QEMU was killed (exit {result.exit_code}) after {duration:.0f} s, before "
@@ -270,7 +272,7 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
                           req.accel, duration, result.exit_code, False)
     timed_out = result.timed_out or result.exit_code in (124, 137)
     signalled = stopped_from_outside(result.tail)
-    if signalled and not timed_out and "KMATRIX-END" not in text:
+    if signalled and not timed_out and not _contains(log_path, b"KMATRIX-END"):
         # QEMU exits 0 on SIGTERM: an engine stop or restart, `docker stop`, never the guest
         reason = (f"QEMU was stopped from outside ({signalled}) after {duration:.0f} s: the "
                   "Docker engine stopped or restarted, or the container was stopped; rerun")
@@ -282,7 +284,7 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
         return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
                           duration, result.exit_code, timed_out)
 
-    if result.progressing and not judge_finds_report(text, resolved_config, req.cmdline):
+    if result.progressing and not judge_finds_report(log_path, resolved_config, req):
         # still printing, no kernel report: the host was too slow to finish, not the kernel
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         reason = (f"the guest was still printing when the {result.duration_s:.0f} s hard limit "
@@ -292,7 +294,7 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
         log.write(f"kmatrix: {reason}\n")
         return BootResult(Verdict.INFRA_ERROR, [reason], {}, req.console_log, req.cmdline,
                           req.accel, duration, result.exit_code, True)
-    if not text.strip():
+    if not printed:
         if timed_out:
             return make(Verdict.BOOT_TIMEOUT, [f"no console output in {req.limit_s:g} s"], {})
         if result.exit_code == 0:  # -no-reboot: the guest reset the machine, silently
@@ -301,19 +303,20 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
                     [f"QEMU exited {result.exit_code} with an empty console log"]
                     + [line for line in result.tail[-5:]], {})
     try:
-        judgement: Judgement = judge(text, resolved_config, req.cmdline, known_guest=True)
-    except InputError as exc:  # the console shows no kernel at all
+        judgement: Judgement = judge(open_console(log_path), resolved_config, req.cmdline,
+                                     known_guest=True, arch=req.arch)
+    except InputError as exc:  # the console shows no kernel at all, or is past the size cap
         if result.exit_code not in (0, None) and not timed_out:
             return make(Verdict.INFRA_ERROR, [f"QEMU exited {result.exit_code}: {exc.message}"]
                         + result.tail[-5:], {})
-        return make(Verdict.BOOT_FAIL, [exc.message, tail_reason(text)], {})
+        return make(Verdict.BOOT_FAIL, [exc.message, _tail(log_path)], {})
     verdict, reasons = judgement.verdict, list(judgement.reasons)
     if verdict is Verdict.BOOT_TIMEOUT and timed_out:
         reasons.insert(0, f"killed at the {req.limit_s:g} s limit")
     elif verdict is Verdict.PASS and timed_out:
         verdict, reasons = Verdict.BOOT_FAIL, [
             f"end marker seen, but the guest did not reboot within the {req.limit_s:g} s limit",
-            tail_reason(text)]
+            _tail(log_path)]
     log.write(f"kmatrix: {req.console_log}: {verdict.value}"
               + "".join(f"\n  {r}" for r in reasons) + "\n")
     return make(verdict, reasons, judgement.phases)
@@ -332,11 +335,14 @@ def stopped_from_outside(tail: list[str]) -> str:
     return ""
 
 
-def judge_finds_report(text: str, resolved_config: dict[str, str], cmdline: str) -> bool:
+def judge_finds_report(log_path: Path, resolved_config: dict[str, str], req: BootSpec) -> bool:
     """Whether the console holds a kernel failure the judge names (a flood of splats is the
     kernel's, however long it prints)."""
+    if not log_path.exists():
+        return False
     try:
-        found = judge(text, resolved_config, cmdline, known_guest=True)
+        found = judge(open_console(log_path), resolved_config, req.cmdline, known_guest=True,
+                      arch=req.arch)
     except InputError:
         return False
     return found.verdict is Verdict.BOOT_FAIL
@@ -345,6 +351,35 @@ def judge_finds_report(text: str, resolved_config: dict[str, str], cmdline: str)
 def killed_early(exit_code: int | None, duration_s: float, limit_s: float) -> bool:
     """Exit 137 (SIGKILL) well before `timeout` could have sent it: not the boot's limit."""
     return exit_code == 137 and duration_s < limit_s
+
+
+def _contains(path: Path, needle: bytes) -> bool:
+    """Whether a console log holds `needle` (read in chunks, not whole)."""
+    if not path.exists():
+        return False
+    with open(path, "rb") as stream:
+        carry = b""
+        while chunk := stream.read(1 << 16):
+            if needle in carry + chunk:
+                return True
+            carry = chunk[-len(needle):]
+    return False
+
+
+def _prints_something(path: Path) -> bool:
+    """Whether a console log holds anything but white space (read in chunks, not whole)."""
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 16):
+            if chunk.strip():
+                return True
+    return False
+
+
+def _tail(path: Path) -> str:
+    """The last console lines of a log of any size (its last 64 KiB)."""
+    with open(path, "rb") as stream:
+        stream.seek(max(0, path.stat().st_size - (1 << 16)))
+        return tail_reason(stream.read().decode(errors="replace"))
 
 
 def fragment_lines(path: Path = BOOT_FRAGMENT) -> list[str]:

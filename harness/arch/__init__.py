@@ -13,6 +13,18 @@ from ..verdict import InputError
 
 
 @dataclass(frozen=True)
+class ReportForm:
+    """A console report only this architecture prints: one row of the judge's table
+    (harness/judge/reports.py: kind, headline regex, where it ends, severity, source file)."""
+
+    kind: str
+    pattern: str
+    end: str  # harness.judge.reports.End value: line, end-trace, separator, fix, stack, panic
+    severity: str  # fatal, error or warning
+    source: str  # the kernel file that prints it
+
+
+@dataclass(frozen=True)
 class Arch:
     name: str  # kmatrix's name, as matrix.yaml writes it (kernel.arch)
     make_arch: str  # make's ARCH=
@@ -27,8 +39,9 @@ class Arch:
     cpu_kvm: str  # -cpu under KVM
     console: str  # the serial console device, for console=
     boot_config: tuple[str, ...] = ()  # extra boot fragment lines this architecture needs
-    # console report forms of this architecture the generic judge must know (kind, regex)
-    report_forms: tuple[tuple[str, str], ...] = ()
+    # console report forms of this architecture the generic judge must know, checked before
+    # the generic table (harness/judge/reports.py)
+    report_forms: tuple[ReportForm, ...] = ()
 
     @property
     def base_cmdline(self) -> tuple[str, ...]:

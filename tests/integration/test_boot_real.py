@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -111,10 +112,10 @@ def kit(kernel_tree: Path, docker_runner, work_cache: Path) -> BootKit:
 
 
 def boot_one(kit: BootKit, name: str, dups: bool, trace: bool = False,
-             extra: tuple[str, ...] = (), limit_s: float = boot.DEFAULT_BOOT_LIMIT_S
-             ) -> boot.BootResult:
+             extra: tuple[str, ...] = (), limit_s: float = boot.DEFAULT_BOOT_LIMIT_S,
+             cpu: str = "") -> boot.BootResult:
     spec = boot.BootSpec(kit.kernels[dups].image, kit.initramfs, kit.work / name,
-                         boot.kernel_cmdline(trace, extra), limit_s, kit.accel)
+                         boot.kernel_cmdline(trace, extra), limit_s, kit.accel, cpu=cpu)
     log = io.StringIO()
     result = boot.boot(kit.runner, spec, kit.kernels[dups].config, log)  # type: ignore[arg-type]
     kit.timings[f"boot {name} s"] = round(result.duration_s, 1)
@@ -155,3 +156,36 @@ def test_init_that_exits_is_boot_fail(kit: BootKit) -> None:
     result = boot_one(kit, "broken-exit", dups=False, extra=("KMATRIX_BREAK=exit",))
     assert result.verdict is Verdict.BOOT_FAIL
     assert "Attempted to kill init" in result.reasons[0]
+
+
+# -- the benign corpus: every kernel the default matrix boots, under other CPU models -------
+
+# The default matrix's three boots (matrix.yaml: boot-dups-on-trace, boot-dups-on,
+# boot-dups-off) under QEMU CPU models whose speculation code paths differ
+# (arch/x86/kernel/cpu/bugs.c). Every one must pass. `KMATRIX_BENIGN=all` (the judge_corpus
+# nox session) runs every pair; CI runs one. KVM does not work on this machine (FACTS.md), so
+# these are TCG boots; `kit.accel` is KVM where the probe finds it working.
+BENIGN_BOOTS = {"dups-on-trace": (True, True), "dups-on": (True, False),
+                "dups-off": (False, False)}
+BENIGN_CPUS = ("EPYC-Milan", "EPYC", "Skylake-Client-v1", "Cascadelake-Server",
+               "Icelake-Server")
+CI_BENIGN = (("dups-on-trace", "EPYC-Milan"),)
+
+
+def benign_cases() -> list[tuple[str, str]]:
+    if os.environ.get("KMATRIX_BENIGN") == "all":
+        return [(name, cpu) for name in BENIGN_BOOTS for cpu in BENIGN_CPUS]
+    return list(CI_BENIGN)
+
+
+@pytest.mark.parametrize("name,cpu", benign_cases())
+def test_default_matrix_kernels_pass_under_other_cpu_models(kit: BootKit, name: str,
+                                                            cpu: str) -> None:
+    dups, trace = BENIGN_BOOTS[name]
+    result = boot_one(kit, f"benign-{name}-{cpu}", dups, trace, cpu=cpu)
+    with FileLock(str(kit.work / "benign.lock")), \
+            open(kit.work / "benign-results.jsonl", "a") as out:
+        out.write(json.dumps({"boot": name, "cpu": cpu, "verdict": result.verdict.value,
+                              "reasons": result.reasons[:3],
+                              "duration_s": round(result.duration_s, 1)}) + "\n")
+    assert result.verdict is Verdict.PASS, result.reasons

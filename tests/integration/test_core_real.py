@@ -8,6 +8,8 @@ combination's whole chain in the builder container.
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,7 +158,7 @@ def test_wrong_expectation_is_link_mismatch(tmp_path, kernel_tree):
 
 def test_make_failure_is_build_error_with_first_error(tmp_path, kernel_tree):
     m = write_matrix(tmp_path, kernel_tree, "  - {id: it-build-error, config: {}}",
-                     targets="[kernel/module/no_such_object.o]")
+                     targets="[kernel/module/, kernel/module/no_such_object.o]")
     record, _ = run_one(tmp_path, m, "it-build-error")
     assert record.verdict == "build-error"
     assert "No rule to make target" in record.reasons[0]
@@ -210,27 +212,34 @@ def test_unknown_symbol_is_bad_input_exit_2(tmp_path, kernel_tree):
 
 
 def test_ctrl_c_keeps_finished_records_and_no_container(tmp_path, kernel_tree):
-    m = write_matrix(tmp_path, kernel_tree, "  - {id: it-interrupt, config: {}}",
+    # a tree of its own, new each time (a warm one could finish its build before the Ctrl-C)
+    combo = f"it-interrupt-{secrets.token_hex(3)}"
+    m = write_matrix(tmp_path, kernel_tree, f"  - {{id: {combo}, config: {{}}}}",
                      targets="[vmlinux]")
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(m), "--results",
-                             str(tmp_path / "res"), "--workers", "1", "--jobs", "1"],
+                             str(tmp_path / "res"), "--workers", "1", "--jobs", "1",
+                             "--trees", "own"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     record_path = None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and record_path is None:
         time.sleep(1)
-        found = list((tmp_path / "res").glob("*/it-interrupt/build.log"))
+        found = list((tmp_path / "res").glob(f"*/{combo}/build.log"))
         if found and "$ docker run" in found[0].read_text().split("olddefconfig", 1)[-1]:
             record_path = found[0].parent / "record.json"
     assert record_path is not None, "the build never started"
-    time.sleep(3)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
-    record = json.loads(record_path.read_text())  # whole, valid JSON
-    assert record["status"] in ("interrupted", "running")
     workdir = json.loads(record_path.read_text())["output_dir"]
-    leftover = subprocess.run(["docker", "ps", "-q", "--filter",
-                               f"label=org.kmatrix.workdir={workdir}"],
-                              capture_output=True, text=True).stdout.strip()
-    assert leftover == ""
+    try:
+        time.sleep(3)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, out + err
+        record = json.loads(record_path.read_text())  # whole, valid JSON
+        assert record["status"] == "interrupted"
+        leftover = subprocess.run(["docker", "ps", "-q", "--filter",
+                                   f"label=org.kmatrix.workdir={workdir}"],
+                                  capture_output=True, text=True).stdout.strip()
+        assert leftover == ""
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)

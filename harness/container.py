@@ -243,7 +243,8 @@ class DockerRunner:
                 elif limit.paused:
                     lost = InfraError(f"step {step.name} was paused from outside (docker "
                                       "pause) until its time ran out: unpause it and rerun")
-            except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+                # refused, reset, or an answer cut short (ChunkedEncodingError): the engine
                 kill_quietly(container)
                 lost = exc
         except BaseException:

@@ -52,7 +52,7 @@ def start_long_build(tmp_path: Path, tree: Path) -> tuple[subprocess.Popen[bytes
     with open(tmp_path / "run.out", "w") as out:  # a file, not a pipe nobody reads yet
         proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(m), "--results",
                                  str(tmp_path / "res"), "--workers", "1", "--jobs", "1",
-                                 "--trees", "own"],
+                                 "--trees", "own", "--no-ccache"],
                                 stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600  # a loaded machine: the seed and resolve come first
     while time.monotonic() < deadline:

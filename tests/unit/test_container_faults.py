@@ -137,3 +137,12 @@ def test_a_real_compile_error_is_still_a_build_error() -> None:
         "kernel/module/dups.c:12:1: error: expected ';' before '}' token",
         "make[4]: *** [scripts/Makefile.build:229: kernel/module/dups.o] Error 1",
         "make: *** [Makefile:236: __sub-make] Error 2"]) is None
+
+
+def test_an_answer_cut_short_by_a_dying_engine_is_infra_error_naming_docker() -> None:
+    """Found by the fault suite in CI (engine killed mid-step): requests raised
+    ChunkedEncodingError, which escaped as `kmatrix failed: ChunkedEncodingError`."""
+    c = FakeContainer(requests.exceptions.ChunkedEncodingError("Response ended prematurely"))
+    with pytest.raises(InfraError, match="Docker engine"):
+        run(c, answers=False)
+    assert c.killed and c.removed

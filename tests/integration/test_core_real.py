@@ -220,7 +220,10 @@ def test_ctrl_c_keeps_finished_records_and_no_container(tmp_path, kernel_tree):
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(m), "--results",
                              str(tmp_path / "res"), "--workers", "1", "--jobs", "1",
                              "--trees", "own", "--no-ccache"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C as at a terminal: a shell's background job (CI started
+                            # with `&`) has SIGINT ignored, and a child would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     record_path = None
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and record_path is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import covertable  # type: ignore[import-untyped]
+import covertable
 from covertable import sorters
 
 from . import linkcheck, makefile

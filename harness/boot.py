@@ -150,11 +150,11 @@ def prepare_guest(runner: Runner, guest_out: Path, log: IO[str]) -> Path:
 def bzimage_step(src: Path, out: Path, jobs: int, timeout_s: float = 3600.0,
                  arch: Arch | None = None) -> Step:
     """`make O=out <image target>` on a configured output tree (source mounted read-only), the
-    way every other build step is made (harness.kbuild.Toolchain)."""
-    from .kbuild import Toolchain
+    way every other build step is made (harness.kbuild.Kbuild)."""
+    from .kbuild import Kbuild
 
     arch = arch or archmod.default()
-    return Toolchain(src, arch, jobs, float(jobs)).make_step("bzimage", out, arch.image_target,
+    return Kbuild(src, arch, jobs, float(jobs)).make_step("bzimage", out, arch.image_target,
                                                              timeout_s=timeout_s)
 
 

@@ -118,7 +118,8 @@ def sample_first(tree: Path, matrix: Matrix, symbols: SymbolTable, runner: Runne
     axes = tree_axes(matrix, tree, symbols)
     impossible: list[Impossible] = []
     if matrix.sample.sampled:
-        session = KconfigSession(tree, scratch / "sample", runner, log, arch=matrix.arch)
+        session = KconfigSession(tree, scratch / "sample", runner, log, arch=matrix.arch,
+                                 toolchain=matrix.toolchain)
         fixed = common_request(matrix, symbols)
         session.olddefconfig(kconfig.merge(base, fixed))
         impossible = kconfig_impossible(session.dump(), fixed, axes)

@@ -1,4 +1,5 @@
-"""The builder image: one image, built once from containers/packages.txt, reused everywhere.
+"""The builder image: one image, built once from containers/packages.txt and
+containers/toolchains.txt (every toolchain of harness/toolchains), reused everywhere.
 
 Two ways to make it, same contents: ``docker build`` of containers/Dockerfile where a registry
 is reachable, or ``debootstrap --variant=minbase`` + ``docker import`` where none is (as on the
@@ -109,10 +110,20 @@ class ImageSpec:
         return f"kmatrix-builder:{self.digest}"
 
 
+def read_list(path: Path) -> tuple[str, ...]:
+    """A package list: one Debian package a line, # comments."""
+    return tuple(line.strip() for line in path.read_text().splitlines()
+                 if line.strip() and not line.lstrip().startswith("#"))
+
+
 def read_spec(containers_dir: Path = CONTAINERS_DIR) -> ImageSpec:
-    text = (containers_dir / "packages.txt").read_text()
-    packages = tuple(line.strip() for line in text.splitlines()
-                     if line.strip() and not line.lstrip().startswith("#"))
+    """The base list (containers/packages.txt) and every toolchain's packages
+    (containers/toolchains.txt, the same as harness.toolchains.image_packages(): a unit test
+    holds them equal): one image holds every toolchain (docs/toolchains.md says why)."""
+    packages = read_list(containers_dir / "packages.txt")
+    toolchains = containers_dir / "toolchains.txt"
+    if toolchains.is_file():
+        packages += tuple(p for p in read_list(toolchains) if p not in packages)
     digest = hashlib.sha256(("\n".join(packages) + SUITE).encode()).hexdigest()[:12]
     return ImageSpec(packages, digest)
 

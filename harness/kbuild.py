@@ -8,11 +8,13 @@ rerun by hand as it stands.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import toolchains
 from .arch import Arch
 from .container import Mount, Step
+from .toolchains import Toolchain
 
 OUT_INSIDE = Path("/kmatrix/out")
 
@@ -22,8 +24,8 @@ BUILD_ENV = (("KBUILD_BUILD_USER", "kmatrix"), ("KBUILD_BUILD_HOST", "kmatrix"),
 
 
 @dataclass(frozen=True)
-class Toolchain:
-    """How make is invoked for one tree and architecture."""
+class Kbuild:
+    """How make is invoked for one tree, architecture and toolchain."""
 
     tree: Path
     arch: Arch
@@ -35,6 +37,7 @@ class Toolchain:
     # absolute output path (objtool does), so a tree copied from the seed to a new host path
     # would rebuild them; at one fixed path inside, copies stay warm.
     fixed_out: bool = False
+    toolchain: Toolchain = field(default_factory=toolchains.default)
 
     def out_inside(self, out: Path) -> Path:
         return OUT_INSIDE if self.fixed_out else out
@@ -42,8 +45,7 @@ class Toolchain:
     def make_argv(self, out: Path, *targets: str, jobs: int | None = None) -> tuple[str, ...]:
         argv = ["make", "-C", str(self.tree), f"O={self.out_inside(out)}", f"ARCH={self.arch.make_arch}",
                 f"-j{jobs or self.jobs}"]
-        if self.ccache_dir is not None:
-            argv.append("CC=ccache gcc")
+        argv += self.toolchain.make_vars(self.arch, ccache=self.ccache_dir is not None)
         return (*argv, *targets)
 
     def mounts(self, out: Path, *extra: Mount) -> tuple[Mount, ...]:

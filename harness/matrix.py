@@ -13,22 +13,23 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from . import arch as archmod
-from . import kconfig, linkcheck, yamlsrc
+from . import kconfig, linkcheck, toolchains, variants, yamlsrc
 from .arch import Arch
 from .kconfig import Config, SymbolTable
 from .sample import MAX_T, STRATEGIES, Axis, Rule, SampleSpec
+from .toolchains import Toolchain
 from .verdict import InputError
 
 TOP_KEYS = {"kernel", "base", "config", "fragments", "axes", "exclude", "include", "expect",
             "build", "repair", "short_names", "sample"}
 SAMPLE_KEYS = {"strategy", "t", "seed"}
-KERNEL_KEYS = {"source", "arch"}
-INCLUDE_KEYS = {"id", "config", "boot", "repair"}
+KERNEL_KEYS = {"source", "arch", "toolchain"}
+INCLUDE_KEYS = {"id", "config", "boot", "repair", "arch", "toolchain"}
 BOOT_KEYS = {"cmdline"}
 BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees", "max_combinations"}
 TREE_POLICIES = ("nearest", "lanes", "own")  # see harness/schedule.py
@@ -61,6 +62,14 @@ class Combination:
     line: int
     boot: BootRequest | None = None
     repair: bool = False
+    arch: str = ""  # its own architecture and toolchain ("": the matrix's), harness/variants.py
+    toolchain: str = ""
+
+    @property
+    def axis_values(self) -> dict[str, str]:
+        """Its values as the reports show them: arch and toolchain too, where it has its own."""
+        own = {k: v for k, v in (("arch", self.arch), ("toolchain", self.toolchain)) if v}
+        return {**own, **dict(self.values)}
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,31 @@ class Matrix:
         return self.sample.sampled or bool(self.axes_from)
     # the ids of the include entries (rows of their own in the reports)
     include_ids: tuple[str, ...] = ()
+    toolchain: Toolchain = field(default_factory=toolchains.default)  # kernel.toolchain
+
+    @property
+    def variant(self) -> str:
+        """The architecture and toolchain this matrix (or view) builds with: `arm64-clang-16`."""
+        return variants.name(self.arch.name, self.toolchain.name)
+
+    def views(self, only: list[str] | tuple[str, ...] = ()) -> list[Matrix]:
+        """One view per architecture and toolchain its combinations (those in `only`, when
+        given) build with; the matrix's own first, always."""
+        out = {self.variant: self}
+        for combo in self.combinations:
+            if not only or combo.id in only:
+                view = self.built_with(combo)
+                out.setdefault(view.variant, view)
+        return list(out.values())
+
+    def built_with(self, combo: Combination) -> Matrix:
+        """The matrix as `combo` builds: with its own architecture and toolchain, where it has
+        them (every stage reads `matrix.arch` and `matrix.toolchain` of this view)."""
+        arch = archmod.get(combo.arch) if combo.arch else self.arch
+        chain = toolchains.get(combo.toolchain) if combo.toolchain else self.toolchain
+        if arch == self.arch and chain == self.toolchain:
+            return self
+        return replace(self, arch=arch, toolchain=chain)
 
     @property
     def srcarch(self) -> str:
@@ -168,7 +202,9 @@ def slug(text: str) -> str:
 
 
 def make_id(values: list[tuple[str, str]], short_names: dict[str, str]) -> str:
-    parts = [f"{short_names.get(sym, slug(sym.removeprefix('CONFIG_')))}-{slug(val)}"
+    """`dups-y.trace-n`; an architecture or toolchain value stands for itself: `clang-16.dups-y`."""
+    parts = [val if sym in variants.KEYS else
+             f"{short_names.get(sym, slug(sym.removeprefix('CONFIG_')))}-{slug(val)}"
              for sym, val in values]
     return ".".join(parts) if parts else "base"
 
@@ -194,6 +230,10 @@ def load_matrix(path: Path) -> Matrix:
         arch = archmod.get(str(kernel.get("arch", archmod.DEFAULT)))
     except InputError as exc:
         raise _fail(path, yamlsrc.line_of(kernel, "arch"), exc.message) from None
+    try:
+        chain = toolchains.get(str(kernel.get("toolchain", toolchains.DEFAULT)))
+    except InputError as exc:
+        raise _fail(path, yamlsrc.line_of(kernel, "toolchain"), exc.message) from None
 
     base = top.get("base", "tinyconfig")
     if not isinstance(base, str):
@@ -233,6 +273,9 @@ def load_matrix(path: Path) -> Matrix:
 
     spec = _sample(path, top)
     axes, axes_from, rules = _axes(path, top)
+    if why := variants.not_sampled(any(a.symbol in variants.KEYS for a in axes),
+                                   spec.sampled or bool(axes_from)):
+        raise _fail(path, yamlsrc.line_of(top, "axes"), why)
     combos = [] if spec.sampled or axes_from else \
         axes_combinations(path, top, axes, rules, short_names, default_repair,
                           _max_combinations(path, top))
@@ -263,7 +306,7 @@ def load_matrix(path: Path) -> Matrix:
     return Matrix(path, source, arch, base, common, tuple(fragment_files), combos, expect, build,
                   expect_lines, spec, axes, axes_from, rules, yamlsrc.line_of(top, "axes"),
                   short_names, default_repair,
-                  tuple(c.id for c in includes))
+                  tuple(c.id for c in includes), chain)
 
 
 def _max_combinations(path: Path, top: yamlsrc.LineDict) -> int:
@@ -331,6 +374,12 @@ def _axes(path: Path, top: yamlsrc.LineDict) -> tuple[list[Axis], tuple[str, ...
                                 "tree with a Kbuild Makefile, like kernel/module/")
                 sources.append(d if d.endswith("/") else d + "/")
             continue
+        if key in variants.KEYS:
+            vals = values if isinstance(values, list) else None
+            if not vals:
+                raise _fail(path, at, f"axis {key} needs a non-empty list of names")
+            out.append(Axis(key, tuple(_variant(path, at, key, v) for v in vals), at))
+            continue
         sym = _symbol(path, at, key)
         vals = values if isinstance(values, list) else None
         if not vals:
@@ -345,11 +394,14 @@ def _axes(path: Path, top: yamlsrc.LineDict) -> tuple[list[Axis], tuple[str, ...
             rule_map = _mapping(path, rule, "an exclude rule", at)
             parsed = {}
             for key, value in rule_map.items():
+                vals = value if isinstance(value, list) else [value]
+                if key in variants.KEYS and key in names:
+                    parsed[key] = frozenset(_variant(path, at, key, v) for v in vals)
+                    continue
                 sym = _symbol(path, at, key)
                 if sym not in names and not sources:  # `from` axes are known with the tree
                     raise _fail(path, yamlsrc.line_of(rule_map, key),
                                 f"exclude names {sym}, which is not an axis")
-                vals = value if isinstance(value, list) else [value]
                 parsed[sym] = frozenset(_value(path, at, sym, v) for v in vals)
             rules.append(parsed)
     return out, tuple(sources), rules
@@ -372,8 +424,21 @@ def axes_combinations(path: Path, top: yamlsrc.LineDict, axes: list[Axis], rules
                     f"the limit of {cap}: use fewer axes, raise build.max_combinations, or "
                     "sample them (sample: pairwise)")
     line = yamlsrc.line_of(top, "axes")
-    return [Combination(make_id(list(row), short_names), row, line, None, repair)
+    return [Combination(make_id(list(row), short_names), *_split(row, line, repair))
             for row in product_rows(axes, rules)]
+
+
+def _split(row: tuple[tuple[str, str], ...], line: int, repair: bool
+           ) -> tuple[tuple[tuple[str, str], ...], int, None, bool, str, str]:
+    values, arch, chain = variants.split(row)
+    return values, line, None, repair, arch, chain
+
+
+def _variant(path: Path, line: int, key: str, value: Any) -> str:
+    try:
+        return variants.check(key, value)
+    except InputError as exc:
+        raise _fail(path, line, exc.message) from None
 
 
 def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
@@ -388,7 +453,9 @@ def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
         _unknown_keys(path, entry, INCLUDE_KEYS, "an include entry")
         values = [(s, v) for s, v, _ in _assignments(
             path, entry.get("config", yamlsrc.LineDict()), "include config", at)]
-        combo_id = entry.get("id", make_id(values, short_names))
+        own = [(k, _variant(path, yamlsrc.line_of(entry, k), k, entry[k]))
+               for k in variants.KEYS if k in entry]
+        combo_id = entry.get("id", make_id(own + values, short_names))
         if not isinstance(combo_id, str) or not ID_RE.fullmatch(combo_id):
             raise _fail(path, yamlsrc.line_of(entry, "id"),
                         f"id {str(combo_id)[:80]!r} may only use letters, digits, _ . + -")
@@ -410,7 +477,8 @@ def _includes(path: Path, top: yamlsrc.LineDict, short_names: dict[str, str],
         repair = entry.get("repair", default_repair)
         if not isinstance(repair, bool):
             raise _fail(path, yamlsrc.line_of(entry, "repair"), "repair must be true or false")
-        combos.append(Combination(combo_id, tuple(values), at, boot, repair))
+        combos.append(Combination(combo_id, tuple(values), at, boot, repair,
+                                  dict(own).get("arch", ""), dict(own).get("toolchain", "")))
     return combos
 
 
@@ -522,10 +590,14 @@ def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:
         for sym, value in combo.values:
             check(sym, value, combo.line)
     for axis in matrix.axes:
+        if axis.symbol in variants.KEYS:  # checked against harness/arch and harness/toolchains
+            continue
         for value in axis.values:
             check(axis.symbol, value, axis.line or matrix.axes_line)
     for rule in matrix.rules:
         for sym, values in rule.items():
+            if sym in variants.KEYS:
+                continue
             for value in values:
                 check(sym, value, matrix.axes_line)
     for directory, objects in matrix.expect.items():

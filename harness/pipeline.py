@@ -20,11 +20,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import IO
 
-from . import boot_stage, kconfig, linkcheck, locks, results, treeguard
+from . import boot_stage, kconfig, linkcheck, locks, results, treeguard, variants
 from . import matrix as matrixmod
 from .cache import touch_seed
 from .container import Runner, StepResult, write_log
-from .kbuild import Toolchain, damaged_tree, first_errors, infra_trouble, step_output
+from .kbuild import Kbuild, damaged_tree, first_errors, infra_trouble, step_output
 from .kconfig import Config
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
@@ -44,13 +44,14 @@ def reproducer_line(matrix: Matrix, combo: Combination) -> str:
     return shlex.join(["kmatrix", "run", str(matrix.path), "--only", combo.id])
 
 
-def kconfig_session(tc: Toolchain, runner: Runner, out: Path, log: IO[str]) -> KconfigSession:
+def kconfig_session(tc: Kbuild, runner: Runner, out: Path, log: IO[str]) -> KconfigSession:
     """The Kconfig session of a build tree: the run's own toolchain, one step at a time."""
-    return KconfigSession(tc.tree, out, runner, log, arch=tc.arch, timeout_s=CONFIG_TIMEOUT_S,
-                          build_toolchain=tc)
+    return KconfigSession(tc.tree, out, runner, log, arch=tc.arch, toolchain=tc.toolchain,
+                          timeout_s=CONFIG_TIMEOUT_S,
+                          build_kbuild=tc)
 
 
-def base_config_stage(tc: Toolchain, runner: Runner, matrix: Matrix, out: Path,
+def base_config_stage(tc: Kbuild, runner: Runner, matrix: Matrix, out: Path,
                       log: IO[str]) -> tuple[Config | None, StepResult | None]:
     """The base config kept in the output tree: tinyconfig & co come from the tree's make."""
     saved, key_file = out / BASE_CONFIG, out / BASE_KEY
@@ -83,7 +84,7 @@ def base_key(matrix: Matrix) -> str:
     return f"{matrix.arch.name}:file:{digest}"
 
 
-def olddefconfig(tc: Toolchain, runner: Runner, out: Path, config: Config,
+def olddefconfig(tc: Kbuild, runner: Runner, out: Path, config: Config,
                  log: IO[str]) -> tuple[Config | None, StepResult]:
     """Write the merged config and let the tree's own Kconfig resolve it."""
     return kconfig_session(tc, runner, out, log).olddefconfig_step(config)
@@ -100,6 +101,7 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
         return None
     common = matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
     key = hashlib.sha256(json.dumps([settings.tree, settings.image, base_key(matrix),
+                                     matrix.toolchain.name,
                                      sorted(common.items()), settings.ccache, "fixed-out",
                                      matrix.build.targets]).encode()
                          ).hexdigest()[:12]
@@ -112,7 +114,7 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
             touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
             return seed
         shutil.rmtree(seed, ignore_errors=True)
-        tc = settings.toolchain(matrix, jobs)
+        tc = settings.kbuild(matrix, jobs)
         base, failed = base_config_stage(tc, runner, matrix, seed, log)
         if base is None:
             raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
@@ -139,6 +141,16 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
     return seed
 
 
+def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
+                 runner: Runner, log: IO[str], jobs: int) -> None:
+    """A seed tree for every architecture and toolchain the selected combinations build with
+    (settings.seeds), the matrix's own also as settings.seed."""
+    for view in matrix.views(settings.only):
+        seed = ensure_seed(settings, view, symbols, runner, log, jobs)
+        settings.seeds[view.variant] = str(seed) if seed else ""
+    settings.seed = settings.seeds.get(matrix.variant, "")
+
+
 def tree_name(settings: RunSettings, combo: Combination) -> str:
     """The output tree the resolve step chose (harness/schedule.py): a shared lane, or the
     combination's own (by id); a combination that resolves to the same .config as an earlier one
@@ -151,7 +163,8 @@ def _tree_of(resolution: Resolution | None, combo: Combination) -> str:
     return resolution.tree_group if resolution is not None else combo.id
 
 
-def output_dir(settings: RunSettings, name: str, say: Callable[[str], None]) -> Path:
+def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
+               variant: str = variants.DEFAULT) -> Path:
     """The combination's output tree: warm (kept from the last run, or copied from the seed)
     unless --pristine, which always starts from an empty directory. Called with the tree's
     lock held; a tree a stopped step left dirty is repaired first (harness/treeguard.py)."""
@@ -160,12 +173,12 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None]) -> 
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         return out
-    out = settings.work_dir() / name
+    out = settings.work_dir(variant) / name
     if treeguard.dirty_since(out) == 0:  # condemned: found damaged, nothing in it is trusted
         say(f"kmatrix: tree {out} was found damaged: made again from the seed")
         shutil.rmtree(out)
-    if not out.is_dir() and settings.seed:
-        copy_seed(Path(settings.seed), out, say)
+    if not out.is_dir() and (seed := settings.seed_for(variant)):
+        copy_seed(Path(seed), out, say)
     out.mkdir(parents=True, exist_ok=True)
     treeguard.repair(out, say)
     return out
@@ -219,10 +232,12 @@ def run_combination(job: Job) -> results.Record:
                 _stage(record, "resolve", "pass", resolution.seconds)
             if outcome is None:  # a request that can never hold takes no tree at all
                 name = _tree_of(resolution, combo)
-                settings.work_dir().mkdir(parents=True, exist_ok=True)
-                with locks.held(settings.work_dir() / f"{name}.lock", f"output tree {name}",
+                work = settings.work_dir(matrix.variant)
+                work.mkdir(parents=True, exist_ok=True)
+                with locks.held(work / f"{name}.lock", f"output tree {name}",
                                 _say_to(log)):
-                    chain = Chain(job, record, log, output_dir(settings, name, _say_to(log)),
+                    chain = Chain(job, record, log, output_dir(settings, name, _say_to(log),
+                                                           matrix.variant),
                                   resolution)
                     outcome = chain.run(requested)
     except InfraError as exc:
@@ -268,7 +283,7 @@ class Chain:
                  resolution: Resolution | None) -> None:
         self.job, self.record, self.log, self.out = job, record, log, out
         self.resolution = resolution
-        self.tc = job.settings.toolchain(job.matrix)
+        self.tc = job.settings.kbuild(job.matrix)
         record.output_dir = str(out)
 
     def run(self, requested: Config) -> Outcome:

@@ -108,7 +108,8 @@ def make_random(tree: Path, matrix: Matrix, runner: Runner, base: Config, fixed:
     matrix's combinations replaced by them; randconfig.json records each seed."""
     from .resolve import delta_from
 
-    session = KconfigSession(tree, scratch / "randconfig", runner, log, arch=matrix.arch)
+    session = KconfigSession(tree, scratch / "randconfig", runner, log, arch=matrix.arch,
+                             toolchain=matrix.toolchain)
     free = [a.symbol for a in matrix.axes]
     if spec.over == "axes" and not free:
         raise InputError(f"{matrix.path}: --randconfig-over axes needs axes in the matrix")

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
-from . import kconfig, results
+from . import kconfig, results, variants
 from .container import Runner
 from .kconfig import Config, SymbolTable
 from .kconfig.session import KconfigSession
@@ -28,7 +28,7 @@ from .settings import Job, RunSettings
 from .verdict import InfraError
 
 RESOLVE_FILE = "resolve.json"
-MEMO_VERSION = 2  # bump when Resolution gains a field the memo must hold
+MEMO_VERSION = 3  # bump when Resolution or the memo key changes (3: the toolchain)
 
 
 @dataclass
@@ -92,31 +92,58 @@ def delta_from(base: Config, resolved: Config) -> Config:
     return out
 
 
+def base_config(settings: RunSettings, matrix: Matrix, runner: Runner, scratch: Path,
+                log: IO[str]) -> Config:
+    """The base config (tinyconfig, ...) as `matrix`'s architecture and toolchain make it: the
+    one kept in their seed tree, else made in a scratch tree, or the matrix's config file."""
+    from .matrix import BASES
+    from .pipeline import BASE_CONFIG
+
+    seed = settings.seed_for(matrix.variant)
+    if seed:
+        return kconfig.parse_config((Path(seed) / BASE_CONFIG).read_text())
+    if matrix.base in BASES:
+        return KconfigSession(Path(settings.tree), scratch / f"base-{matrix.variant}", runner, log,
+                              arch=matrix.arch,
+                              toolchain=matrix.toolchain).config_target(matrix.base)
+    return kconfig.parse_config(Path(matrix.base).read_text())
+
+
 def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, runner: Runner,
                 base: Config, scratch: Path, log: IO[str], workers: int = 2) -> dict[str, Resolution]:
-    """Resolve the selected combinations, `workers` scratch trees in parallel."""
+    """Resolve the selected combinations, `workers` scratch trees in parallel. `base` is the
+    matrix's own base config; a combination with its own architecture or toolchain resolves
+    against theirs, in a session of theirs (Kconfig asks the compiler)."""
     combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
     lanes = [combos[i::workers] for i in range(workers)]
+    views = {v.variant: v for v in matrix.views([c.id for c in combos])}
+    bases = {name: base if name == matrix.variant else
+             base_config(settings, view, runner, scratch, log) for name, view in views.items()}
 
     memo = Path(settings.cache) / "resolved"
     memo.mkdir(parents=True, exist_ok=True)
     fingerprint = kconfig_fingerprint(Path(settings.tree))
 
     def lane(i: int) -> list[Resolution]:
-        session = KconfigSession(Path(settings.tree), scratch / f"lane{i}", runner, log,
-                                 arch=matrix.arch)
+        sessions: dict[str, KconfigSession] = {}
         out = []
         for c in lanes[i]:
+            view = matrix.built_with(c)
+            where = f"lane{i}" if view.variant == matrix.variant else f"lane{i}-{view.variant}"
+            session = sessions.setdefault(view.variant, KconfigSession(
+                Path(settings.tree), scratch / where, runner, log, arch=view.arch,
+                toolchain=view.toolchain))
             requested = requested_for(settings, matrix, c, symbols, runner)
-            # the same tree, image, base and request always resolve the same way: remembered
+            vbase = bases[view.variant]
+            # the same tree, image, toolchain, base and request always resolve the same way
             key = hashlib.sha256(json.dumps([MEMO_VERSION, fingerprint, settings.image,
-                                             matrix.arch.name,
-                                             sorted(base.items()), sorted(requested.items()),
+                                             view.arch.name, view.toolchain.name,
+                                             sorted(vbase.items()), sorted(requested.items()),
                                              c.repair]).encode()).hexdigest()[:20]
             known = memo / f"{key}.json"
             res = remembered(known, c.id, log)
             if res is None:
-                res = resolve_one(session, base, requested, c)
+                res = resolve_one(session, vbase, requested, c)
                 results.atomic_write(known, json.dumps(asdict(res)))
             out.append(res)
         return out
@@ -124,10 +151,13 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     with ThreadPoolExecutor(max_workers=workers) as pool:
         found = {r.combination: r for rs in pool.map(lane, range(workers)) for r in rs}
     ordered = [found[c.id] for c in combos]
-    mark_duplicates(ordered)
     boots = {c.id for c in combos if Job(settings, matrix, c, symbols, runner).boots}
-    place_in_trees(settings, ordered, boots,
-                   seed_delta(settings, base))
+    variant_of = {c.id: matrix.built_with(c).variant for c in combos}
+    for name in views:  # trees are never shared across architectures or toolchains
+        group = [r for r in ordered if variant_of[r.combination] == name]
+        mark_duplicates(group)
+        place_in_trees(settings, group, boots, seed_delta(settings, bases[name], name),
+                       "" if name == matrix.variant else f"{name}-")
     return {r.combination: r for r in ordered}
 
 
@@ -146,22 +176,24 @@ def mark_duplicates(ordered: list[Resolution]) -> None:
             first[res.config_hash] = res.combination
 
 
-def seed_delta(settings: RunSettings, base: Config) -> Config:
+def seed_delta(settings: RunSettings, base: Config, variant: str = variants.DEFAULT) -> Config:
     """The seed tree's resolved config (base + common values) as a delta from the base: where
     every new output tree starts."""
-    seed_config = Path(settings.seed) / ".config" if settings.seed else None
+    seed = settings.seed_for(variant)
+    seed_config = Path(seed) / ".config" if seed else None
     if seed_config is None or not seed_config.is_file():
         return {}
     return delta_from(base, kconfig.parse_config(seed_config.read_text()))
 
 
 def place_in_trees(settings: RunSettings, ordered: list[Resolution],
-                   boots: set[str], seed: Config) -> None:
-    """Give every combination to build its output tree and its place in that tree's sequence."""
+                   boots: set[str], seed: Config, prefix: str = "") -> None:
+    """Give every combination to build its output tree and its place in that tree's sequence
+    (`prefix` names the trees of another architecture or toolchain than the matrix's)."""
     from . import schedule
 
     todo = [r for r in ordered if not r.unsatisfiable]
-    tag = f"{Path(settings.seed).name[:8]}-" if settings.seed else ""
+    tag = prefix + (f"{Path(settings.seed).name[:8]}-" if settings.seed else "")
     # shards are planned as one machine with every runner's workers (harness/shard.py)
     workers = settings.workers * int(settings.shard.get("count", 1))
     slots = schedule.plan({r.combination: r.delta for r in todo}, boots, workers,

@@ -61,7 +61,7 @@ def prepare(results_dir: Path, given: Path | None,
     from . import session
     from . import shard as shardmod
     from .compare import selection
-    from .pipeline import ensure_seed
+    from .pipeline import ensure_seeds
 
     run_dir = find_run(results_dir, given)
     settings = RunSettings.load(run_dir)
@@ -90,8 +90,7 @@ def prepare(results_dir: Path, given: Path | None,
     results.point_latest(run_dir.parent, run_dir)
     if not settings.pristine:  # the cache may have lost the seed tree since: same key, same tree
         with open(run_dir / "seed.log", "a") as log:
-            seed = ensure_seed(settings, matrix, symbols, runner, log, settings.jobs)
-        settings.seed = str(seed) if seed else ""
+            ensure_seeds(settings, matrix, symbols, runner, log, settings.jobs)
         settings.save()
     todo = unfinished(run_dir)
     if todo is None:  # killed before the resolve step finished: do it again

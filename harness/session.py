@@ -25,7 +25,7 @@ from . import shard as shardmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
-from .pipeline import BASE_CONFIG, ensure_seed
+from .pipeline import ensure_seeds
 from .randconfig import RandomSpec
 from .settings import RunSettings
 from .shard import ShardSpec
@@ -185,8 +185,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
             f"{mem_bytes >> 20} MiB each")
         with open(run_dir / "seed.log", "w") as log:
-            seed = ensure_seed(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
-        settings.seed = str(seed) if seed else ""
+            ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
         settings.save()
         resolve_first(settings, matrix, symbols, runner, say, opts.random)
         if matrix.deferred or opts.random is not None:  # the combinations are known now
@@ -227,20 +226,13 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
     import time
 
     from . import cover, resolve
-    from .kconfig.session import KconfigSession
 
     run_dir = Path(settings.run_dir)
     # scratch output trees of this run only: concurrent runs must never share a .config
     scratch = Path(settings.cache) / "resolve" / settings.run_id
     start = time.monotonic()
     with open(run_dir / "resolve.log", "w") as log:
-        if settings.seed:
-            base = kconfig.parse_config((Path(settings.seed) / BASE_CONFIG).read_text())
-        elif matrix.base in matrixmod.BASES:
-            base = KconfigSession(Path(settings.tree), scratch / "base", runner, log,
-                                  arch=matrix.arch).config_target(matrix.base)
-        else:
-            base = kconfig.parse_config(Path(matrix.base).read_text())
+        base = resolve.base_config(settings, matrix, runner, scratch, log)
         workers = max(1, min(2, settings.workers * settings.jobs))
         deferred = matrix.deferred or random is not None
         impossible = []
@@ -292,7 +284,8 @@ def sampled_matrix(opts: Options, say: Say = print) -> tuple[Matrix, list[str]]:
     with open(scratch / "kconfig.log", "w") as log:
         if matrix.base in matrixmod.BASES:
             base = KconfigSession(tree.path, scratch / "base", runner, log,
-                                  arch=matrix.arch).config_target(matrix.base)
+                                  arch=matrix.arch,
+                                  toolchain=matrix.toolchain).config_target(matrix.base)
         else:
             base = kconfig.parse_config(Path(matrix.base).read_text())
         impossible = cover.sample_first(tree.path, matrix, symbols, runner, base, scratch, log)

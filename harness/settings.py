@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import results
+from . import results, variants
 from .container import Runner, make_runner
-from .kbuild import Toolchain
+from .kbuild import Kbuild
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix, requested_config
 from .verdict import Stage
@@ -43,6 +43,9 @@ class RunSettings:
     only: list[str] = field(default_factory=list)
     trees: str = "nearest"  # nearest | lanes | own (harness/schedule.py); --pristine: own
     seed: str = ""  # a prepared output tree that combinations start from (empty: fresh)
+    # the seed of every architecture and toolchain the run builds with (harness/variants.py);
+    # `seed` is the matrix's own one's
+    seeds: dict[str, str] = field(default_factory=dict)
     image_packages: dict[str, str] = field(default_factory=dict)
     # whose compiler cache: "" the shared one; another name its own (a commit bisect builds
     # commits nobody vetted, which must never write into the cache every run reads)
@@ -62,18 +65,30 @@ class RunSettings:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
-    def toolchain(self, matrix: Matrix, jobs: int | None = None) -> Toolchain:
-        name = f"ccache-{self.ccache_domain}" if self.ccache_domain else "ccache"
-        ccache = Path(self.cache) / name if self.ccache and not self.pristine else None
+    def kbuild(self, matrix: Matrix, jobs: int | None = None) -> Kbuild:
+        """How make runs for `matrix` (a combination's view: its arch and toolchain)."""
+        ccache = self.ccache_dir(matrix.variant) if self.ccache and not self.pristine else None
         if ccache is not None:
             ccache.mkdir(parents=True, exist_ok=True)
-        return Toolchain(Path(self.tree), matrix.arch, jobs or self.jobs,
-                         float(jobs or self.cpus_per_build), self.mem_bytes, ccache,
-                         fixed_out=True)
+        return Kbuild(Path(self.tree), matrix.arch, jobs or self.jobs,
+                      float(jobs or self.cpus_per_build), self.mem_bytes, ccache,
+                      fixed_out=True, toolchain=matrix.toolchain)
 
-    def work_dir(self) -> Path:
-        key = hashlib.sha256(f"{self.tree}|{self.image}".encode()).hexdigest()[:12]
+    def ccache_dir(self, variant: str = variants.DEFAULT) -> Path:
+        """The compiler cache of one architecture and toolchain (the default architecture with gcc-12
+        keeps the name it had before toolchains were an axis)."""
+        name = f"ccache-{self.ccache_domain}" if self.ccache_domain else "ccache"
+        return Path(self.cache) / (name if variant == variants.DEFAULT else f"{name}-{variant}")
+
+    def work_dir(self, variant: str = variants.DEFAULT) -> Path:
+        """Where the output trees of one architecture and toolchain live."""
+        own = "" if variant == variants.DEFAULT else f"|{variant}"
+        key = hashlib.sha256(f"{self.tree}|{self.image}{own}".encode()).hexdigest()[:12]
         return Path(self.cache) / "work" / key
+
+    def seed_for(self, variant: str) -> str:
+        """The seed tree of one architecture and toolchain ("" none: builds start empty)."""
+        return self.seeds.get(variant, "") if self.seeds else self.seed
 
     def runner(self) -> Runner:
         """The runner of this run's builder image (the one place a worker makes one)."""
@@ -90,6 +105,10 @@ class Job:
     symbols: SymbolTable
     runner: Runner
     last_stage: Stage = Stage.BOOT  # the checks after this one are not run (bisects)
+
+    def __post_init__(self) -> None:
+        # every stage sees the matrix as this combination builds: its arch and toolchain
+        object.__setattr__(self, "matrix", self.matrix.built_with(self.combo))
 
     @property
     def boots(self) -> bool:

@@ -33,9 +33,9 @@ class CombinationOracle:
 
     def resolve(self, config: Config) -> Config:
         env = self.env
-        out = env.settings.work_dir() / f"{BISECT_COMBO}-resolve"
+        out = env.settings.work_dir(self.matrix.variant) / f"{BISECT_COMBO}-resolve"
         out.mkdir(parents=True, exist_ok=True)
-        tc = env.settings.toolchain(self.matrix, 1)
+        tc = env.settings.kbuild(self.matrix, 1)
         # one scratch tree for every bisect of this tree: held while its .config is ours
         with (FileLock(str(out.parent / f"{out.name}.lock")),
               open(self.bisect_dir / "resolve.log", "a") as log):

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import IO
 
 from .. import arch as archmod
+from .. import toolchains
 from ..arch import Arch
 from ..container import Runner, Step, StepResult
-from ..kbuild import Toolchain
+from ..kbuild import Kbuild
 from ..results import atomic_write
+from ..toolchains import Toolchain
 from ..verdict import InfraError
 from .config import Config, parse_config, render_config
 from .dump import KconfigDump
@@ -36,18 +38,23 @@ class KconfigSession:
     runner: Runner
     log: IO[str]
     arch: Arch = field(default_factory=archmod.default)
+    # Kconfig asks the compiler (CC_IS_CLANG, GCC_VERSION, AS/LD versions): the same toolchain
+    # as the build, or the resolved .config is another one's
+    toolchain: Toolchain = field(default_factory=toolchains.default)
     timeout_s: float = 600.0
     commands: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
-    # the run's own toolchain (make -j, ccache, limits) when the session works in a build tree
-    build_toolchain: Toolchain | None = None
+    # the run's own make invocation (make -j, ccache, limits) when the session works in a
+    # build tree
+    build_kbuild: Kbuild | None = None
 
     @property
-    def toolchain(self) -> Toolchain:
-        if self.build_toolchain is not None:
-            return self.build_toolchain
-        return Toolchain(tree=self.tree, arch=self.arch, jobs=1, mem_bytes=2 << 30)
+    def kbuild(self) -> Kbuild:
+        if self.build_kbuild is not None:
+            return self.build_kbuild
+        return Kbuild(tree=self.tree, arch=self.arch, jobs=1, mem_bytes=2 << 30,
+                      toolchain=self.toolchain)
 
     def _run(self, step: Step) -> list[str]:
         result = self._step(step)
@@ -70,7 +77,7 @@ class KconfigSession:
         config (None when make failed) and the step's result, for a stage record."""
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / ".config", render_config(config))
-        result = self._step(self.toolchain.make_step(name, self.out, "olddefconfig",
+        result = self._step(self.kbuild.make_step(name, self.out, "olddefconfig",
                                                      timeout_s=self.timeout_s, jobs=1))
         if not result.ok:
             return None, result
@@ -81,7 +88,7 @@ class KconfigSession:
         """Run a config target such as `tinyconfig` or `defconfig` in OUT; its .config. `env`
         adds variables Kconfig reads (KCONFIG_SEED, KCONFIG_ALLCONFIG for `randconfig`)."""
         self.out.mkdir(parents=True, exist_ok=True)
-        step = self.toolchain.make_step(name or f"kconfig:{target}", self.out, target,
+        step = self.kbuild.make_step(name or f"kconfig:{target}", self.out, target,
                                         timeout_s=self.timeout_s, jobs=1)
         result = self._step(replace(step, env=step.env + env) if env else step)
         if not result.ok:
@@ -133,7 +140,7 @@ class KconfigSession:
         argv = ("gcc", "-O1", "-w", "-I", str(kconfig_src), "-I", str(self.tree / "scripts" / "include"),
                 "-I", str(objdir), "-o", str(binary), str(src_copy),
                 *(str(objdir / o) for o in LKC_OBJECTS))
-        self._run(Step("kconfig:compile-dumper", argv, self.toolchain.mounts(self.out),
+        self._run(Step("kconfig:compile-dumper", argv, self.kbuild.mounts(self.out),
                        workdir=str(self.out), timeout_s=self.timeout_s))
         return binary
 
@@ -146,7 +153,7 @@ class KconfigSession:
         argv += ["--dump", "kconfig-dump.jsonl", "Kconfig"]
         env = (("srctree", str(self.tree)),
                *((k, v) for k, v in self.kconfig_env() if k != "srctree"))
-        self._run(Step("kconfig:dump", tuple(argv), self.toolchain.mounts(self.out),
+        self._run(Step("kconfig:dump", tuple(argv), self.kbuild.mounts(self.out),
                        workdir=str(self.out), env=env, timeout_s=self.timeout_s))
         return KconfigDump.from_file(self.out / "kconfig-dump.jsonl")
 

@@ -1,5 +1,5 @@
 """Build the LKDTM kernels for tests/integration/test_lkdtm_real.py (and the `judge_corpus` nox
-session) with the harness's own machinery: kbuild.Toolchain steps in the builder container
+session) with the harness's own machinery: kbuild.Kbuild steps in the builder container
 (no network, read-only source), tinyconfig + boot fragment + LKDTM fragment, olddefconfig,
 config truth with kconfig.config_truth over every requested value, then bzImage.
 
@@ -15,7 +15,7 @@ from typing import IO
 
 from harness import arch, boot, kconfig
 from harness.container import Runner, Step
-from harness.kbuild import Toolchain
+from harness.kbuild import Kbuild
 
 FRAGMENTS = boot.HARNESS_DIR / "fragments"
 JOBS = 2
@@ -54,7 +54,7 @@ def _run(runner: Runner, step: Step, log: IO[str]) -> float:
 def build(runner: Runner, tree: Path, work: Path, name: str, log: IO[str]) -> BuiltKernel:
     out = work / f"tree-{name}"
     out.mkdir(parents=True, exist_ok=True)
-    tool = Toolchain(tree, arch.default(), JOBS, float(JOBS))
+    tool = Kbuild(tree, arch.default(), JOBS, float(JOBS))
     timings: dict[str, float] = {}
     requested = requested_config(name)
     timings["tinyconfig s"] = _run(runner, tool.make_step("tinyconfig", out, "tinyconfig",

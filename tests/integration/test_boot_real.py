@@ -22,7 +22,7 @@ from filelock import FileLock
 
 from harness import arch, boot
 from harness.container import Step
-from harness.kbuild import Toolchain
+from harness.kbuild import Kbuild
 from harness.kconfig import parse_config
 from harness.verdict import Verdict
 
@@ -52,7 +52,7 @@ class BootKit:
 
 
 def make_step(tree: Path, out: Path, name: str, *targets: str, timeout_s: float = 600) -> Step:
-    return Toolchain(tree, arch.get("x86_64"), JOBS, float(JOBS)).make_step(name, out, *targets,
+    return Kbuild(tree, arch.get("x86_64"), JOBS, float(JOBS)).make_step(name, out, *targets,
                                                                   timeout_s=timeout_s)
 
 

@@ -51,7 +51,7 @@ def test_a_commit_bisect_has_its_own_compiler_cache(tmp_path: Path) -> None:
         from harness.matrix import Matrix
         matrix = Matrix(tmp_path / "m.yaml", "debian", arch.get("x86_64"), "tinyconfig", (),
                         (), [])
-        return settings.toolchain(matrix).ccache_dir
+        return settings.kbuild(matrix).ccache_dir
 
     assert ccache_of("") == tmp_path / "cache" / "ccache"
     assert ccache_of("bisect") == tmp_path / "cache" / "ccache-bisect"

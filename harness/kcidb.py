@@ -59,7 +59,6 @@ def export(records: list[Record], info: RunInfo, run_dir: Path,
     urls = Urls(run_dir, url_base)
     run = _local(info.run_id)
     checkout_id = f"{ORIGIN}:{run}"
-    toolchain, version = info.compiler()
     starts = sorted(r.started for r in records if r.started)
     checkout: dict[str, Any] = {
         "id": checkout_id, "origin": ORIGIN, "valid": True,
@@ -78,8 +77,9 @@ def export(records: list[Record], info: RunInfo, run_dir: Path,
         checkout["start_time"] = starts[0]
     builds, tests = [], []
     for record in records:
+        toolchain, version = info.compiler(record.toolchain or info.toolchain)
         build, build_tests = _build(record, info, checkout_id, urls,
-                                    f"{toolchain.split('-')[0]} {version}")
+                                    record.compiler or f"{toolchain.split('-')[0]} {version}")
         builds.append(build)
         tests += build_tests
     return {"version": {"major": SCHEMA_MAJOR, "minor": SCHEMA_MINOR},
@@ -110,8 +110,8 @@ def _build(record: Record, info: RunInfo, checkout_id: str, urls: Urls,
                  "requested": record.requested, "repaired": record.repaired,
                  "reproducer": _text(record.reproducer), "record_status": record.status},
     }
-    if re.fullmatch(r"[a-z0-9_]+", info.arch):
-        build["architecture"] = info.arch
+    if re.fullmatch(r"[a-z0-9_]+", arch := record.arch or info.arch):
+        build["architecture"] = arch
     if record.started:
         build["start_time"] = record.started
     if make is not None and make.command:

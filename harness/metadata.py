@@ -50,7 +50,7 @@ def metadata(record: Record, info: RunInfo, files: set[str] | None = None) -> di
     """The metadata of one record; `files` are the names in its directory (the artifacts
     listed are those that exist; None: all of them)."""
     stages = {s.name: s for s in record.stages}
-    toolchain, version = info.compiler()
+    toolchain, version = info.compiler(record.toolchain or info.toolchain)
     boots = record.boot is not None or "boot" in stages or \
         record.combination in info.matrix_info.get("boots", [])
     targets = list(info.targets)
@@ -76,14 +76,15 @@ def metadata(record: Record, info: RunInfo, files: set[str] | None = None) -> di
         reproducer = [record.reproducer] if record.reproducer else []
     data: dict[str, Any] = {
         "build": {
-            "targets": targets, "target_arch": info.arch, "toolchain": toolchain,
+            "targets": targets, "target_arch": record.arch or info.arch, "toolchain": toolchain,
             "wrapper": "ccache" if info.settings.get("ccache") else "none",
             "environment": {}, "kconfig": str(info.matrix_info.get("base", "")),
             "kconfig_add": [f"{k}={v}" for k, v in record.requested.items()],
             "jobs": info.settings.get("jobs"), "runtime": "docker", "verbose": False,
             "reproducer_cmdline": reproducer,
         },
-        "compiler": {"name": toolchain.split("-")[0], "version": version},
+        "compiler": {"name": toolchain.split("-")[0], "version": version,
+                     **({"version_full": record.compiler} if record.compiler else {})},
         "source": {"kernelversion": record.kernel.get("version") or info.kernel.get("version")},
         "runtime": {"image_name": record.image.get("tag") or info.image,
                     "image_digest": record.image.get("id") or info.image_id},

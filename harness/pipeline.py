@@ -217,7 +217,8 @@ def run_combination(job: Job) -> results.Record:
     requested = job.requested()
     record = results.Record(
         combination=combo.id, run_id=settings.run_id, matrix=str(matrix.path),
-        values=dict(combo.values), requested=requested,
+        values=combo.axis_values, requested=requested, arch=matrix.arch.name,
+        toolchain=matrix.toolchain.name,
         kernel=dict(settings.kernel), image={"tag": settings.image, "id": settings.image_id},
         reproducer=reproducer_line(matrix, combo))
     results.write_record(run_dir, record)  # early, so a killed run still shows what ran
@@ -331,6 +332,7 @@ class Chain:
                            ["make olddefconfig failed: " + " | ".join(step.tail[-3:])])
         shutil.copyfile(out / ".config", job.combo_dir / "config")
         record.resolved_config_hash = kconfig.config_hash(resolved)
+        record.compiler = resolved.get("CONFIG_CC_VERSION_TEXT", "").strip('"')
 
         mismatches = kconfig.config_truth(requested, resolved)
         record.mismatches = [asdict(m) for m in mismatches]

@@ -105,7 +105,7 @@ class CombinationItem(pytest.Item):
             old = None
         record = old or results.Record(combination=self.combo.id, run_id=self.settings.run_id,
                                        matrix=str(self.matrix.path),
-                                       values=dict(self.combo.values), requested={})
+                                       values=self.combo.axis_values, requested={})
         if record.verdict is not None and record.status == "done":
             return
         record.status, record.verdict = "done", Verdict.INFRA_ERROR

@@ -241,7 +241,9 @@ def render(run_dir: Path, records: list[Record], info: RunInfo,
                     if c.state == "missing"]
     counts["missing"] = len(missing)
     packages = info.image_packages
-    compiler, compiler_version = info.compiler()
+    # every toolchain the run built with, each with its package's version
+    used = sorted({r.toolchain for r in records if r.toolchain} or {info.toolchain})
+    toolchain = ", ".join(" ".join(info.compiler(name)).strip() for name in used)
     def failing_row(cells: list[heatmap.Place]) -> bool:
         return any(c.state == "missing" or (c.state == "record" and by_id[c.combination].failing)
                    for c in cells)
@@ -255,7 +257,7 @@ def render(run_dir: Path, records: list[Record], info: RunInfo,
         detail_pages=max(1, math.ceil(len(details) / DETAILS_PER_PAGE)),
         comparison=comparison, sections=_sections(comparison), bisects=bisects,
         stage_groups=[(g, c) for g, _, c in STAGE_GROUPS],
-        toolchain=f"{compiler} {compiler_version}".strip(),
+        toolchain=toolchain,
         key_packages=[(p, packages[p]) for p in KEY_PACKAGES if p in packages]
         + [(p, v) for p, v in sorted(packages.items())
            if p.startswith(("gcc-", "qemu-system-", "clang", "lld"))

@@ -90,6 +90,9 @@ class Record:
     duration_s: float = 0.0
     reproducer: str = ""
     output_dir: str = ""
+    arch: str = ""  # the architecture and toolchain it built with (harness/arch, toolchains)
+    toolchain: str = ""
+    compiler: str = ""  # the resolved config's CONFIG_CC_VERSION_TEXT: the exact compiler
 
     def __post_init__(self) -> None:
         if isinstance(self.verdict, str) and not isinstance(self.verdict, Verdict):

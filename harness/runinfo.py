@@ -28,6 +28,7 @@ def describe_matrix(matrix: Matrix) -> dict[str, Any]:
     """The matrix's layout and build inputs, as plain data for run.json."""
     return {
         "arch": matrix.arch.name, "make_arch": matrix.arch.make_arch,
+        "toolchain": matrix.toolchain.name,
         "image_target": matrix.arch.image_target, "base": matrix.base,
         "fragments": [f.name for f in matrix.fragment_files],
         "common": {sym: value for sym, value, _ in matrix.common},
@@ -36,9 +37,9 @@ def describe_matrix(matrix: Matrix) -> dict[str, Any]:
         "includes": list(matrix.include_ids),
         # each axis combination's place: its values in axis order (excluded places have none;
         # a sample's cover-NN combinations, which ask for a few axes only, have none either)
-        "cells": {c.id: [dict(c.values)[a.symbol] for a in matrix.axes]
+        "cells": {c.id: [c.axis_values[a.symbol] for a in matrix.axes]
                   for c in matrix.combinations if c.id not in matrix.include_ids
-                  and all(a.symbol in dict(c.values) for a in matrix.axes)},
+                  and all(a.symbol in c.axis_values for a in matrix.axes)},
         "boots": [c.id for c in matrix.combinations if c.boot is not None],
     }
 
@@ -71,6 +72,11 @@ class RunInfo:
         return str(self.matrix_info.get("arch", ""))
 
     @property
+    def toolchain(self) -> str:
+        """The matrix's own toolchain ("" in runs older than toolchains)."""
+        return str(self.matrix_info.get("toolchain", ""))
+
+    @property
     def targets(self) -> list[str]:
         return [str(t) for t in self.matrix_info.get("targets", [])]
 
@@ -82,10 +88,17 @@ class RunInfo:
         version = self.kernel.get("version") or "?"
         return f"kmatrix run {self.run_id}: {self.matrix_name} on Linux {version}"
 
-    def compiler(self) -> tuple[str, str]:
-        """(TuxMake's toolchain name, the compiler's version) from the image's packages:
-        Debian's `gcc` package names the default gcc (4:12.2.0-3 -> gcc-12, 12.2.0)."""
+    def compiler(self, toolchain: str = "") -> tuple[str, str]:
+        """(TuxMake's toolchain name, the compiler's version) from the image's packages: the
+        record's toolchain (harness/toolchains) and its package's version (clang-16:
+        1:16.0.6-15~deb12u1 -> 16.0.6), else Debian's `gcc` package names the default gcc
+        (4:12.2.0-3 -> gcc-12, 12.2.0)."""
+        from . import toolchains
+
         packages = self.image_packages
+        if toolchain in toolchains.TOOLCHAINS:
+            exact = packages.get(toolchains.get(toolchain).version_package, "")
+            return toolchain, re.sub(r"^\d+:", "", exact).split("-")[0].split("~")[0]
         default = packages.get("gcc", "")
         match = re.match(r"(?:\d+:)?(\d+)\.", default)
         if match:

@@ -1,0 +1,79 @@
+"""Toolchains on the real kernel in real containers: the object tier built with gcc-11 and with
+clang-16 (LLVM=-16) on the same matrix, as a `toolchain` axis.
+
+Each combination's resolved .config must name its own compiler (Kconfig asks the compiler:
+GCC_VERSION, CC_IS_CLANG), its link check must pass, and nothing one toolchain built may be
+reused by the other: not the compiler cache, not the seed tree, not the output tree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness import kconfig, session
+from harness.pipeline import run_combination
+from harness.settings import Job
+
+pytestmark = pytest.mark.integration
+
+MATRIX = """
+kernel: {{source: {tree}, toolchain: gcc-11}}
+base: tinyconfig
+config: {{CONFIG_MODULES: y, CONFIG_DEBUG_FS: y, CONFIG_MODULE_DEBUG: y}}
+short_names: {{CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: dups}}
+axes:
+  toolchain: [gcc-11, clang-16]
+  CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: [y]
+build: {{targets: [kernel/module/]}}
+expect:
+  kernel/module/:
+    main.o: y
+    kmod.o: y
+    strict_rwx.o: y
+    dups.o: MODULE_DEBUG_AUTOLOAD_DUPS
+"""
+
+
+def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
+    path = tmp_path / "matrix.yaml"
+    path.write_text(MATRIX.format(tree=kernel_tree))
+    settings, matrix = session.prepare_run(
+        session.Options(matrix=path, results=tmp_path / "results", workers=1, jobs=2),
+        say=lambda *_: None)
+    assert [c.id for c in matrix.combinations] == ["gcc-11.dups-y", "clang-16.dups-y"]
+    symbols = session.load_symbols(Path(settings.run_dir))
+    records = {}
+    for combo in matrix.combinations:
+        records[combo.toolchain] = run_combination(Job(settings, matrix, combo, symbols,
+                                                       settings.runner()))
+    for name, record in records.items():
+        assert record.verdict == "pass", (name, record.reasons)
+        assert "dups.o" in record.link["kernel/module/"]["members"]
+        assert record.toolchain == name and record.values["toolchain"] == name
+
+    run_dir = Path(settings.run_dir)
+    gcc = kconfig.parse_config((run_dir / "gcc-11.dups-y" / "config").read_text())
+    clang = kconfig.parse_config((run_dir / "clang-16.dups-y" / "config").read_text())
+    assert gcc.get("CONFIG_CC_IS_GCC") == "y" and gcc["CONFIG_GCC_VERSION"].startswith("11")
+    assert clang.get("CONFIG_CC_IS_CLANG") == "y" and clang["CONFIG_CLANG_VERSION"].startswith("16")
+    assert "CONFIG_CC_IS_CLANG" not in gcc
+    # the build log shows the make command line that chose each toolchain
+    assert "CC=ccache gcc-11" in (run_dir / "gcc-11.dups-y" / "build.log").read_text()
+    assert "LLVM=-16" in (run_dir / "clang-16.dups-y" / "build.log").read_text()
+
+    # nothing shared: a seed, a compiler cache and an output tree each
+    seeds = settings.seeds
+    assert set(seeds) == {"x86_64-gcc-11", "x86_64-clang-16"}
+    assert seeds["x86_64-gcc-11"] != seeds["x86_64-clang-16"]
+    seed_clang = kconfig.parse_config((Path(seeds["x86_64-clang-16"]) / ".config").read_text())
+    assert seed_clang.get("CONFIG_CC_IS_CLANG") == "y"
+    assert records["gcc-11"].output_dir != records["clang-16"].output_dir
+    assert Path(records["gcc-11"].output_dir).parent != Path(records["clang-16"].output_dir).parent
+    caches = {settings.ccache_dir(v) for v in seeds}
+    assert len(caches) == 2 and all(c.is_dir() and any(c.iterdir()) for c in caches)
+    meta = json.loads((run_dir / "clang-16.dups-y" / "metadata.json").read_text())
+    assert meta["build"]["toolchain"] == "clang-16"
+    assert meta["compiler"]["version_full"].startswith("Debian clang version 16")

@@ -1,0 +1,210 @@
+"""Toolchains as data and the arch/toolchain matrix values: the records' make variables, the
+image's package list, axis expansion and ids, exclude and include entries, the per-combination
+view, and the keys that keep one toolchain's builds from another's (ccache, seeds, trees)."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from test_pipeline import SEED_RULES, SYMBOLS, FakeMake, settings_for
+from testhelpers import MINI_TREE
+
+from harness import arch, image, makefile, toolchains, variants
+from harness.kbuild import Kbuild
+from harness.matrix import Combination, load_matrix
+from harness.pipeline import run_combination
+from harness.settings import Job
+from harness.verdict import InputError
+
+REPO = Path(__file__).resolve().parents[2]
+HOST = arch.default()
+CROSS = replace(HOST, name="crossarch", cross_compile="aarch64-linux-gnu-")
+
+
+def test_every_toolchain_has_a_record_with_tuxmakes_name() -> None:
+    assert set(toolchains.TOOLCHAINS) == {"gcc-12", "gcc-11", "clang-16"}
+    assert toolchains.default().name == "gcc-12"
+    for name, record in toolchains.TOOLCHAINS.items():
+        assert name == f"{record.family}-{record.version}"
+
+
+def test_unknown_toolchain_is_one_line_listing_the_known_ones() -> None:
+    with pytest.raises(InputError) as info:
+        toolchains.get("icc-1")
+    assert info.value.message == ("toolchain 'icc-1' is not supported: use one of clang-16, "
+                                  "gcc-11, gcc-12")
+
+
+@pytest.mark.parametrize(("name", "ccache", "expected"), [
+    ("gcc-12", False, ()),  # the default gcc: make lines as before toolchains were data
+    ("gcc-12", True, ("CC=ccache gcc",)),
+    ("gcc-11", False, ("CC=gcc-11", "HOSTCC=gcc-11")),
+    ("gcc-11", True, ("CC=ccache gcc-11", "HOSTCC=gcc-11")),
+    ("clang-16", False, ("LLVM=-16",)),
+    ("clang-16", True, ("LLVM=-16", "CC=ccache clang-16")),
+])
+def test_make_variables_on_the_host_architecture(name: str, ccache: bool,
+                                                 expected: tuple[str, ...]) -> None:
+    assert toolchains.get(name).make_vars(HOST, ccache) == expected
+
+
+def test_gcc_cross_compiles_with_the_architectures_prefix_and_clang_without() -> None:
+    assert toolchains.get("gcc-12").make_vars(CROSS, True) == (
+        "CROSS_COMPILE=aarch64-linux-gnu-", "CC=ccache aarch64-linux-gnu-gcc")
+    assert toolchains.get("gcc-11").make_vars(CROSS, False) == (
+        "CROSS_COMPILE=aarch64-linux-gnu-", "CC=aarch64-linux-gnu-gcc-11", "HOSTCC=gcc-11")
+    # scripts/Makefile.clang derives --target from SRCARCH: no CROSS_COMPILE
+    assert toolchains.get("clang-16").make_vars(CROSS, False) == ("LLVM=-16",)
+
+
+def test_kbuild_puts_the_toolchain_on_makes_command_line(tmp_path: Path) -> None:
+    kb = Kbuild(MINI_TREE, HOST, 2, ccache_dir=tmp_path / "cc", fixed_out=True,
+                toolchain=toolchains.get("clang-16"))
+    argv = kb.make_argv(tmp_path / "out", "kernel/module/")
+    assert argv[-3:] == ("LLVM=-16", "CC=ccache clang-16", "kernel/module/")
+    assert Kbuild(MINI_TREE, HOST).make_argv(tmp_path, "olddefconfig")[-1] == "olddefconfig"
+
+
+def test_the_image_lists_every_toolchains_packages_on_top_of_the_base_list() -> None:
+    listed = image.read_list(REPO / "containers" / "toolchains.txt")
+    assert tuple(sorted(listed)) == toolchains.image_packages()
+    spec = image.read_spec()
+    base = image.read_list(REPO / "containers" / "packages.txt")
+    assert spec.packages[:len(base)] == base
+    assert set(toolchains.image_packages()) <= set(spec.packages)
+
+
+MATRIX = """
+kernel: {source: %s}
+config: {CONFIG_MODULES: y, CONFIG_DEBUG_FS: y, CONFIG_MODULE_DEBUG: y}
+short_names: {CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: dups}
+axes:
+  toolchain: [gcc-12, clang-16]
+  CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: [y, n]
+exclude:
+  - {toolchain: clang-16, CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: n}
+include:
+  - config: {CONFIG_MODULE_SIG: y}
+    toolchain: gcc-11
+  - id: sig-default
+    config: {CONFIG_MODULE_SIG: y}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(textwrap.dedent(text).lstrip() +
+                    makefile.render_expect_yaml("kernel/module/", SEED_RULES))
+    return path
+
+
+def test_toolchain_axis_expands_with_short_stable_ids(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, MATRIX % MINI_TREE))
+    combos = {c.id: c for c in matrix.combinations}
+    assert list(combos) == ["gcc-12.dups-y", "gcc-12.dups-n", "clang-16.dups-y",
+                            "gcc-11.module_sig-y", "sig-default"]
+    assert combos["clang-16.dups-y"].values == (("CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS", "y"),)
+    assert combos["clang-16.dups-y"].toolchain == "clang-16"
+    assert combos["gcc-11.module_sig-y"].toolchain == "gcc-11"
+    assert combos["sig-default"].toolchain == "" and combos["sig-default"].arch == ""
+    assert combos["clang-16.dups-y"].axis_values == {
+        "toolchain": "clang-16", "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"}
+
+
+def test_each_combination_builds_in_its_own_view(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, MATRIX % MINI_TREE))
+    clang = matrix.built_with(matrix.combination("clang-16.dups-y"))
+    assert (clang.toolchain.name, clang.arch, clang.variant) == (
+        "clang-16", matrix.arch, f"{matrix.arch.name}-clang-16")
+    assert matrix.built_with(matrix.combination("sig-default")) is matrix
+    assert [v.variant for v in matrix.views()] == [
+        variants.DEFAULT, f"{matrix.arch.name}-clang-16", f"{matrix.arch.name}-gcc-11"]
+    assert [v.variant for v in matrix.views(["sig-default"])] == [variants.DEFAULT]
+    job = Job(settings_for(tmp_path, matrix), matrix, matrix.combination("clang-16.dups-y"),
+              SYMBOLS, FakeMake())
+    assert job.matrix.toolchain.name == "clang-16"
+    assert "toolchain" not in job.requested()  # never asked of Kconfig
+
+
+def test_fixed_toolchain_and_arch_under_kernel(tmp_path: Path) -> None:
+    path = write(tmp_path, f"""
+        kernel: {{source: {MINI_TREE}, arch: {HOST.name}, toolchain: clang-16}}
+        include: [{{id: one, config: {{CONFIG_MODULES: y}}}}]
+        """)
+    matrix = load_matrix(path)
+    assert matrix.toolchain.name == "clang-16" and matrix.variant == f"{HOST.name}-clang-16"
+
+
+def test_an_arch_axis_takes_any_known_architecture(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, f"""
+        kernel: {{source: {MINI_TREE}}}
+        axes: {{arch: [{HOST.name}], CONFIG_MODULES: [y]}}
+        """))
+    assert [(c.id, c.arch) for c in matrix.combinations] == [
+        (f"{HOST.name}.modules-y", HOST.name)]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("kernel: {toolchain: gcc-9}\ninclude: [{id: a}]\n",
+     "M:1: toolchain 'gcc-9' is not supported: use one of clang-16, gcc-11, gcc-12"),
+    ("axes: {toolchain: [gcc-12, icc]}\n",
+     "M:1: toolchain 'icc' is not supported: use one of clang-16, gcc-11, gcc-12"),
+    ("axes: {arch: [vax]}\n", "M:1: arch 'vax' is not supported yet: use one of "
+     + ", ".join(sorted(arch.ARCHES))),
+    ("axes: {toolchain: []}\n", "M:1: axis toolchain needs a non-empty list of names"),
+    ("include:\n  - {id: a, toolchain: tcc}\n",
+     "M:2: toolchain 'tcc' is not supported: use one of clang-16, gcc-11, gcc-12"),
+    ("axes: {CONFIG_MODULES: [y, n]}\nexclude:\n  - {toolchain: gcc-11}\n",
+     "M:3: 'toolchain' is not a CONFIG_ symbol: write it like "
+     "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS (upper case, digits, _)"),
+    ("sample: pairwise\naxes: {toolchain: [gcc-12, clang-16], CONFIG_MODULES: [y, n]}\n",
+     "M:2: arch and toolchain axes work with `sample: all` and without `axes: from` for "
+     "now: list the architectures or toolchains as include entries instead"),
+])
+def test_bad_arch_and_toolchain_values_are_one_line_errors(tmp_path: Path, text: str,
+                                                           message: str) -> None:
+    path = tmp_path / "matrix.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        load_matrix(path)
+    assert info.value.message.replace(str(path.resolve()), "M") == message
+
+
+def test_caches_seeds_and_trees_are_keyed_by_architecture_and_toolchain(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, MATRIX % MINI_TREE))
+    settings = settings_for(tmp_path, matrix, pristine=False)
+    clang = f"{HOST.name}-clang-16"
+    assert settings.ccache_dir(variants.DEFAULT).name == "ccache"  # as before axes
+    assert settings.ccache_dir(clang).name == f"ccache-{clang}"
+    assert settings.work_dir(variants.DEFAULT) != settings.work_dir(clang)
+    settings.ccache_domain = "bisect"
+    assert settings.ccache_dir(clang).name == f"ccache-bisect-{clang}"
+    settings.seeds = {variants.DEFAULT: "/s/gcc", clang: "/s/clang"}
+    assert settings.seed_for(clang) == "/s/clang"
+    assert settings.seed_for(f"{HOST.name}-gcc-11") == ""  # none: builds start empty
+    settings.seeds, settings.seed = {}, "/s/old"  # a run.json from before seeds
+    assert settings.seed_for(variants.DEFAULT) == "/s/old"
+    kb = settings.kbuild(matrix.built_with(matrix.combination("clang-16.dups-y")))
+    assert kb.ccache_dir == settings.ccache_dir(clang) and kb.toolchain.name == "clang-16"
+
+
+def test_a_clang_combination_runs_every_step_with_clang(tmp_path: Path) -> None:
+    matrix = load_matrix(write(tmp_path, MATRIX % MINI_TREE))
+    runner = FakeMake()
+    settings = settings_for(tmp_path, matrix, pristine=False)
+    record = run_combination(Job(settings, matrix, matrix.combination("clang-16.dups-y"),
+                                 SYMBOLS, runner))
+    assert record.verdict == "pass", record.reasons
+    assert (record.arch, record.toolchain) == (HOST.name, "clang-16")
+    assert record.values["toolchain"] == "clang-16"
+    for step in runner.steps:
+        assert "LLVM=-16" in step.argv, step.name
+    assert Path(record.output_dir).parent == settings.work_dir(f"{HOST.name}-clang-16")
+
+
+def test_the_combination_field_defaults_keep_old_records_readable() -> None:
+    combo = Combination("a", (("CONFIG_X", "y"),), 1)
+    assert (combo.arch, combo.toolchain, combo.axis_values) == ("", "", {"CONFIG_X": "y"})

@@ -26,10 +26,11 @@ class CombinationOracle:
     combination's own values (so config truth checks that they held), one warm output tree."""
 
     def __init__(self, env: Env, good_config_file: Path, bisect_dir: Path, stage: Stage,
-                 boot: BootRequest | None = None) -> None:
+                 boot: BootRequest | None = None, built_with: Combination | None = None) -> None:
         self.env, self.bisect_dir, self.stage, self.boot = env, bisect_dir, stage, boot
-        self.matrix = replace(env.matrix, base=str(good_config_file), common=(),
-                              fragment_files=())
+        # every trial builds with the failing combination's architecture and toolchain
+        view = env.matrix.built_with(built_with) if built_with is not None else env.matrix
+        self.matrix = replace(view, base=str(good_config_file), common=(), fragment_files=())
 
     def resolve(self, config: Config) -> Config:
         env = self.env
@@ -86,6 +87,10 @@ def config_bisect_on_tree(env: Env, good_spec: str, bad_spec: str,
     bisect_dir = Path(env.settings.run_dir)
     good_combo = config_input(good_spec, env.matrix, "good")
     bad_combo = config_input(bad_spec, env.matrix, "bad")
+    # the good input builds as the bad one does: a failure seen with clang only, or on one
+    # architecture only, is bisected with that toolchain and architecture
+    bad_view = env.matrix.built_with(bad_combo)
+    good_combo = replace(good_combo, arch=bad_view.arch.name, toolchain=bad_view.toolchain.name)
     bad_rec, target = run_input(env, bad_combo, bisect_dir / "inputs", Stage.BOOT)
     if target.passed:
         raise InputError(f"--bad {bad_spec} does not fail ({target.verdict}"
@@ -107,7 +112,8 @@ def config_bisect_on_tree(env: Env, good_spec: str, bad_spec: str,
     results.atomic_write(good_file, render_config(good))
     results.atomic_write(bisect_dir / "bad.config", render_config(bad))
     candidates = list(dict.fromkeys([*good_rec.requested, *bad_rec.requested]))
-    oracle = CombinationOracle(env, good_file, bisect_dir, target.stage, bad_combo.boot)
+    oracle = CombinationOracle(env, good_file, bisect_dir, target.stage, bad_combo.boot,
+                               bad_combo)
     result = bisect_config(good_spec, bad_spec, good, bad, target, oracle, candidates,
                            say=env.say, deadline=deadline)
     result.duration_s = round(time.monotonic() - start, 1)

@@ -208,3 +208,24 @@ def test_a_clang_combination_runs_every_step_with_clang(tmp_path: Path) -> None:
 def test_the_combination_field_defaults_keep_old_records_readable() -> None:
     combo = Combination("a", (("CONFIG_X", "y"),), 1)
     assert (combo.arch, combo.toolchain, combo.axis_values) == ("", "", {"CONFIG_X": "y"})
+
+
+def test_config_bisect_trials_build_with_the_failing_combinations_toolchain(
+        tmp_path: Path) -> None:
+    from harness.bisect.oracle import CombinationOracle
+    from harness.bisect.trial import Env
+    from harness.verdict import Stage
+
+    matrix = load_matrix(write(tmp_path, MATRIX % MINI_TREE))
+    runner = FakeMake()
+    env = Env(settings_for(tmp_path, matrix, pristine=False), matrix, SYMBOLS, runner,
+              say=lambda _: None)
+    good = tmp_path / "good.config"
+    good.write_text("CONFIG_MODULES=y\nCONFIG_DEBUG_FS=y\nCONFIG_MODULE_DEBUG=y\n")
+    (tmp_path / "bisect").mkdir()
+    oracle = CombinationOracle(env, good, tmp_path / "bisect", Stage.LINK,
+                               built_with=matrix.combination("clang-16.dups-y"))
+    assert oracle.matrix.toolchain.name == "clang-16"
+    obs = oracle.check(1, {"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"})
+    assert obs.passed, obs.reasons
+    assert runner.steps and all("LLVM=-16" in s.argv for s in runner.steps)

@@ -258,6 +258,7 @@ def render(run_dir: Path, records: list[Record], info: RunInfo,
         comparison=comparison, sections=_sections(comparison), bisects=bisects,
         stage_groups=[(g, c) for g, _, c in STAGE_GROUPS],
         toolchain=toolchain,
+        arches=", ".join(sorted({r.arch for r in records if r.arch})) or info.arch,
         key_packages=[(p, packages[p]) for p in KEY_PACKAGES if p in packages]
         + [(p, v) for p, v in sorted(packages.items())
            if p.startswith(("gcc-", "qemu-system-", "clang", "lld"))

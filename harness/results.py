@@ -228,6 +228,12 @@ def summary_markdown(records: list[Record], title: str, preface: str = "",
         counts[key] = counts.get(key, 0) + 1
     lines = [f"# {title}", "",
              ", ".join(f"{n} {v}" for v, n in sorted(counts.items())), ""]
+    built: dict[str, int] = {}  # architecture and toolchain (records older than them: none)
+    for r in records:
+        if r.toolchain:
+            built[f"{r.arch} {r.toolchain}"] = built.get(f"{r.arch} {r.toolchain}", 0) + 1
+    if built:
+        lines += ["Built with: " + ", ".join(f"{k} ({n})" for k, n in sorted(built.items())), ""]
     if preface:
         lines += [preface.rstrip("\n"), "", "## Every combination", ""]
     lines += [

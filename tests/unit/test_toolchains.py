@@ -229,3 +229,30 @@ def test_config_bisect_trials_build_with_the_failing_combinations_toolchain(
     obs = oracle.check(1, {"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"})
     assert obs.passed, obs.reasons
     assert runner.steps and all("LLVM=-16" in s.argv for s in runner.steps)
+
+
+def test_reports_carry_each_records_architecture_and_toolchain() -> None:
+    from harness import kcidb, metadata, results
+    from harness.runinfo import RunInfo
+    from harness.verdict import Verdict
+
+    def record(cid: str, chain: str, compiler: str) -> results.Record:
+        return results.Record(cid, "r1", "/m.yaml", {"toolchain": chain}, {}, status="done",
+                              verdict=Verdict.PASS, arch=HOST.name, toolchain=chain,
+                              compiler=compiler)
+
+    clang = record("clang-16.a", "clang-16", "Debian clang version 16.0.6 (15~deb12u1)")
+    gcc = record("gcc-12.a", "gcc-12", "")
+    info = RunInfo("r1", "/m.yaml", image_packages={"clang-16": "1:16.0.6-15~deb12u1",
+                                                    "gcc": "4:12.2.0-3", "gcc-12": "12.2.0-14"},
+                   matrix_info={"arch": HOST.name, "toolchain": "gcc-12"})
+    meta = metadata.metadata(clang, info)
+    assert (meta["build"]["toolchain"], meta["build"]["target_arch"]) == ("clang-16", HOST.name)
+    assert meta["compiler"] == {"name": "clang", "version": "16.0.6",
+                                "version_full": "Debian clang version 16.0.6 (15~deb12u1)"}
+    assert metadata.metadata(gcc, info)["compiler"] == {"name": "gcc", "version": "12.2.0"}
+    text = results.summary_markdown([clang, gcc], "t")
+    assert f"Built with: {HOST.name} clang-16 (1), {HOST.name} gcc-12 (1)" in text
+    builds = kcidb.export([clang, gcc], info, Path("/nonexistent"))["builds"]
+    assert [b["compiler"] for b in builds] == [clang.compiler, "gcc 12.2.0"]
+    assert {b["architecture"] for b in builds} == {HOST.name}

@@ -121,7 +121,7 @@ def default_matrix_records(verdicts: dict[str, str] | None = None) -> list[Recor
     for i, combo in enumerate(matrix.combinations):
         verdict = verdicts.get(combo.id, "pass") if verdicts is not None \
             else VERDICTS[i % len(VERDICTS)]
-        out.append(make_record(combo.id, verdict, dict(combo.values), boot=combo.boot is not None))
+        out.append(make_record(combo.id, verdict, combo.axis_values, boot=combo.boot is not None))
     return out
 
 

@@ -256,3 +256,9 @@ def test_reports_carry_each_records_architecture_and_toolchain() -> None:
     builds = kcidb.export([clang, gcc], info, Path("/nonexistent"))["builds"]
     assert [b["compiler"] for b in builds] == [clang.compiler, "gcc 12.2.0"]
     assert {b["architecture"] for b in builds} == {HOST.name}
+
+
+def test_the_wider_toolchain_example_loads_with_every_toolchain() -> None:
+    matrix = load_matrix(REPO / "examples" / "toolchains.yaml")
+    assert len(matrix.combinations) == 27
+    assert {v.toolchain.name for v in matrix.views()} == set(toolchains.TOOLCHAINS)

@@ -402,7 +402,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for line in ruled_out:
             print(f"# ruled out by Kconfig: {line}")
     for combo in matrix.combinations:
-        values = " ".join(f"{s}={v}" for s, v in combo.values)
+        values = " ".join(f"{s}={v}" for s, v in combo.axis_values.items())
         boot = f"  [boot{': ' + combo.boot.cmdline if combo.boot and combo.boot.cmdline else ''}]" \
             if combo.boot else ""
         print(f"{combo.id}  {values}{boot}")

@@ -60,6 +60,9 @@ def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
     assert gcc.get("CONFIG_CC_IS_GCC") == "y" and gcc["CONFIG_GCC_VERSION"].startswith("11")
     assert clang.get("CONFIG_CC_IS_CLANG") == "y" and clang["CONFIG_CLANG_VERSION"].startswith("16")
     assert "CONFIG_CC_IS_CLANG" not in gcc
+    # Kconfig asks the compiler: the resolve step resolved each with its own toolchain
+    resolve_log = (run_dir / "resolve.log").read_text()
+    assert "LLVM=-16" in resolve_log and "HOSTCC=gcc-11" in resolve_log
     # the build log shows the make command line that chose each toolchain
     assert "CC=ccache gcc-11" in (run_dir / "gcc-11.dups-y" / "build.log").read_text()
     assert "LLVM=-16" in (run_dir / "clang-16.dups-y" / "build.log").read_text()

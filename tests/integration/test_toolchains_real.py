@@ -12,34 +12,33 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
-from harness import kconfig, session
+from harness import kconfig, resolve, session
 from harness.pipeline import run_combination
 from harness.settings import Job
 
 pytestmark = pytest.mark.integration
 
-MATRIX = """
-kernel: {{source: {tree}, toolchain: gcc-11}}
-base: tinyconfig
-config: {{CONFIG_MODULES: y, CONFIG_DEBUG_FS: y, CONFIG_MODULE_DEBUG: y}}
-short_names: {{CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: dups}}
-axes:
-  toolchain: [gcc-11, clang-16]
-  CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS: [y]
-build: {{targets: [kernel/module/]}}
-expect:
-  kernel/module/:
-    main.o: y
-    kmod.o: y
-    strict_rwx.o: y
-    dups.o: MODULE_DEBUG_AUTOLOAD_DUPS
-"""
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_matrix(path: Path, tree: Path) -> None:
+    default = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    path.write_text(yaml.safe_dump({
+        "kernel": {"source": str(tree), "toolchain": "gcc-11"},
+        "base": "tinyconfig",
+        "config": default["config"],
+        "short_names": {"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "dups"},
+        "axes": {"toolchain": ["gcc-11", "clang-16"], "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": ["y"]},
+        "build": {"targets": ["kernel/module/"]},
+        "expect": default["expect"],  # the default matrix's map, from the seed Makefile
+    }, sort_keys=False))
 
 
 def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
     path = tmp_path / "matrix.yaml"
-    path.write_text(MATRIX.format(tree=kernel_tree))
+    write_matrix(path, kernel_tree)
     settings, matrix = session.prepare_run(
         session.Options(matrix=path, results=tmp_path / "results", workers=1, jobs=2),
         say=lambda *_: None)
@@ -60,9 +59,12 @@ def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
     assert gcc.get("CONFIG_CC_IS_GCC") == "y" and gcc["CONFIG_GCC_VERSION"].startswith("11")
     assert clang.get("CONFIG_CC_IS_CLANG") == "y" and clang["CONFIG_CLANG_VERSION"].startswith("16")
     assert "CONFIG_CC_IS_CLANG" not in gcc
-    # Kconfig asks the compiler: the resolve step resolved each with its own toolchain
-    resolve_log = (run_dir / "resolve.log").read_text()
-    assert "LLVM=-16" in resolve_log and "HOSTCC=gcc-11" in resolve_log
+    # Kconfig asks the compiler: the resolve step resolved each with its own toolchain (the
+    # .config it found is the one the build made), and the two differ
+    found = resolve.load(run_dir)
+    for name, record in records.items():
+        assert found[f"{name}.dups-y"].config_hash == record.resolved_config_hash, name
+    assert found["gcc-11.dups-y"].config_hash != found["clang-16.dups-y"].config_hash
     # the build log shows the make command line that chose each toolchain
     assert "CC=ccache gcc-11" in (run_dir / "gcc-11.dups-y" / "build.log").read_text()
     assert "LLVM=-16" in (run_dir / "clang-16.dups-y" / "build.log").read_text()
@@ -77,6 +79,8 @@ def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
     assert Path(records["gcc-11"].output_dir).parent != Path(records["clang-16"].output_dir).parent
     caches = {settings.ccache_dir(v) for v in seeds}
     assert len(caches) == 2 and all(c.is_dir() and any(c.iterdir()) for c in caches)
+    session.finish_run(settings)  # the reports, as at the end of `kmatrix run`
     meta = json.loads((run_dir / "clang-16.dups-y" / "metadata.json").read_text())
     assert meta["build"]["toolchain"] == "clang-16"
     assert meta["compiler"]["version_full"].startswith("Debian clang version 16")
+    assert "Built with: x86_64 clang-16 (1), x86_64 gcc-11 (1)" in (run_dir / "summary.md").read_text()

@@ -116,13 +116,14 @@ class Matrix:
 
     def views(self, only: list[str] | tuple[str, ...] = ()) -> list[Matrix]:
         """One view per architecture and toolchain its combinations (those in `only`, when
-        given) build with; the matrix's own first, always."""
-        out = {self.variant: self}
+        given) build with, in their order; the matrix's own first when its combinations are
+        made later (a sample, axes from the tree) or none is selected."""
+        out = {self.variant: self} if self.deferred else {}
         for combo in self.combinations:
             if not only or combo.id in only:
                 view = self.built_with(combo)
                 out.setdefault(view.variant, view)
-        return list(out.values())
+        return list(out.values()) or [self]
 
     def built_with(self, combo: Combination) -> Matrix:
         """The matrix as `combo` builds: with its own architecture and toolchain, where it has

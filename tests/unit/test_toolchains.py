@@ -123,6 +123,9 @@ def test_each_combination_builds_in_its_own_view(tmp_path: Path) -> None:
     assert [v.variant for v in matrix.views()] == [
         variants.DEFAULT, f"{matrix.arch.name}-clang-16", f"{matrix.arch.name}-gcc-11"]
     assert [v.variant for v in matrix.views(["sig-default"])] == [variants.DEFAULT]
+    # a selection of clang combinations prepares no gcc seed
+    assert [v.variant for v in matrix.views(["clang-16.dups-y"])] == [
+        f"{matrix.arch.name}-clang-16"]
     job = Job(settings_for(tmp_path, matrix), matrix, matrix.combination("clang-16.dups-y"),
               SYMBOLS, FakeMake())
     assert job.matrix.toolchain.name == "clang-16"

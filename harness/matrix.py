@@ -287,6 +287,9 @@ def load_matrix(path: Path) -> Matrix:
                     "entries, or loosen exclude")
     seen: dict[str, int] = {}
     for combo in combos:
+        chain_ = toolchains.get(combo.toolchain) if combo.toolchain else chain
+        if why := chain_.cannot_build(archmod.get(combo.arch) if combo.arch else arch):
+            raise _fail(path, combo.line, f"{combo.id}: {why} (exclude it)")
         if combo.id in RESERVED_IDS or len(combo.id) > ID_MAX:
             why = ("names a file kmatrix keeps in the run directory" if len(combo.id) <= ID_MAX
                    else f"is longer than {ID_MAX} characters")

@@ -25,10 +25,19 @@ class Toolchain:
     version_package: str  # the package whose version the run records
     # the suffix Debian gives this version's binaries (gcc-11, clang-16): "" for the default gcc
     suffix: str = ""
+    # the image has its cross compilers (gcc: <prefix>gcc<suffix>; clang: every target built in)
+    cross: bool = True
 
     @property
     def cc_name(self) -> str:
         return f"{self.family}{self.suffix}"
+
+    def cannot_build(self, arch: Arch) -> str:
+        """Why this toolchain cannot build `arch` in the builder image ("" when it can)."""
+        if arch.cross_compile and not self.cross:
+            return (f"{self.name} cannot build {arch.name} here: the builder image has no "
+                    f"{arch.cross_compile}{self.cc_name}; use another toolchain for {arch.name}")
+        return ""
 
     def make_vars(self, arch: Arch, ccache: bool) -> tuple[str, ...]:
         """make's variables for `arch`: the compiler, host compiler and cross prefix; with

@@ -14,7 +14,7 @@ from . import Toolchain
 GCC_12 = Toolchain(name="gcc-12", family="gcc", version="12", packages=(),
                    version_package="gcc-12")
 GCC_11 = Toolchain(name="gcc-11", family="gcc", version="11", packages=("gcc-11",),
-                   version_package="gcc-11", suffix="-11")
+                   version_package="gcc-11", suffix="-11", cross=False)  # no gcc-11 cross
 CLANG_16 = Toolchain(name="clang-16", family="clang", version="16",
                      packages=("clang-16", "lld-16", "llvm-16"), version_package="clang-16",
                      suffix="-16")

@@ -286,3 +286,32 @@ def test_every_toolchain_gets_its_own_seed_tree_made_with_it(tmp_path: Path) -> 
     with open(tmp_path / "seed.log", "w") as log:
         pipeline.ensure_seeds(settings, matrix, SYMBOLS, FakeMake(), log, 2)
     assert list(settings.seeds) == [variants.DEFAULT]
+
+
+def test_a_toolchain_without_cross_compilers_refuses_a_cross_architecture() -> None:
+    assert toolchains.get("gcc-11").cannot_build(CROSS) == (
+        "gcc-11 cannot build crossarch here: the builder image has no "
+        "aarch64-linux-gnu-gcc-11; use another toolchain for crossarch")
+    assert toolchains.get("gcc-11").cannot_build(HOST) == ""
+    assert toolchains.get("clang-16").cannot_build(CROSS) == ""
+    assert toolchains.get("gcc-12").cannot_build(CROSS) == ""
+
+
+def test_the_matrix_refuses_a_combination_its_toolchain_cannot_build(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(arch.ARCHES, CROSS.name, CROSS)
+    text = f"""
+        kernel: {{source: {MINI_TREE}}}
+        axes: {{arch: [{HOST.name}, crossarch], toolchain: [gcc-12, gcc-11]}}
+        """
+    path = tmp_path / "matrix.yaml"
+    path.write_text(textwrap.dedent(text).lstrip())
+    with pytest.raises(InputError) as info:
+        load_matrix(path)
+    assert info.value.message.endswith(
+        ":2: crossarch.gcc-11: gcc-11 cannot build crossarch here: the builder image has no "
+        "aarch64-linux-gnu-gcc-11; use another toolchain for crossarch (exclude it)")
+    path.write_text(textwrap.dedent(text).lstrip() +
+                    "exclude:\n  - {arch: crossarch, toolchain: gcc-11}\n")
+    assert [c.id for c in load_matrix(path).combinations] == [
+        f"{HOST.name}.gcc-12", f"{HOST.name}.gcc-11", "crossarch.gcc-12"]

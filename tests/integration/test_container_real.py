@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import container
+from harness import container, ownership
 from harness.container import DockerRunner, Mount, Step
 
 pytestmark = pytest.mark.integration
@@ -43,3 +43,20 @@ def test_the_root_filesystem_is_read_only_and_tmp_is_writable(docker_runner: Doc
                       "out; cat /proc/1/comm >> out; echo $HOME >> out")
     assert result.ok, log
     assert (tmp_path / "out").read_text().split() == ["ro", "tmp", "docker-init", "/tmp"]
+
+
+def test_a_step_never_runs_as_root_and_writes_what_kmatrix_left_there(
+        docker_runner: DockerRunner, tmp_path: Path):
+    # kmatrix (root on CI) writes into a tree between steps; the step, never root, must still
+    # be able to replace and append to what it finds there
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "from-kmatrix").write_text("kmatrix\n")
+    result, log = run(docker_runner, tmp_path,
+                      "id -u > uid; echo step >> sub/from-kmatrix; touch /proc/sysrq-trigger "
+                      "2>/dev/null && echo root-write >> uid; true")
+    assert result.ok, log
+    ids = ownership.step_ids()
+    assert (tmp_path / "uid").read_text().split() == [str(ids.uid)]
+    assert ids.uid != 0
+    assert (tmp_path / "sub" / "from-kmatrix").read_text() == "kmatrix\nstep\n"
+    assert (tmp_path / "uid").stat().st_uid == ids.uid

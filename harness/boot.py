@@ -284,7 +284,8 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
         return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
                           duration, result.exit_code, timed_out)
 
-    if result.progressing and not judge_finds_report(log_path, resolved_config, req):
+    early = judged_report(log_path, resolved_config, req) if result.progressing else None
+    if result.progressing and early is None:
         # still printing, no kernel report: the host was too slow to finish, not the kernel
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         reason = (f"the guest was still printing when the {result.duration_s:.0f} s hard limit "
@@ -303,8 +304,8 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
                     [f"QEMU exited {result.exit_code} with an empty console log"]
                     + [line for line in result.tail[-5:]], {})
     try:
-        judgement: Judgement = judge(open_console(log_path), resolved_config, req.cmdline,
-                                     known_guest=True, arch=req.arch)
+        judgement: Judgement = early or judge(open_console(log_path), resolved_config,
+                                              req.cmdline, known_guest=True, arch=req.arch)
     except InputError as exc:  # the console shows no kernel at all, or is past the size cap
         if result.exit_code not in (0, None) and not timed_out:
             return make(Verdict.INFRA_ERROR, [f"QEMU exited {result.exit_code}: {exc.message}"]
@@ -335,17 +336,18 @@ def stopped_from_outside(tail: list[str]) -> str:
     return ""
 
 
-def judge_finds_report(log_path: Path, resolved_config: dict[str, str], req: BootSpec) -> bool:
-    """Whether the console holds a kernel failure the judge names (a flood of splats is the
-    kernel's, however long it prints)."""
+def judged_report(log_path: Path, resolved_config: dict[str, str], req: BootSpec
+                  ) -> Judgement | None:
+    """The judgement of a console that holds a kernel failure the judge names (a flood of
+    splats is the kernel's, however long it prints); None when it holds none."""
     if not log_path.exists():
-        return False
+        return None
     try:
         found = judge(open_console(log_path), resolved_config, req.cmdline, known_guest=True,
                       arch=req.arch)
     except InputError:
-        return False
-    return found.verdict is Verdict.BOOT_FAIL
+        return None
+    return found if found.verdict is Verdict.BOOT_FAIL else None
 
 
 def killed_early(exit_code: int | None, duration_s: float, limit_s: float) -> bool:

@@ -10,7 +10,7 @@ whose lock is held (a run is using it) is never removed.
 from __future__ import annotations
 
 import os
-import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -142,7 +142,7 @@ def prune(items: list[Stale]) -> tuple[list[Stale], list[Stale]]:
     for item in {i.path: i for i in items}.values():  # an old unfinished seed is both kinds
         try:
             with FileLock(str(item.lock), timeout=0):
-                shutil.rmtree(item.path)
+                remove_tree(item.path)
             removed.append(item)
         except Timeout:
             busy.append(item)
@@ -163,3 +163,36 @@ def human(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def mounts_below(path: Path, mounts: str | None = None) -> list[str]:
+    """What is mounted at or below `path` (from /proc/mounts), the deepest first."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return []
+    base = os.path.realpath(path)
+    points = []
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) > 1:
+            point = fields[1].replace("\\040", " ")
+            if point == base or point.startswith(base.rstrip("/") + "/"):
+                points.append(point)
+    return sorted(points, key=len, reverse=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory kmatrix made, never what is mounted inside it: a debootstrap killed
+    before its exit trap leaves /proc and /sys mounted in its root filesystem, and removing
+    through them would reach the host's. Those mounts are detached first, and the removal never
+    crosses to another filesystem; OSError when something could not be removed."""
+    if not path.exists() and not path.is_symlink():
+        return
+    for point in mounts_below(path):
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    done = subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise OSError(f"could not remove {path}: {done.stderr.strip()[:200]}")

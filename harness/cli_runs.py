@@ -83,9 +83,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     settings = merge.merge(args.out, args.shards, args.allow_missing)
     records = results.finish_run(Path(settings.run_dir), session.run_title(settings))
     # how the merged run ended: complete only when every shard finished every combination
-    runstate.save(Path(settings.run_dir), runstate.RunState(
-        runstate.COMPLETE if all(r.status == "done" for r in records) else runstate.FAILED,
-        runstate.owner_id(), finished=results.now(), expected=[r.combination for r in records]))
+    runstate.set_expected(Path(settings.run_dir), [r.combination for r in records])
+    runstate.end(Path(settings.run_dir), runstate.COMPLETE
+                 if all(r.status == "done" for r in records) else runstate.FAILED)
     print(results.summary_text(records))
     print(f"\nmerged {len(args.shards)} shard(s) into {settings.run_dir}")
     if args.bisect_new_failures is not None:  # 0: the new failures listed, none bisected

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from .ownership import hand_over, step_ids
 from .runstate import owner_alive, owner_id
 from .verdict import InfraError
 
@@ -99,7 +100,38 @@ HOME = "/tmp"  # the root filesystem is read-only: tools that write under $HOME 
 
 
 def user_spec() -> str:
-    return f"{os.getuid()}:{os.getgid()}"
+    """The uid:gid every step runs as: the invoking user's, never root (harness/ownership.py)."""
+    return step_ids().spec
+
+
+def device_groups(step: Step) -> list[int]:
+    """The groups that own the step's devices (/dev/kvm: kvm), so an unprivileged uid can
+    open them as the invoking user could."""
+    groups = []
+    for dev in step.devices:
+        try:
+            gid = os.stat(dev).st_gid
+        except OSError:
+            continue  # Docker says what is missing when it starts the step
+        if gid != 0 and gid not in groups:
+            groups.append(gid)
+    return groups
+
+
+def hand_over_mounts(step: Step, log: IO[str]) -> None:
+    """Give the step's writable mounts to the uid it runs as (only when kmatrix is root)."""
+    ids = step_ids()
+    for m in step.mounts:
+        if m.read_only:
+            continue
+        try:
+            changed = hand_over(m.path, ids)
+        except OSError as exc:
+            raise InfraError(f"could not hand {m.path} to uid {ids.uid} for step {step.name} "
+                             f"({one_line(exc)[:120]}): check the directory and rerun") from exc
+        if changed:
+            write_log(log, f"kmatrix: {m.path}: {changed} entries handed to uid {ids.uid}, "
+                      "which steps run as\n")
 
 
 def host_workdir(step: Step) -> str:
@@ -123,6 +155,8 @@ def docker_run_line(image: str, step: Step) -> str:
         args += ["-v", f"{m.path}:{m.inside}:{'ro' if m.read_only else 'rw'}"]
     for dev in step.devices:
         args += ["--device", dev]
+    for gid in device_groups(step):
+        args += ["--group-add", str(gid)]
     args += ["-e", f"HOME={HOME}"]
     for k, v in step.env:
         args += ["-e", f"{k}={v}"]
@@ -159,9 +193,9 @@ def write_log(log: IO[str], text: str) -> None:
 
 class DockerRunner:
     """Runs steps in throwaway containers of the builder image: no network, no capabilities,
-    the invoking uid:gid, a read-only root filesystem (writable: the step's mounts and a tmpfs
-    /tmp), an init, CPU, memory (no swap) and pids limits, a wall-clock timeout, output
-    streamed to the log."""
+    the invoking uid:gid (an unprivileged one when that is root), a read-only root filesystem
+    (writable: the step's mounts and a tmpfs /tmp), an init, CPU, memory (no swap) and pids
+    limits, a wall-clock timeout, output streamed to the log."""
 
     def __init__(self, image: str, client: object | None = None, run_id: str = "") -> None:
         self.image = image
@@ -185,6 +219,7 @@ class DockerRunner:
         import requests.exceptions
 
         write_log(log, f"\n$ {self.reproducer(step)}\n")
+        hand_over_mounts(step, log)
         start = time.monotonic()
         try:
             container = self._client.containers.run(  # type: ignore[attr-defined]
@@ -196,6 +231,7 @@ class DockerRunner:
                                        "mode": "ro" if m.read_only else "rw"}
                          for m in step.mounts},
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
+                group_add=[str(g) for g in device_groups(step)],
                 working_dir=step.workdir, environment={"HOME": HOME, **dict(step.env)},
                 nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
                 memswap_limit=step.mem_bytes,  # no swap beyond the memory limit

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cache import remove_tree
 from .verdict import InfraError, InputError
 
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
@@ -171,7 +172,10 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
     mirror, origin = choose_mirror(mirror)
     log(f"kmatrix: Debian mirror {mirror} (from {origin})")
     cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache_dir, prefix="rootfs-") as tmp:
+    # not tempfile.TemporaryDirectory: its cleanup would remove through the /proc and /sys a
+    # killed debootstrap leaves mounted in the root filesystem (cache.remove_tree does not)
+    tmp = tempfile.mkdtemp(dir=cache_dir, prefix="rootfs-")
+    try:
         rootfs = Path(tmp) / "rootfs"
         argv = debootstrap_argv(spec, rootfs, mirror)
         log("$ " + " ".join(argv))
@@ -191,15 +195,33 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
             raise InfraError(f"packing the root filesystem failed: {packed.stderr.strip()[:200]}"
                              f" (is the disk under {cache_dir} full?)")
         repo, tag = spec.tag.split(":")
+        log(f"kmatrix: importing the root filesystem as {spec.tag}")
         client.api.import_image(src=str(tarball), repository=repo, tag=tag)  # type: ignore[attr-defined]
+    finally:
+        try:
+            remove_tree(Path(tmp))
+        except OSError as exc:
+            log(f"kmatrix: {exc}: `kmatrix cache --prune` removes it later")
     log(f"kmatrix: builder image {spec.tag} ready")
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGKILL when kmatrix dies, even by SIGKILL (Linux
+    PR_SET_PDEATHSIG), so a killed `kmatrix image` leaves no debootstrap running on."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def run_bounded(argv: list[str], timeout_s: float, why: str) -> subprocess.CompletedProcess[str]:
     """A host tool with a time limit: on timeout its whole process group is killed (debootstrap
     runs dpkg and chroot children) and the run stops with `why`, an infrastructure error."""
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=die_with_parent)
     try:
         out, err = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:

@@ -52,3 +52,27 @@ class RecordingRunner:
     def act(self, step: Step, log: IO[str]) -> StepResult:
         log.write(f"\n$ {self.reproducer(step)}\n")
         return StepResult(step.name, step.argv, 0, 0.0, False, [], self.reproducer(step))
+
+
+def nightly_matrix(tree: Path, include: str) -> str:
+    """The small object-tier matrix of the nightly tests: tinyconfig + MODULES on `tree`, an
+    expect block where KALLSYMS=y is deliberately a link-mismatch (a regression to inject), and
+    the given `include:` entries (YAML lines)."""
+    return f"""
+kernel: {{source: {tree}, arch: x86_64}}
+base: tinyconfig
+config: {{CONFIG_MODULES: y}}
+build: {{targets: [kernel/module/], timeout: 900}}
+expect:
+  kernel/module/:
+    main.o: y
+    strict_rwx.o: y
+    kmod.o: y
+    tree_lookup.o: MODULES_TREE_LOOKUP
+    tracking.o: MODULE_UNLOAD_TAINT_TRACKING
+    procfs.o: PROC_FS
+    sysfs.o: SYSFS
+    kallsyms.o: n                    # deliberately wrong: KALLSYMS=y is a link-mismatch
+include:
+{include}
+"""

@@ -293,6 +293,67 @@ def test_sigkill_while_unpacking_the_kernel_source_then_rerun(tmp_path):
     assert set(halves) <= set(found)
 
 
+def _processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+@slow
+def test_sigkill_during_debootstrap_and_during_the_import_then_rerun(tmp_path, engine: Engine,
+                                                                    builder_image: str):
+    """`kmatrix image` killed with SIGKILL while debootstrap runs, then again while the root
+    filesystem is imported: nothing keeps running (debootstrap dies with kmatrix), no image is
+    tagged from a half import, the rerun builds the image, and the killed builds' directories
+    are leftovers that `kmatrix cache --prune` removes without reaching through the /proc and
+    /sys a killed debootstrap leaves mounted in them."""
+    import os
+
+    from harness import cache
+
+    env = {**engine.env, "KMATRIX_CACHE": str(tmp_path / "cache")}
+    engine.docker("rmi", "-f", builder_image, check=False)  # this engine must build it
+    try:
+        def killed_at(marker: str, timeout: float) -> Path:
+            out = tmp_path / f"image-{len(list(tmp_path.glob('image-*')))}.out"
+            with open(out, "w") as f:
+                proc = subprocess.Popen(kmatrix_argv("image"), cwd=Path(__file__).parents[2],
+                                        env={**os.environ, **env}, stdout=f,
+                                        stderr=subprocess.STDOUT)
+            wait_for(lambda: marker in out.read_text(), marker, timeout=timeout, every=0.2)
+            time.sleep(3)  # well inside the step: debootstrap unpacking, the import streaming
+            proc.kill()
+            proc.wait()
+            return out
+
+        killed_at("$ debootstrap", 300)
+        # PR_SET_PDEATHSIG: the killed kmatrix's debootstrap does not run on
+        wait_for(lambda: not _processes_mentioning(str(tmp_path / "cache")),
+                 "the killed build's debootstrap stopped", timeout=60, every=0.5)
+        killed_at("importing the root filesystem", 1800)
+        assert engine.docker("image", "inspect", builder_image,
+                             check=False).returncode != 0, "a half import was tagged"
+        done = kmatrix("image", env=env, timeout=1800)
+        assert done.returncode == EXIT_OK and "Traceback" not in done.stderr, done.stderr
+        assert engine.docker("image", "inspect", builder_image, check=False).returncode == 0
+        halves = sorted((tmp_path / "cache").glob("rootfs-*"))
+        assert len(halves) == 2, halves  # the two killed builds' (the rerun removed its own)
+        later = time.time() + 2 * cache.LEFTOVER_AGE_S
+        removed, busy = cache.prune(cache.leftovers(tmp_path / "cache", now=later))
+        assert sorted(s.path for s in removed) == halves and not busy
+        assert not list((tmp_path / "cache").glob("rootfs-*"))
+        assert cache.mounts_below(tmp_path) == []
+        assert Path("/proc/self/status").exists() and list(Path("/sys/kernel").iterdir())
+    finally:
+        engine.load_image(builder_image)
+
+
 def test_a_damaged_tree_is_infra_error_then_made_again(tmp_path, kernel_tree, live_engine):
     """An output tree damaged behind kmatrix's back (its kernel/module/built-in.a cut short,
     as a full disk or a crash before dirty marks would): infra-error naming the damage, never

@@ -5,11 +5,12 @@ reaps what the step leaves behind."""
 from __future__ import annotations
 
 import io
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import container
+from harness import container, kbuild, ownership
 from harness.container import DockerRunner, Mount, Step
 
 pytestmark = pytest.mark.integration
@@ -43,3 +44,41 @@ def test_the_root_filesystem_is_read_only_and_tmp_is_writable(docker_runner: Doc
                       "out; cat /proc/1/comm >> out; echo $HOME >> out")
     assert result.ok, log
     assert (tmp_path / "out").read_text().split() == ["ro", "tmp", "docker-init", "/tmp"]
+
+
+def test_a_step_never_runs_as_root_and_writes_what_kmatrix_left_there(
+        docker_runner: DockerRunner, tmp_path: Path):
+    # kmatrix (root on CI) writes into a tree between steps; the step, never root, must still
+    # be able to replace and append to what it finds there
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "from-kmatrix").write_text("kmatrix\n")
+    result, log = run(docker_runner, tmp_path,
+                      "id -u > uid; echo step >> sub/from-kmatrix; touch /proc/sysrq-trigger "
+                      "2>/dev/null && echo root-write >> uid; true")
+    assert result.ok, log
+    ids = ownership.step_ids()
+    assert (tmp_path / "uid").read_text().split() == [str(ids.uid)]
+    assert ids.uid != 0
+    assert (tmp_path / "sub" / "from-kmatrix").read_text() == "kmatrix\nstep\n"
+    assert (tmp_path / "uid").stat().st_uid == ids.uid
+
+
+def test_a_20_gb_write_fills_only_its_own_disk_and_is_an_infrastructure_fault(
+        docker_runner: DockerRunner, tmp_path: Path):
+    # a hostile tree's build step writes 20 GB into its output tree; the tree lives on a 64 MiB
+    # filesystem here (a real cache: the cache's disk). The step stops at ENOSPC, and what it
+    # printed is judged as the machine's fault ("disk full"), never the kernel's.
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(small)], check=True)
+    try:
+        log = io.StringIO()
+        step = Step("build", ("dd", "if=/dev/zero", "of=big", "bs=1M", "count=20480"),
+                    (Mount(small, read_only=False),), workdir=str(small), timeout_s=120)
+        result = docker_runner.run(step, log)
+        assert result.exit_code not in (0, None), log.getvalue()
+        assert (small / "big").stat().st_size <= 64 << 20
+        trouble = kbuild.infra_trouble(kbuild.step_output(log.getvalue().splitlines()))
+        assert trouble is not None and trouble.startswith("disk full"), log.getvalue()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)

@@ -3,8 +3,8 @@ write the type to /sys/kernel/debug/provoke-crash/DIRECT, and check that kmatrix
 right kind (harness/judge/lkdtm.py: CRASH_TYPES, measured and explained in docs/judge.md).
 
 Which types and kernels run:
-  default                      the `ci=True` subset on the `lkdtm` kernel (not in `nox -s tests`:
-                               the kernel build alone takes 16 min fresh, docs/judge.md)
+  default                      the `ci=True` subset on the `lkdtm` kernel (in `nox -s tests`: the
+                               kernel is built once per machine, 16 min fresh, docs/judge.md)
   KMATRIX_LKDTM=all            every type of tests.txt (the `judge_corpus` nox session)
   KMATRIX_LKDTM=A,B            those types
   KMATRIX_LKDTM_KERNELS=lkdtm,lkdtm-kasan   also the KASAN kernel (default: lkdtm only)

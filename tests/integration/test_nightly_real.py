@@ -8,28 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from testhelpers import run_kmatrix
+from testhelpers import nightly_matrix, run_kmatrix
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("nightly")]
 
-MATRIX = """
-kernel: {{source: {tree}, arch: x86_64}}
-base: tinyconfig
-config: {{CONFIG_MODULES: y}}
-build: {{targets: [kernel/module/], timeout: 900}}
-expect:
-  kernel/module/:
-    main.o: y
-    strict_rwx.o: y
-    kmod.o: y
-    tree_lookup.o: MODULES_TREE_LOOKUP
-    tracking.o: MODULE_UNLOAD_TAINT_TRACKING
-    procfs.o: PROC_FS
-    sysfs.o: SYSFS
-    kallsyms.o: n                    # deliberately wrong: KALLSYMS=y becomes a link-mismatch
-include:
-  - {{id: it-nightly, config: {values}}}
-"""
 LAST_NIGHT = "{CONFIG_PROC_FS: y}"
 TONIGHT = ("{CONFIG_PROC_FS: y, CONFIG_SYSFS: y, CONFIG_MODULE_UNLOAD: y, "
            "CONFIG_MODULE_UNLOAD_TAINT_TRACKING: y, CONFIG_KALLSYMS: y}")
@@ -42,11 +24,12 @@ def kmatrix_run(matrix: Path, results: Path, *extra: str) -> subprocess.Complete
 
 def test_new_failure_is_bisected_and_reported(tmp_path, kernel_tree, builder_image):
     matrix, results = tmp_path / "matrix.yaml", tmp_path / "results"
-    matrix.write_text(MATRIX.format(tree=kernel_tree, values=LAST_NIGHT))
+    matrix.write_text(nightly_matrix(kernel_tree, f"  - {{id: it-nightly, config: {LAST_NIGHT}}}"))
     first = kmatrix_run(matrix, results)
     assert first.returncode == 0, first.stdout + first.stderr
 
-    matrix.write_text(MATRIX.format(tree=kernel_tree, values=TONIGHT))  # the matrix changed
+    # the matrix changed
+    matrix.write_text(nightly_matrix(kernel_tree, f"  - {{id: it-nightly, config: {TONIGHT}}}"))
     second = kmatrix_run(matrix, results, "--bisect-new-failures=900")
     assert second.returncode == 1, second.stdout + second.stderr
     assert "New failures since" in second.stdout

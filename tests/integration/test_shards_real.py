@@ -10,30 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from testhelpers import run_kmatrix
+from testhelpers import nightly_matrix, run_kmatrix
 
 pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("shards")]
 
-MATRIX = """
-kernel: {{source: {tree}, arch: x86_64}}
-base: tinyconfig
-config: {{CONFIG_MODULES: y}}
-build: {{targets: [kernel/module/], timeout: 900}}
-expect:
-  kernel/module/:
-    main.o: y
-    strict_rwx.o: y
-    kmod.o: y
-    tree_lookup.o: MODULES_TREE_LOOKUP
-    tracking.o: MODULE_UNLOAD_TAINT_TRACKING
-    procfs.o: PROC_FS
-    sysfs.o: SYSFS
-    kallsyms.o: n                    # deliberately wrong: KALLSYMS=y is a link-mismatch
-include:
+INCLUDE = """\
   - {{id: sh-procfs, config: {{CONFIG_PROC_FS: y}}}}
   - {{id: sh-sysfs, config: {{CONFIG_SYSFS: y}}}}
-  - {{id: sh-victim, config: {victim}}}
-"""
+  - {{id: sh-victim, config: {victim}}}"""
 LAST_NIGHT = "{CONFIG_PROC_FS: y, CONFIG_SYSFS: y}"
 TONIGHT = "{CONFIG_PROC_FS: y, CONFIG_SYSFS: y, CONFIG_KALLSYMS: y}"  # the injected regression
 # own trees: each combination's tree keeps its last config, so a run after the first rebuilds
@@ -60,7 +44,7 @@ def nightly(matrix: Path, results: Path) -> tuple[subprocess.CompletedProcess[st
 def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
         tmp_path, kernel_tree, builder_image):
     matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(MATRIX.format(tree=kernel_tree, victim=LAST_NIGHT))
+    matrix.write_text(nightly_matrix(kernel_tree, INCLUDE.format(victim=LAST_NIGHT)))
     results = tmp_path / "results"
     first, merged = nightly(matrix, results)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -82,7 +66,7 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
         assert (merged / combo / "metadata.json").is_file(), combo
 
     # tonight: one combination gains an option the matrix expects not to be linked
-    matrix.write_text(MATRIX.format(tree=kernel_tree, victim=TONIGHT))
+    matrix.write_text(nightly_matrix(kernel_tree, INCLUDE.format(victim=TONIGHT)))
     single = run_kmatrix("run", str(matrix), "--results", str(tmp_path / "single"), *OPTIONS,
                          timeout=1500)
     assert single.returncode == 1, single.stdout + single.stderr
@@ -110,7 +94,7 @@ def test_two_shards_merge_to_one_run_and_compare_to_the_injected_regression(
 
 def test_resume_redoes_only_the_unfinished_combinations(tmp_path, kernel_tree, builder_image):
     matrix = tmp_path / "matrix.yaml"
-    matrix.write_text(MATRIX.format(tree=kernel_tree, victim=LAST_NIGHT))
+    matrix.write_text(nightly_matrix(kernel_tree, INCLUDE.format(victim=LAST_NIGHT)))
     results = tmp_path / "results"
     first = run_kmatrix("run", str(matrix), "--results", str(results), *OPTIONS,
                         "--only", "sh-procfs", "--only", "sh-sysfs", timeout=1500)

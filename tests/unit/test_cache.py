@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -106,3 +107,36 @@ def test_prune_also_removes_what_stopped_runs_left_behind(root: Path) -> None:
     assert [b.path for b in busy] == [left[1]]
     assert all(not p.exists() for p in left if p != left[1]) and young.exists()
     assert (root / "work/abc/old-combo").exists()  # leftovers only: no age rule for trees
+
+
+def test_mounts_below_reads_proc_mounts_deepest_first(tmp_path: Path) -> None:
+    base = tmp_path / "rootfs-x"
+    text = (f"proc {base}/rootfs/proc proc rw 0 0\n"
+            f"sysfs {base}/rootfs/sys sysfs rw 0 0\n"
+            f"tmpfs {base}/rootfs/sys/fs/x tmpfs rw 0 0\n"
+            f"tmpfs {tmp_path}/rootfs-xy tmpfs rw 0 0\n"  # a neighbour, not below
+            "proc /proc proc rw 0 0\n")
+    assert cache.mounts_below(base, text) == [f"{base}/rootfs/sys/fs/x",
+                                              f"{base}/rootfs/proc", f"{base}/rootfs/sys"]
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="mounting needs root")
+def test_removing_a_leftover_root_filesystem_never_reaches_through_its_mounts(
+        tmp_path: Path) -> None:
+    # what a debootstrap killed before its exit trap leaves: something of the host's mounted
+    # inside its root filesystem (here a bind mount of a directory standing in for /sys)
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "precious").write_text("the host's\n")
+    leftover = tmp_path / "rootfs-abc"
+    (leftover / "rootfs" / "sys").mkdir(parents=True)
+    (leftover / "rootfs" / "etc").mkdir()
+    subprocess.run(["mount", "--bind", str(host), str(leftover / "rootfs" / "sys")], check=True)
+    try:
+        cache.remove_tree(leftover)
+        assert not leftover.exists()
+        assert (host / "precious").read_text() == "the host's\n"
+        assert cache.mounts_below(tmp_path) == []
+    finally:
+        subprocess.run(["umount", "-l", str(leftover / "rootfs" / "sys")], check=False,
+                       capture_output=True)

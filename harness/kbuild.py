@@ -42,8 +42,12 @@ class Toolchain:
     def make_argv(self, out: Path, *targets: str, jobs: int | None = None) -> tuple[str, ...]:
         argv = ["make", "-C", str(self.tree), f"O={self.out_inside(out)}", f"ARCH={self.arch.make_arch}",
                 f"-j{jobs or self.jobs}"]
+        if self.arch.cross_compile:
+            # gcc's cross prefix; with LLVM=1 (clang) the kernel needs none, and the one given
+            # only names clang's --target, the same as Arch.clang_target
+            argv.append(f"CROSS_COMPILE={self.arch.cross_compile}")
         if self.ccache_dir is not None:
-            argv.append("CC=ccache gcc")
+            argv.append(f"CC=ccache {self.arch.gcc}")
         return (*argv, *targets)
 
     def mounts(self, out: Path, *extra: Mount) -> tuple[Mount, ...]:

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..arch import ARCHES
 from .config import bare_name
 from .dump import KconfigDump, Symbol, holds_in_dump
 from .expr import (
@@ -117,10 +118,11 @@ class Planner:
         if name not in self._arch_hints:
             arches = defined_in_arches(self.tree, name) if self.tree else []
             srcarch = self.dump.header.get("srcarch") or "?"
-            where = (f"defined only for {', '.join(arches)}" if arches
-                     else "defined nowhere in this tree's Kconfig for this architecture")
-            self._arch_hints[name] = f"{name} is {where}, not for SRCARCH={srcarch}" \
-                if arches else f"{name} is {where} (SRCARCH={srcarch})"
+            here = " ".join([*arch_names(srcarch), f"(SRCARCH={srcarch})"])
+            self._arch_hints[name] = (
+                f"{name} exists only on {', '.join(arch_label(a) for a in arches)}, not on {here}"
+                if arches else f"{name} is defined nowhere in this tree's Kconfig for this "
+                f"architecture (SRCARCH={srcarch})")
         return self._arch_hints[name]
 
     def _require(self, name: str, value: str) -> Plan:
@@ -378,6 +380,17 @@ class Planner:
 
 
 _CONFIG_LINE = r"^\s*(?:menu)?config\s+{}\s*$"
+
+
+def arch_names(srcarch: str) -> list[str]:
+    """kmatrix's names of the architectures built from arch/<srcarch> (harness/arch)."""
+    return [a.name for a in ARCHES.values() if a.srcarch == srcarch]
+
+
+def arch_label(directory: str) -> str:
+    """`NAME (arch/DIR)` for an arch/ directory kmatrix builds, else the directory."""
+    names = arch_names(directory.removeprefix("arch/"))
+    return f"{'/'.join(names)} ({directory})" if names else directory
 
 
 def defined_in_arches(tree: Path, name: str) -> list[str]:

@@ -15,6 +15,7 @@ once per run and shared):
 from __future__ import annotations
 
 import os
+import platform
 import re
 import time
 from collections.abc import Sequence
@@ -238,6 +239,11 @@ def probe_accel(runner: Runner, kernel: Path, probe_dir: Path, log: IO[str],
     Call once per run and pass the answer to every BootSpec."""
     if wanted in ("tcg", "kvm"):
         return wanted
+    arch = arch or archmod.default()
+    if platform.machine() != arch.host_machine:
+        log.write(f"kmatrix: KVM on a {platform.machine()} host cannot run {arch.name} guests, "
+                  "booting with TCG\n")
+        return "tcg"
     if not os.access(kvm_device, os.R_OK | os.W_OK):
         log.write(f"kmatrix: {kvm_device} is not usable, booting with TCG\n")
         return "tcg"

@@ -22,6 +22,7 @@ from typing import IO
 
 from . import boot_stage, kconfig, linkcheck, locks, results, treeguard
 from . import matrix as matrixmod
+from .arch import Arch
 from .cache import touch_seed
 from .container import Runner, StepResult, write_log
 from .kbuild import Toolchain, damaged_tree, first_errors, infra_trouble, step_output
@@ -151,7 +152,8 @@ def _tree_of(resolution: Resolution | None, combo: Combination) -> str:
     return resolution.tree_group if resolution is not None else combo.id
 
 
-def output_dir(settings: RunSettings, name: str, say: Callable[[str], None]) -> Path:
+def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
+               arch: Arch | None = None) -> Path:
     """The combination's output tree: warm (kept from the last run, or copied from the seed)
     unless --pristine, which always starts from an empty directory. Called with the tree's
     lock held; a tree a stopped step left dirty is repaired first (harness/treeguard.py)."""
@@ -160,7 +162,7 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None]) -> 
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         return out
-    out = settings.work_dir() / name
+    out = settings.work_dir(arch) / name
     if treeguard.dirty_since(out) == 0:  # condemned: found damaged, nothing in it is trusted
         say(f"kmatrix: tree {out} was found damaged: made again from the seed")
         shutil.rmtree(out)
@@ -219,11 +221,12 @@ def run_combination(job: Job) -> results.Record:
                 _stage(record, "resolve", "pass", resolution.seconds)
             if outcome is None:  # a request that can never hold takes no tree at all
                 name = _tree_of(resolution, combo)
-                settings.work_dir().mkdir(parents=True, exist_ok=True)
-                with locks.held(settings.work_dir() / f"{name}.lock", f"output tree {name}",
+                work = settings.work_dir(matrix.arch)
+                work.mkdir(parents=True, exist_ok=True)
+                with locks.held(work / f"{name}.lock", f"output tree {name}",
                                 _say_to(log)):
-                    chain = Chain(job, record, log, output_dir(settings, name, _say_to(log)),
-                                  resolution)
+                    out = output_dir(settings, name, _say_to(log), matrix.arch)
+                    chain = Chain(job, record, log, out, resolution)
                     outcome = chain.run(requested)
     except InfraError as exc:
         outcome = Outcome(Verdict.INFRA_ERROR, [exc.message])

@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import arch as archmod
 from . import results
+from .arch import Arch
 from .container import Runner, make_runner
 from .kbuild import Toolchain
 from .kconfig import Config, SymbolTable
@@ -71,8 +73,11 @@ class RunSettings:
                          float(jobs or self.cpus_per_build), self.mem_bytes, ccache,
                          fixed_out=True)
 
-    def work_dir(self) -> Path:
-        key = hashlib.sha256(f"{self.tree}|{self.image}".encode()).hexdigest()[:12]
+    def work_dir(self, arch: Arch | None = None) -> Path:
+        """Where the output trees of this tree, image and architecture are kept (a tree built
+        for one architecture is never reused by another)."""
+        name = (arch or archmod.default()).name
+        key = hashlib.sha256(f"{self.tree}|{self.image}|{name}".encode()).hexdigest()[:12]
         return Path(self.cache) / "work" / key
 
     def runner(self) -> Runner:

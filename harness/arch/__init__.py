@@ -38,6 +38,7 @@ class Arch:
     cpu_tcg: str  # -cpu under TCG
     cpu_kvm: str  # -cpu under KVM
     console: str  # the serial console device, for console=
+    host_machine: str  # `uname -m` of a host whose KVM can run this architecture's guests
     boot_config: tuple[str, ...] = ()  # extra boot fragment lines this architecture needs
     # the static busybox for this architecture's boot guest, in the builder image (a foreign
     # package of containers/packages.txt is unpacked under /opt/kmatrix/ARCH/)

@@ -40,6 +40,7 @@ ARM64 = Arch(
     cpu_tcg="cortex-a57",
     cpu_kvm="host",
     console="ttyAMA0",
+    host_machine="aarch64",
     # the virt machine's UART is a PL011 on the AMBA bus (ARM_AMBA, OF and COMMON_CLK for its
     # clock are selected by ARM64 itself)
     boot_config=("CONFIG_SERIAL_AMBA_PL011=y", "CONFIG_SERIAL_AMBA_PL011_CONSOLE=y"),

@@ -33,7 +33,7 @@ class CombinationOracle:
 
     def resolve(self, config: Config) -> Config:
         env = self.env
-        out = env.settings.work_dir() / f"{BISECT_COMBO}-resolve"
+        out = env.settings.work_dir(self.matrix.arch) / f"{BISECT_COMBO}-resolve"
         out.mkdir(parents=True, exist_ok=True)
         tc = env.settings.toolchain(self.matrix, 1)
         # one scratch tree for every bisect of this tree: held while its .config is ours

@@ -4,10 +4,12 @@ the judge's report forms, the builder image's foreign packages and config truth'
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
+from testhelpers import RecordingRunner
 
 from harness import arch as archmod
 from harness import boot, image
@@ -16,6 +18,7 @@ from harness.boot_stage import boot_fragment
 from harness.judge import scan_reports
 from harness.kbuild import Toolchain
 from harness.kconfig.planner import arch_label, arch_names
+from harness.settings import RunSettings
 from harness.verdict import InputError
 
 ARM64 = archmod.get("arm64")
@@ -126,3 +129,26 @@ def test_config_truth_names_kmatrix_architectures() -> None:
     assert arch_names("x86") == ["x86_64"] and arch_names("arm64") == ["arm64"]
     assert arch_label("arch/arm64") == "arm64 (arch/arm64)"
     assert arch_label("arch/mips") == "arch/mips"
+
+
+def test_no_kvm_probe_for_a_guest_the_hosts_kvm_cannot_run(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    kvm = tmp_path / "kvm"
+    kvm.write_text("")
+    runner = RecordingRunner()
+    log = io.StringIO()
+    monkeypatch.setattr(boot.platform, "machine", lambda: "x86_64")
+    assert boot.probe_accel(runner, tmp_path / "Image", tmp_path, log, kvm_device=kvm,
+                            arch=ARM64) == "tcg"
+    assert runner.steps == [] and "cannot run arm64 guests" in log.getvalue()
+    monkeypatch.setattr(boot.platform, "machine", lambda: "aarch64")
+    boot.probe_accel(runner, tmp_path / "Image", tmp_path, log, kvm_device=kvm, arch=ARM64)
+    assert [s.name for s in runner.steps] == ["kvm-probe"]
+    assert runner.steps[0].argv[3] == "qemu-system-aarch64"
+
+
+def test_output_trees_are_kept_per_architecture(tmp_path: Path) -> None:
+    settings = RunSettings(run_id="r", matrix_path="m", run_dir=str(tmp_path / "run"),
+                           cache=str(tmp_path / "cache"), tree="/src", kernel={}, image="img")
+    assert settings.work_dir(ARM64) != settings.work_dir(X86_64) == settings.work_dir()
+    assert settings.work_dir(ARM64).parent == settings.work_dir().parent

@@ -394,17 +394,31 @@ def arch_label(directory: str) -> str:
 
 
 def defined_in_arches(tree: Path, name: str) -> list[str]:
-    """The arch/ directories whose Kconfig files define `name` (a lexical scan of arch/ only)."""
-    pattern = re.compile(_CONFIG_LINE.format(re.escape(name)), re.MULTILINE)
-    found = []
-    for arch in sorted(p for p in (tree / "arch").iterdir() if p.is_dir()):
-        for kconfig in sorted(arch.rglob("Kconfig*")):
-            try:
-                if pattern.search(kconfig.read_text(errors="replace")):
-                    found.append(f"arch/{arch.name}")
-                    break
-            except OSError:
-                continue
-    return found
+    """The arch/ directories that define `name` (a lexical scan): in their own Kconfig files,
+    or by sourcing a Kconfig file elsewhere that defines it (kernel/livepatch/Kconfig is
+    sourced by only some architectures)."""
+    defines = re.compile(_CONFIG_LINE.format(re.escape(name)), re.MULTILINE)
+    arches = sorted(p for p in (tree / "arch").iterdir() if p.is_dir())
+    found = [f"arch/{arch.name}" for arch in arches if _any_kconfig(arch, defines)]
+    if found:
+        return found
+    shared = [p.relative_to(tree).as_posix() for p in sorted(tree.rglob("Kconfig*"))
+              if "arch" != p.relative_to(tree).parts[0] and _matches(p, defines)]
+    if not shared:
+        return []
+    sources = re.compile(r'^\s*source\s+"(?:{})"'.format("|".join(map(re.escape, shared))),
+                         re.MULTILINE)
+    return [f"arch/{arch.name}" for arch in arches if _any_kconfig(arch, sources)]
+
+
+def _matches(path: Path, pattern: re.Pattern[str]) -> bool:
+    try:
+        return bool(pattern.search(path.read_text(errors="replace")))
+    except OSError:
+        return False
+
+
+def _any_kconfig(directory: Path, pattern: re.Pattern[str]) -> bool:
+    return any(_matches(k, pattern) for k in sorted(directory.rglob("Kconfig*")))
 
 

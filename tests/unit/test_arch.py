@@ -17,7 +17,8 @@ from harness.arch import ARCHES
 from harness.boot_stage import boot_fragment
 from harness.judge import scan_reports
 from harness.kbuild import Toolchain
-from harness.kconfig.planner import arch_label, arch_names
+from harness.kconfig.planner import arch_label, arch_names, defined_in_arches
+from harness.matrix import load_matrix
 from harness.settings import RunSettings
 from harness.verdict import InputError
 
@@ -152,3 +153,24 @@ def test_output_trees_are_kept_per_architecture(tmp_path: Path) -> None:
                            cache=str(tmp_path / "cache"), tree="/src", kernel={}, image="img")
     assert settings.work_dir(ARM64) != settings.work_dir(X86_64) == settings.work_dir()
     assert settings.work_dir(ARM64).parent == settings.work_dir().parent
+
+
+def test_the_arm64_example_is_the_default_matrix_cross_built() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    example = load_matrix(repo / "examples" / "arm64.yaml")
+    default = load_matrix(repo / "matrix.yaml")
+    assert example.arch is ARM64 and default.arch is X86_64
+    assert {c.id for c in default.combinations} - {c.id for c in example.combinations} == \
+        {"livepatch"}  # LIVEPATCH does not exist on arm64 in 6.12
+    assert sum(c.boot is not None for c in example.combinations) == 3
+
+
+def test_a_symbol_only_some_architectures_source_is_named_as_theirs(tmp_path: Path) -> None:
+    (tmp_path / "kernel" / "livepatch").mkdir(parents=True)
+    (tmp_path / "kernel" / "livepatch" / "Kconfig").write_text("config LIVEPATCH\n\tbool\n")
+    for arch, text in (("x86", 'source "kernel/livepatch/Kconfig"\n'), ("arm64", "")):
+        (tmp_path / "arch" / arch).mkdir(parents=True)
+        (tmp_path / "arch" / arch / "Kconfig").write_text(text + "config ARCH_OWN\n\tbool\n")
+    assert defined_in_arches(tmp_path, "LIVEPATCH") == ["arch/x86"]
+    assert defined_in_arches(tmp_path, "ARCH_OWN") == ["arch/arm64", "arch/x86"]
+    assert defined_in_arches(tmp_path, "NOWHERE") == []

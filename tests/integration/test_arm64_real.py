@@ -62,6 +62,19 @@ def test_config_truth_on_arm64(session: KconfigSession, base: Config) -> None:
     assert console.added.get("CONFIG_TTY") == "y"
 
 
+def test_kmatrix_explain_resolves_for_the_matrix_architecture(tmp_path, kernel_tree,
+                                                              builder_image):
+    matrix = tmp_path / "matrix.yaml"
+    matrix.write_text(yaml.safe_dump({"kernel": {"source": str(kernel_tree), "arch": "arm64"},
+                                      "base": "tinyconfig", "include": [{"id": "one"}]}))
+    done = run_kmatrix("explain", "CONFIG_X86_X2APIC", str(matrix), "--config",
+                       str(ROOT / "harness" / "fragments" / "boot.config"), timeout=600, cwd=ROOT)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "X86_X2APIC exists only on x86_64 (arch/x86), not on arm64 (SRCARCH=arm64)" \
+        in done.stdout
+    assert "ARCH=arm64 " in done.stdout and "CROSS_COMPILE=aarch64-linux-gnu-" in done.stdout
+
+
 def test_cross_built_objects_and_two_arm64_boots(tmp_path, kernel_tree, builder_image):
     default = yaml.safe_load((ROOT / "matrix.yaml").read_text())
     matrix = tmp_path / "matrix.yaml"

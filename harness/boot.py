@@ -4,8 +4,9 @@ Everything that runs a process is a ``Step`` run by a ``Runner`` (harness/contai
 logic here is tested with a fake runner. Order for one booted combination (the guest is built
 once per run and shared):
 
-  1. ``prepare_guest(runner, guest_dir, log)``: runs ``guest_steps`` (gcc -static /init, copy
-     the static busybox) and ``write_initramfs`` (the newc cpio, pure Python)
+  1. ``prepare_guest(runner, guest_dir, log, arch)``: runs ``guest_steps`` (the architecture's
+     gcc -static /init, copy its static busybox from the builder image) and
+     ``write_initramfs`` (the newc cpio, pure Python)
   2. ``bzimage_step(src, out, jobs)``     after the core's config steps (boot fragment included)
   3. ``probe_accel(runner, kernel, ...)`` once per run: KVM only if a bounded boot shows it works
   4. ``boot(runner, BootSpec(...), resolved_config, log)`` -> ``BootResult``
@@ -14,6 +15,7 @@ once per run and shared):
 from __future__ import annotations
 
 import os
+import platform
 import re
 import time
 from collections.abc import Sequence
@@ -88,14 +90,17 @@ class BootResult:
 
 # -- guest ---------------------------------------------------------------------------------
 
-def guest_steps(guest_out: Path, guest_src: Path = GUEST_SRC) -> list[Step]:
-    """Compile the static /init and copy the image's static busybox into guest_out."""
+def guest_steps(guest_out: Path, guest_src: Path = GUEST_SRC, arch: Arch | None = None
+                ) -> list[Step]:
+    """Compile the static /init for the architecture (its cross gcc and libc in the builder
+    image) and copy the image's static busybox of that architecture into guest_out."""
+    arch = arch or archmod.default()
     mounts = (Mount(guest_src, read_only=True), Mount(guest_out, read_only=False))
     return [
-        Step("guest-init", ("gcc", "-static", "-Os", "-Wall", "-Wextra", "-Werror",
+        Step("guest-init", (arch.gcc, "-static", "-Os", "-Wall", "-Wextra", "-Werror",
                             "-o", str(guest_out / "init"), str(guest_src / "init.c")),
              mounts, workdir=str(guest_out), timeout_s=300),
-        Step("guest-busybox", ("cp", "/bin/busybox", str(guest_out / "busybox")),
+        Step("guest-busybox", ("cp", arch.busybox, str(guest_out / "busybox")),
              mounts, workdir=str(guest_out), timeout_s=60),
     ]
 
@@ -134,10 +139,12 @@ def write_initramfs(guest_out: Path, dest: Path | None = None,
     return dest
 
 
-def prepare_guest(runner: Runner, guest_out: Path, log: IO[str]) -> Path:
-    """Run the guest steps and pack the initramfs; returns its path. Once per run."""
+def prepare_guest(runner: Runner, guest_out: Path, log: IO[str], arch: Arch | None = None
+                  ) -> Path:
+    """Run the guest steps and pack the initramfs; returns its path. Once per run and
+    architecture."""
     guest_out.mkdir(parents=True, exist_ok=True)
-    for step in guest_steps(guest_out):
+    for step in guest_steps(guest_out, arch=arch):
         result = runner.run(step, log)
         if not result.ok:
             raise InfraError(f"building the boot guest failed at step {step.name} "
@@ -232,6 +239,11 @@ def probe_accel(runner: Runner, kernel: Path, probe_dir: Path, log: IO[str],
     Call once per run and pass the answer to every BootSpec."""
     if wanted in ("tcg", "kvm"):
         return wanted
+    arch = arch or archmod.default()
+    if platform.machine() != arch.host_machine:
+        log.write(f"kmatrix: KVM on a {platform.machine()} host cannot run {arch.name} guests, "
+                  "booting with TCG\n")
+        return "tcg"
     if not os.access(kvm_device, os.R_OK | os.W_OK):
         log.write(f"kmatrix: {kvm_device} is not usable, booting with TCG\n")
         return "tcg"
@@ -384,10 +396,12 @@ def _tail(path: Path) -> str:
         return tail_reason(stream.read().decode(errors="replace"))
 
 
-def fragment_lines(path: Path = BOOT_FRAGMENT) -> list[str]:
-    """The boot fragment's option lines (comments dropped), for the core's config steps."""
+def fragment_lines(arch: Arch | None = None, path: Path = BOOT_FRAGMENT) -> list[str]:
+    """The boot fragment's option lines (comments dropped) and then the architecture's own
+    (its serial console driver: Arch.boot_config), for the core's config steps."""
     return [line.strip() for line in path.read_text().splitlines()
-            if line.strip() and (not line.startswith("#") or line.endswith(" is not set"))]
+            if line.strip() and (not line.startswith("#") or line.endswith(" is not set"))] \
+        + list((arch or archmod.default()).boot_config)
 
 
 @dataclass(frozen=True)

@@ -27,16 +27,17 @@ if TYPE_CHECKING:
 
 def boot_fragment(arch: Arch | None = None) -> Config:
     """The boot fragment (harness/fragments/boot.config) plus the architecture's own lines."""
-    lines = [*bootmod.fragment_lines(), *(arch.boot_config if arch is not None else ())]
-    return kconfig.parse_config("\n".join(lines))
+    return kconfig.parse_config("\n".join(bootmod.fragment_lines(arch)))
 
 
-def ensure_guest(run_dir: Path, runner: Runner, log: IO[str]) -> Path:
-    """Compile /init and pack the initramfs, once per run (shared by every booted combination)."""
-    guest = run_dir / "guest"
+def ensure_guest(run_dir: Path, runner: Runner, log: IO[str], arch: Arch) -> Path:
+    """Compile /init and pack the initramfs, once per run and architecture (shared by every
+    booted combination of that architecture)."""
+    guest = run_dir / "guest" / arch.name
     with FileLock(str(run_dir / "guest.lock")):
         initramfs = guest / "initramfs.cpio"
-        return initramfs if initramfs.exists() else bootmod.prepare_guest(runner, guest, log)
+        return initramfs if initramfs.exists() else \
+            bootmod.prepare_guest(runner, guest, log, arch)
 
 
 def ensure_accel(run_dir: Path, runner: Runner, kernel: Path, log: IO[str], arch: Arch) -> str:
@@ -55,7 +56,7 @@ def boot(job: Job, record: results.Record, out: Path, resolved: Config, log: IO[
     assert job.combo.boot is not None, "the pipeline boots only combinations that ask for it"
     arch, runner, run_dir = job.matrix.arch, job.runner, job.run_dir
     kernel = bootmod.kernel_image(out, arch)
-    initramfs = ensure_guest(run_dir, runner, log)
+    initramfs = ensure_guest(run_dir, runner, log, arch)
     accel = ensure_accel(run_dir, runner, kernel, log, arch)
     cmdline = bootmod.kernel_cmdline(False, tuple(job.combo.boot.cmdline.split()), arch)
     spec = bootmod.BootSpec(kernel=kernel, initramfs=initramfs, work_dir=job.combo_dir,

@@ -442,7 +442,7 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     import hashlib
 
-    from . import image, source
+    from . import arch, image, source
     from . import matrix as matrixmod
     from .container import DockerRunner, connect
     from .kconfig.command import explain_main
@@ -453,16 +453,16 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if not config.is_file():
             raise InputError(f"{config} does not exist: run `kmatrix run --only {args.combo}` "
                              "first, or pass --config FILE")
-    src = args.kernel or (matrixmod.load_matrix(args.matrix).source
-                          if args.matrix.exists() else "debian")
-    tree = source.resolve(src)
+    matrix = matrixmod.load_matrix(args.matrix) if args.matrix.exists() else None
+    tree = source.resolve(args.kernel or (matrix.source if matrix else "debian"))
     client = connect()
     tag = image.ensure_image(client, image.read_spec(), source.cache_root())
-    key = hashlib.sha256(str(tree.path).encode()).hexdigest()[:12]
+    target = matrix.arch if matrix else arch.default()  # Kconfig resolves for the matrix's arch
+    key = hashlib.sha256(f"{tree.path}|{target.name}".encode()).hexdigest()[:12]
     out = source.cache_root() / "explain" / key
     out.mkdir(parents=True, exist_ok=True)
     text, status = explain_main(args.symbol, config, tree.path, out,
-                                        DockerRunner(tag, client))
+                                DockerRunner(tag, client), arch=target)
     print(text)
     return status
 

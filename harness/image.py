@@ -101,10 +101,16 @@ def choose_mirror(override: str | None = None, env: Mapping[str, str] = os.envir
                                            f"sources under {apt_dir}")
 
 
+FOREIGN_SCRIPT = "unpack-foreign.sh"
+
+
 @dataclass(frozen=True)
 class ImageSpec:
-    packages: tuple[str, ...]
+    packages: tuple[str, ...]  # installed (the host's architecture)
     digest: str  # hash of the inputs that decide the image contents
+    # NAME:ARCH packages of other architectures, unpacked under /opt/kmatrix/ARCH/ by
+    # containers/unpack-foreign.sh (a cross-built guest's static busybox)
+    foreign: tuple[str, ...] = ()
 
     @property
     def tag(self) -> str:
@@ -120,13 +126,17 @@ def read_list(path: Path) -> tuple[str, ...]:
 def read_spec(containers_dir: Path = CONTAINERS_DIR) -> ImageSpec:
     """The base list (containers/packages.txt) and every toolchain's packages
     (containers/toolchains.txt, the same as harness.toolchains.image_packages(): a unit test
-    holds them equal): one image holds every toolchain (docs/toolchains.md says why)."""
-    packages = read_list(containers_dir / "packages.txt")
+    holds them equal): one image holds every toolchain (docs/toolchains.md says why). NAME:ARCH
+    lines are other architectures' packages, unpacked by containers/unpack-foreign.sh."""
+    lines = read_list(containers_dir / "packages.txt")
     toolchains = containers_dir / "toolchains.txt"
     if toolchains.is_file():
-        packages += tuple(p for p in read_list(toolchains) if p not in packages)
-    digest = hashlib.sha256(("\n".join(packages) + SUITE).encode()).hexdigest()[:12]
-    return ImageSpec(packages, digest)
+        lines += tuple(p for p in read_list(toolchains) if p not in lines)
+    script = containers_dir / FOREIGN_SCRIPT
+    foreign = tuple(line for line in lines if ":" in line)
+    inputs = "\n".join(lines) + SUITE + (script.read_text() if foreign and script.exists() else "")
+    digest = hashlib.sha256(inputs.encode()).hexdigest()[:12]
+    return ImageSpec(tuple(line for line in lines if ":" not in line), digest, foreign)
 
 
 DEBOOTSTRAP_TIMEOUT_S = 1800.0  # about 2 minutes here with a near mirror
@@ -137,6 +147,12 @@ PACKAGE_LIST_TIMEOUT_S = 120.0
 def debootstrap_argv(spec: ImageSpec, rootfs: Path, mirror: str = MIRROR) -> list[str]:
     return ["debootstrap", "--variant=minbase", "--include=" + ",".join(spec.packages),
             SUITE, str(rootfs), mirror]
+
+
+def unpack_foreign_argv(spec: ImageSpec, rootfs: Path) -> list[str]:
+    """The offline build's run of containers/unpack-foreign.sh inside the new root filesystem
+    (the Dockerfile runs the same script); the script is copied to /tmp there first."""
+    return ["chroot", str(rootfs), "sh", f"/tmp/{FOREIGN_SCRIPT}", *spec.foreign]
 
 
 def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
@@ -187,6 +203,18 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
             raise InfraError(f"debootstrap failed ({' | '.join(last)}): check the Debian "
                              f"mirror {mirror} is reachable (or set ${MIRROR_ENV} or `kmatrix "
                              "image --mirror URL`) and there is 1 GB free, then rerun")
+        if spec.foreign:
+            shutil.copyfile(CONTAINERS_DIR / FOREIGN_SCRIPT, rootfs / "tmp" / FOREIGN_SCRIPT)
+            argv = unpack_foreign_argv(spec, rootfs)
+            log("$ " + " ".join(argv))
+            done = run_bounded(argv, DEBOOTSTRAP_TIMEOUT_S,
+                               f"unpacking {' '.join(spec.foreign)} did not finish in "
+                               f"{DEBOOTSTRAP_TIMEOUT_S:g} s: check the Debian mirror {mirror}")
+            if done.returncode != 0:
+                last = (done.stdout + done.stderr).strip().splitlines()[-3:]
+                raise InfraError(f"unpacking {' '.join(spec.foreign)} failed ({' | '.join(last)})"
+                                 f": check the Debian mirror {mirror} is reachable, then rerun")
+            (rootfs / "tmp" / FOREIGN_SCRIPT).unlink()
         tarball = Path(tmp) / "rootfs.tar"
         packed = run_bounded(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], TAR_TIMEOUT_S,
                              f"packing the root filesystem took over {TAR_TIMEOUT_S:g} s: check "

@@ -38,10 +38,19 @@ class Arch:
     cpu_tcg: str  # -cpu under TCG
     cpu_kvm: str  # -cpu under KVM
     console: str  # the serial console device, for console=
+    host_machine: str  # `uname -m` of a host whose KVM can run this architecture's guests
     boot_config: tuple[str, ...] = ()  # extra boot fragment lines this architecture needs
+    # the static busybox for this architecture's boot guest, in the builder image (a foreign
+    # package of containers/packages.txt is unpacked under /opt/kmatrix/ARCH/)
+    busybox: str = "/bin/busybox"
     # console report forms of this architecture the generic judge must know, checked before
     # the generic table (harness/judge/reports.py)
     report_forms: tuple[ReportForm, ...] = ()
+
+    @property
+    def gcc(self) -> str:
+        """The gcc that compiles for this architecture (the boot guest's compiler)."""
+        return f"{self.cross_compile}gcc"
 
     @property
     def base_cmdline(self) -> tuple[str, ...]:
@@ -50,9 +59,10 @@ class Arch:
 
 
 def _arches() -> dict[str, Arch]:
+    from .arm64 import ARM64
     from .x86_64 import X86_64
 
-    return {a.name: a for a in (X86_64,)}
+    return {a.name: a for a in (X86_64, ARM64)}
 
 
 ARCHES: dict[str, Arch] = _arches()

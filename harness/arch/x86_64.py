@@ -40,5 +40,8 @@ X86_64 = Arch(
     cpu_tcg="max",
     cpu_kvm="host",
     console="ttyS0",
+    host_machine="x86_64",
+    # the pc machine's first serial port is a 16550
+    boot_config=("CONFIG_SERIAL_8250=y", "CONFIG_SERIAL_8250_CONSOLE=y"),
     report_forms=REPORT_FORMS,
 )

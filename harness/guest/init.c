@@ -146,7 +146,8 @@ static void modprobe_summary(off_t from, char *out, size_t outlen)
 	for (i = 0; i < nnames; i++) {
 		size_t used = strlen(out);
 
-		snprintf(out + used, outlen - used, "%s%s:%d", i ? "," : "", names[i], counts[i]);
+		snprintf(out + used, outlen - used, "%s%.63s:%d", i ? "," : "", names[i],
+			 counts[i]);
 	}
 	if (nnames == 0)
 		snprintf(out, outlen, "none");

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+from .. import arch as archmod
+from ..arch import Arch
 from ..container import Runner
 from ..verdict import EXIT_BAD_INPUT, EXIT_KERNEL_FAILED, EXIT_OK, InputError
 from .config import Config, config_name, parse_config
@@ -27,7 +29,8 @@ def parse_request(text: str) -> tuple[str, str]:
 
 
 def explain_main(symbol: str, config: Path | Config | None, tree: Path, out: Path,
-                 runner: Runner, log: IO[str] | None = None) -> tuple[str, int]:
+                 runner: Runner, log: IO[str] | None = None, arch: Arch | None = None
+                 ) -> tuple[str, int]:
     """`kmatrix explain CONFIG_X[=VALUE] [--config FILE]`: text and exit status.
 
     `config` is a .config/fragment file (--config) or an already merged Config (--combo: the
@@ -35,13 +38,14 @@ def explain_main(symbol: str, config: Path | Config | None, tree: Path, out: Pat
     empty config through olddefconfig). It is resolved by olddefconfig in `out`, dumped,
     explained, and, when the value does not hold, repaired and checked.
     Exit 0 when the value holds, 1 when it does not (the text says why and how to repair),
-    2 for a symbol that does not exist or an unreadable config, 3 for Docker/tooling trouble."""
+    2 for a symbol that does not exist or an unreadable config, 3 for Docker/tooling trouble.
+    `arch` (default: kmatrix's default architecture) is the one Kconfig resolves for."""
     name, value = parse_request(symbol)
     base = _read_config(config)
     own_log = log is None
     log_file = log or _open_log(out)
     try:
-        session = KconfigSession(tree, out, runner, log_file)
+        session = KconfigSession(tree, out, runner, log_file, arch=arch or archmod.default())
         started = time.monotonic()
         session.olddefconfig(base)
         dump = session.dump()

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..arch import ARCHES
 from .config import bare_name
 from .dump import KconfigDump, Symbol, holds_in_dump
 from .expr import (
@@ -117,10 +118,11 @@ class Planner:
         if name not in self._arch_hints:
             arches = defined_in_arches(self.tree, name) if self.tree else []
             srcarch = self.dump.header.get("srcarch") or "?"
-            where = (f"defined only for {', '.join(arches)}" if arches
-                     else "defined nowhere in this tree's Kconfig for this architecture")
-            self._arch_hints[name] = f"{name} is {where}, not for SRCARCH={srcarch}" \
-                if arches else f"{name} is {where} (SRCARCH={srcarch})"
+            here = " ".join([*arch_names(srcarch), f"(SRCARCH={srcarch})"])
+            self._arch_hints[name] = (
+                f"{name} exists only on {', '.join(arch_label(a) for a in arches)}, not on {here}"
+                if arches else f"{name} is defined nowhere in this tree's Kconfig for this "
+                f"architecture (SRCARCH={srcarch})")
         return self._arch_hints[name]
 
     def _require(self, name: str, value: str) -> Plan:
@@ -380,18 +382,43 @@ class Planner:
 _CONFIG_LINE = r"^\s*(?:menu)?config\s+{}\s*$"
 
 
+def arch_names(srcarch: str) -> list[str]:
+    """kmatrix's names of the architectures built from arch/<srcarch> (harness/arch)."""
+    return [a.name for a in ARCHES.values() if a.srcarch == srcarch]
+
+
+def arch_label(directory: str) -> str:
+    """`NAME (arch/DIR)` for an arch/ directory kmatrix builds, else the directory."""
+    names = arch_names(directory.removeprefix("arch/"))
+    return f"{'/'.join(names)} ({directory})" if names else directory
+
+
 def defined_in_arches(tree: Path, name: str) -> list[str]:
-    """The arch/ directories whose Kconfig files define `name` (a lexical scan of arch/ only)."""
-    pattern = re.compile(_CONFIG_LINE.format(re.escape(name)), re.MULTILINE)
-    found = []
-    for arch in sorted(p for p in (tree / "arch").iterdir() if p.is_dir()):
-        for kconfig in sorted(arch.rglob("Kconfig*")):
-            try:
-                if pattern.search(kconfig.read_text(errors="replace")):
-                    found.append(f"arch/{arch.name}")
-                    break
-            except OSError:
-                continue
-    return found
+    """The arch/ directories that define `name` (a lexical scan): in their own Kconfig files,
+    or by sourcing a Kconfig file elsewhere that defines it (kernel/livepatch/Kconfig is
+    sourced by only some architectures)."""
+    defines = re.compile(_CONFIG_LINE.format(re.escape(name)), re.MULTILINE)
+    arches = sorted(p for p in (tree / "arch").iterdir() if p.is_dir())
+    found = [f"arch/{arch.name}" for arch in arches if _any_kconfig(arch, defines)]
+    if found:
+        return found
+    shared = [p.relative_to(tree).as_posix() for p in sorted(tree.rglob("Kconfig*"))
+              if "arch" != p.relative_to(tree).parts[0] and _matches(p, defines)]
+    if not shared:
+        return []
+    sources = re.compile(r'^\s*source\s+"(?:{})"'.format("|".join(map(re.escape, shared))),
+                         re.MULTILINE)
+    return [f"arch/{arch.name}" for arch in arches if _any_kconfig(arch, sources)]
+
+
+def _matches(path: Path, pattern: re.Pattern[str]) -> bool:
+    try:
+        return bool(pattern.search(path.read_text(errors="replace")))
+    except OSError:
+        return False
+
+
+def _any_kconfig(directory: Path, pattern: re.Pattern[str]) -> bool:
+    return any(_matches(k, pattern) for k in sorted(directory.rglob("Kconfig*")))
 
 

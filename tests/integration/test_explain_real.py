@@ -147,13 +147,13 @@ def test_symbol_that_does_not_exist(session: KconfigSession, base: Config) -> No
 def test_request_that_needs_another_architecture(session: KconfigSession, base: Config) -> None:
     why = explained(session, merge(base, {"CONFIG_BMIPS_CPUFREQ": "y"}), "BMIPS_CPUFREQ", "y")
     assert why.summary() == ("BMIPS_CPUFREQ=y needs CPU_FREQ [=n] && MIPS [undefined]; "
-                             "unsatisfiable: MIPS is defined only for arch/mips, "
-                             "not for SRCARCH=x86")
+                             "unsatisfiable: MIPS exists only on arch/mips, "
+                             "not on x86_64 (SRCARCH=x86)")
     fixed = repair({"CONFIG_BMIPS_CPUFREQ": "y"}, base, session)
     assert not fixed.holds and fixed.rounds == 1 and fixed.added == {}
     arm_only = explained(session, base, "ARM64_4K_PAGES", "y")
-    assert arm_only.unsatisfiable == "ARM64_4K_PAGES is defined only for arch/arm64, " \
-                                     "not for SRCARCH=x86"
+    assert arm_only.unsatisfiable == "ARM64_4K_PAGES exists only on arm64 (arch/arm64), " \
+                                     "not on x86_64 (SRCARCH=x86)"
 
 
 def test_diagnose_before_building(session: KconfigSession, base: Config) -> None:

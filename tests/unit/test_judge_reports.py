@@ -94,8 +94,30 @@ HEADLINES: list[tuple[str, str]] = [
 ]
 
 
+# The forms only another architecture's record adds: (architecture, headline, kind).
+ARCH_HEADLINES: list[tuple[str, str, str]] = [
+    ("arm64", "Unable to handle kernel paging request at virtual address dead000000000108", "oops"),
+    ("arm64", "Unable to handle kernel write to read-only memory at virtual address ffff800080e2c000", "oops"),
+    ("arm64", "Internal error: Oops - BRK: 00000000f2000800 [#1] PREEMPT SMP", "BRK"),
+    ("arm64", "Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP", "undefined instruction"),
+    ("arm64", "SError Interrupt on CPU0, code 0x00000000be000000 -- SError", "SError"),
+    ("arm64", "Unhandled 64-bit el1h sync exception on CPU0, ESR 0x0000000096000044 -- DABT (current EL)", "unhandled exception"),
+    ("arm64", "Bad mode in Synchronous Abort handler detected on CPU0, code 0x86000004 -- IABT (current EL)", "unhandled exception"),
+    ("arm64", "Insufficient stack space to handle exception!", "stack overflow"),
+]
+
+
 def test_every_table_kind_has_a_headline_test() -> None:
-    assert set(KINDS) == {kind for _, kind in HEADLINES}
+    assert set(KINDS) == {kind for _, kind in HEADLINES} | {kind for _, _, kind in ARCH_HEADLINES}
+
+
+@pytest.mark.parametrize("arch,line,kind", ARCH_HEADLINES,
+                         ids=[f"{a}-{k}:{line[:30]}" for a, line, k in ARCH_HEADLINES])
+def test_architecture_headline_names_its_kind(arch: str, line: str, kind: str) -> None:
+    result = judge(splice([line]), ON, CMDLINE, arch=ARCHES[arch])
+    assert result.verdict is Verdict.BOOT_FAIL
+    assert result.kind == kind, result.reasons
+    assert line.strip()[:60] in result.reasons[0]
 
 
 @pytest.mark.parametrize("line,kind", HEADLINES, ids=[f"{k}:{line[:30]}" for line, k in HEADLINES])

@@ -141,7 +141,7 @@ def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
     try:
         build_with_dockerfile(client, spec)
     except Exception as exc:  # noqa: BLE001 - no registry: fall back to the offline path
-        log(f"kmatrix: docker build failed ({str(exc).splitlines()[0][:120]}); "
+        log(f"kmatrix: the Dockerfile build failed ({str(exc).splitlines()[0][:120]}); "
             "building offline with debootstrap")
         build_offline(client, spec, cache_dir, log, mirror)
     return spec.tag
@@ -179,9 +179,37 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
         if packed.returncode != 0:
             raise InfraError(f"packing the root filesystem failed: {packed.stderr.strip()[:200]}"
                              f" (is the disk under {cache_dir} full?)")
-        repo, tag = spec.tag.split(":")
-        client.api.import_image(src=str(tarball), repository=repo, tag=tag)  # type: ignore[attr-defined]
+        import_tagged(client, tarball, spec.tag)
     log(f"kmatrix: builder image {spec.tag} ready")
+
+
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def import_tagged(client: object, tarball: Path, name: str) -> None:
+    """Import a root filesystem tarball as image `name` (REPO:TAG). Docker names it as asked;
+    Podman's compatible API (4.3) drops the tag and names it REPO:latest, so the image it
+    reports is tagged by hand and that stray name removed."""
+    import docker.errors
+
+    repo, tag = name.split(":")
+    answer = client.api.import_image(  # type: ignore[attr-defined]
+        src=str(tarball), repository=repo, tag=tag)
+    try:
+        client.images.get(name)  # type: ignore[attr-defined]
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    found = IMAGE_ID.findall(str(answer))
+    if not found:
+        raise InfraError(f"importing the builder image gave no image id ({str(answer)[:160]}): "
+                         "check the container engine, then rerun")
+    image = client.images.get(found[-1])  # type: ignore[attr-defined]
+    image.tag(repo, tag)
+    for stray in image.tags:
+        if stray.endswith(f"/{repo}:latest") or stray == f"{repo}:latest":
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(stray)  # type: ignore[attr-defined]
 
 
 def run_bounded(argv: list[str], timeout_s: float, why: str) -> subprocess.CompletedProcess[str]:
@@ -217,7 +245,7 @@ def installed_packages(runner_image: str, client: object,
         out = container.logs(stdout=True, stderr=False)
     except requests.exceptions.RequestException as exc:
         raise InfraError(f"listing the packages of {runner_image} took over {timeout_s:g} s: "
-                         "check `docker info` (is the engine overloaded?), then rerun") from exc
+                         "check the container engine answers (is it overloaded?), then rerun") from exc
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)

@@ -128,8 +128,10 @@ def debootstrap_argv(spec: ImageSpec, rootfs: Path, mirror: str = MIRROR) -> lis
 
 
 def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
-                 log: Callable[[str], None] = print, mirror: str | None = None) -> str:
-    """Return the tag of the builder image, building it if it is missing."""
+                 log: Callable[[str], None] = print, mirror: str | None = None,
+                 donor: object | None = None) -> str:
+    """Return the tag of the builder image, building it if it is missing (or copying it from
+    `donor`, another engine that has it: Docker's, for a Podman run)."""
     import docker.errors
 
     try:
@@ -137,6 +139,14 @@ def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
         return spec.tag
     except docker.errors.ImageNotFound:
         pass
+    if donor is not None:
+        try:
+            if copy_image(donor, client, spec.tag):
+                log(f"kmatrix: builder image {spec.tag} copied from the other engine")
+                return spec.tag
+        except Exception as exc:  # noqa: BLE001 - the build below makes it all the same
+            log(f"kmatrix: copying {spec.tag} from the other engine failed "
+                f"({' '.join(str(exc).split())[:120]}); building it")
     log(f"kmatrix: building the builder image {spec.tag} (once; about 2 minutes)")
     try:
         build_with_dockerfile(client, spec)
@@ -188,8 +198,8 @@ IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 
 def import_tagged(client: object, tarball: Path, name: str) -> None:
     """Import a root filesystem tarball as image `name` (REPO:TAG). Docker names it as asked;
-    Podman's compatible API (4.3) drops the tag and names it REPO:latest, so the image it
-    reports is tagged by hand and that stray name removed."""
+    Podman's compatible API (4.3) drops the tag and names it REPO:latest: the image it reports
+    is then named by hand."""
     import docker.errors
 
     repo, tag = name.split(":")
@@ -204,12 +214,43 @@ def import_tagged(client: object, tarball: Path, name: str) -> None:
     if not found:
         raise InfraError(f"importing the builder image gave no image id ({str(answer)[:160]}): "
                          "check the container engine, then rerun")
-    image = client.images.get(found[-1])  # type: ignore[attr-defined]
-    image.tag(repo, tag)
-    for stray in image.tags:
-        if stray.endswith(f"/{repo}:latest") or stray == f"{repo}:latest":
+    name_image(client, found[-1], name)
+
+
+def name_image(client: object, image_id: str, name: str) -> None:
+    """Give image `image_id` the name `name`, as lookups of `name` find it (Podman: the
+    docker.io/library/ form), and drop the names Podman made up for it (REPO:latest after an
+    import, localhost/REPO:TAG after a load)."""
+    import docker.errors
+
+    repo, tag = name.split(":")
+    client.images.get(image_id).tag(repo, tag)  # type: ignore[attr-defined]
+    for stray in list(client.images.get(image_id).tags):  # type: ignore[attr-defined]
+        short = stray.rsplit("/", 1)[-1]
+        kept = stray == name or stray.endswith(f"/library/{name}")
+        if short in (f"{repo}:latest", name) and not kept:
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(stray)  # type: ignore[attr-defined]
+
+
+def copy_image(donor: object, client: object, name: str) -> bool:
+    """Image `name` copied from another engine (`docker save | podman load`, through the two
+    APIs): seconds, where the offline build takes minutes. False when the donor lacks it."""
+    import docker.errors
+
+    try:
+        saved = donor.images.get(name)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        return False
+    loaded = client.images.load(saved.save(named=True))  # type: ignore[attr-defined]
+    try:
+        client.images.get(name)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        if not loaded:
+            raise InfraError(f"loading {name} copied from the other engine gave no image: "
+                             "check the container engine, then rerun") from None
+        name_image(client, loaded[0].id, name)
+    return True
 
 
 def run_bounded(argv: list[str], timeout_s: float, why: str) -> subprocess.CompletedProcess[str]:

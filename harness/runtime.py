@@ -91,12 +91,53 @@ def connect(rt: Runtime) -> object:
         else:
             client = docker.from_env(timeout=CONNECT_TIMEOUT_S)
         client.ping()
-        return client
     except Exception as exc:  # every failure means "no usable engine"
         what = f"no {rt.label} service answers at {rt.base_url}" if rt.base_url else \
             f"no {rt.label} engine is reachable"
         raise InfraError(f"{what} ({' '.join(str(exc).split())[:160]}): {rt.start_hint}") \
             from exc
+    if rt.name == PODMAN:
+        check_limits(client, rt)
+    return client
+
+
+LIMIT_CONTROLLERS = ("memory", "pids")  # what a step's memory and pids limits need
+
+
+def check_limits(client: object, rt: Runtime) -> None:
+    """Podman's service must be able to enforce a step's memory and pids limits. Rootless
+    Podman on a cgroup v1 host has no cgroup controllers: it runs the container and ignores
+    every limit (it only prints a warning on its own terminal, and its Docker-compatible
+    /info still claims MemoryLimit and PidsLimit), so kmatrix asks libpod's /info."""
+    try:
+        api = client.api  # type: ignore[attr-defined]
+        host = api.get(f"{api.base_url}/v4.0.0/libpod/info", timeout=30).json().get("host", {})
+    except Exception:  # noqa: BLE001 - an older or unusual service: its containers still run
+        return
+    controllers = host.get("cgroupControllers")
+    if not isinstance(controllers, list):
+        return
+    missing = [c for c in LIMIT_CONTROLLERS if c not in controllers]
+    if missing:
+        rootless = "rootless " if host.get("security", {}).get("rootless") else ""
+        raise InfraError(
+            f"the {rootless}Podman service at {rt.base_url} cannot enforce the "
+            f"{' and '.join(missing)} limits of kmatrix's containers (cgroup "
+            f"{host.get('cgroupVersion', '?')}, controllers it may use: "
+            f"{', '.join(controllers) or 'none'}): run Podman as root (harness/scripts/"
+            "start-podman as root), or rootless on a cgroup v2 host that delegates memory and "
+            "pids")
+
+
+def donor(rt: Runtime) -> object | None:
+    """Another engine a missing builder image can be copied from: Docker's, when it answers,
+    for Podman (None for Docker, or when Docker is not there: the image is built offline)."""
+    if rt.name != PODMAN:
+        return None
+    try:
+        return connect(Runtime(DOCKER))
+    except InfraError:
+        return None
 
 
 def engine_version(client: object) -> str:

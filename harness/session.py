@@ -129,7 +129,8 @@ def open_engine(cache: Path, say: Say = print,
     run goes through."""
     engine = runtimemod.runtime(runtime)
     client = connect(engine)
-    tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say)
+    tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say,
+                                donor=runtimemod.donor(engine))
     return tag, client, make_runner(tag, client, runtime=engine)
 
 

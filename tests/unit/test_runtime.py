@@ -186,3 +186,96 @@ def test_an_import_podman_names_repo_latest_is_tagged_as_asked(tmp_path: Path) -
     imported = client.images.get("kmatrix-builder:abc")
     assert imported.tags == ["docker.io/library/kmatrix-builder:abc"]
     assert client.images.removed == ["docker.io/library/kmatrix-builder:latest"]
+
+
+class FakeInfo:
+    def __init__(self, host: dict[str, Any]) -> None:
+        self.host = host
+
+    def json(self) -> dict[str, Any]:
+        return {"host": self.host}
+
+
+class FakeLibpod:
+    base_url = "http+docker://localhost"
+
+    def __init__(self, host: dict[str, Any]) -> None:
+        self.host = host
+        self.asked: list[str] = []
+
+    def get(self, url: str, timeout: float) -> FakeInfo:
+        self.asked.append(url)
+        return FakeInfo(self.host)
+
+
+class FakeService:
+    def __init__(self, host: dict[str, Any]) -> None:
+        self.api = FakeLibpod(host)
+
+
+def test_rootless_podman_that_would_ignore_the_limits_is_refused() -> None:
+    # seen here (Debian 12, cgroup v1): rootless Podman runs the container and drops --memory
+    # and --pids-limit with a warning on its own terminal only
+    rootless_v1 = FakeService({"cgroupControllers": [], "cgroupVersion": "v1",
+                               "security": {"rootless": True}})
+    with pytest.raises(InfraError) as info:
+        runtime.check_limits(rootless_v1, PODMAN)
+    assert info.value.exit_status == EXIT_INFRA
+    assert "rootless Podman service at unix:///run/podman/podman.sock cannot enforce the " \
+        "memory and pids limits" in info.value.message
+    assert rootless_v1.api.asked == ["http+docker://localhost/v4.0.0/libpod/info"]
+    root = FakeService({"cgroupControllers": ["cpu", "memory", "pids"], "cgroupVersion": "v1",
+                        "security": {"rootless": False}})
+    runtime.check_limits(root, PODMAN)  # nothing raised
+    delegated_v2 = FakeService({"cgroupControllers": ["memory", "pids"], "cgroupVersion": "v2",
+                                "security": {"rootless": True}})
+    runtime.check_limits(delegated_v2, PODMAN)
+
+
+class FakeSaved:
+    def save(self, named: bool) -> list[bytes]:
+        assert named
+        return [b"tar", b"chunks"]
+
+
+class FakeDonorImages:
+    def __init__(self, has: bool) -> None:
+        self.has = has
+
+    def get(self, name: str) -> FakeSaved:
+        if not self.has:
+            raise docker.errors.ImageNotFound(name)
+        return FakeSaved()
+
+
+class FakeDonor:
+    def __init__(self, has: bool) -> None:
+        self.images = FakeDonorImages(has)
+
+
+class LoadingImages(FakeImages):
+    """Podman's load: the image comes back as localhost/REPO:TAG."""
+
+    def load(self, data: list[bytes]) -> list[FakeImage]:
+        assert b"".join(data) == b"tarchunks"
+        image_id = "sha256:" + "cd" * 32
+        self.by_id[image_id] = FakeImage(self, image_id, ["localhost/kmatrix-builder:abc"])
+        return [self.by_id[image_id]]
+
+
+def test_a_missing_podman_image_is_copied_from_docker_when_docker_has_it(tmp_path: Path) -> None:
+    client = FakePodman()
+    client.images = LoadingImages()
+    assert image.copy_image(FakeDonor(has=False), client, "kmatrix-builder:abc") is False
+    assert image.copy_image(FakeDonor(has=True), client, "kmatrix-builder:abc") is True
+    assert client.images.get("kmatrix-builder:abc").tags == \
+        ["docker.io/library/kmatrix-builder:abc"]
+    logged: list[str] = []
+    spec = image.ImageSpec(("gcc",), "abc")
+    assert image.ensure_image(client, spec, tmp_path, logged.append,
+                              donor=FakeDonor(has=True)) == "kmatrix-builder:abc"
+    assert logged == []  # there already: nothing copied, nothing built
+
+
+def test_docker_has_no_donor() -> None:
+    assert runtime.donor(runtime.runtime("docker")) is None

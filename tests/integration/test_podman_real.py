@@ -175,8 +175,11 @@ build: {{targets: [kernel/module/]}}
 expect:
   kernel/module/:
     main.o: y
+    strict_rwx.o: y
+    kmod.o: y
     dups.o: MODULE_DEBUG_AUTOLOAD_DUPS
-    stats.o: "!MODULE_STATS"
+    tree_lookup.o: MODULES_TREE_LOOKUP
+    stats.o: n  # wrong for wrong-expect, which asks for MODULE_STATS
 """
 VERDICTS = {"dups-y": "pass", "dups-n": "pass", "dropped": "config-dropped",
             "wrong-expect": "link-mismatch"}

@@ -279,3 +279,15 @@ def test_a_missing_podman_image_is_copied_from_docker_when_docker_has_it(tmp_pat
 
 def test_docker_has_no_donor() -> None:
     assert runtime.donor(runtime.runtime("docker")) is None
+
+
+def test_report_html_names_the_runtime_and_its_version(tmp_path: Path) -> None:
+    from harness import report_html
+
+    record = reportdata.make_record("x", "pass", {})
+    info = runinfo.RunInfo("r", "m.yaml", settings={"runtime": "podman",
+                                                    "runtime_version": "Podman 4.3.1"})
+    page = report_html.render(tmp_path, [record], info, None, None, "t")
+    assert "<dt>container runtime</dt><dd>podman (Podman 4.3.1)</dd>" in page
+    old = report_html.render(tmp_path, [record], runinfo.RunInfo("r", "m.yaml"), None, None, "t")
+    assert "<dt>container runtime</dt><dd>docker</dd>" in old

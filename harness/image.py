@@ -129,9 +129,9 @@ def debootstrap_argv(spec: ImageSpec, rootfs: Path, mirror: str = MIRROR) -> lis
 
 def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
                  log: Callable[[str], None] = print, mirror: str | None = None,
-                 donor: object | None = None) -> str:
+                 donor: Callable[[], object | None] | None = None) -> str:
     """Return the tag of the builder image, building it if it is missing (or copying it from
-    `donor`, another engine that has it: Docker's, for a Podman run)."""
+    the engine `donor()` connects to, when that has it: Docker's, for a Podman run)."""
     import docker.errors
 
     try:
@@ -139,9 +139,10 @@ def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
         return spec.tag
     except docker.errors.ImageNotFound:
         pass
-    if donor is not None:
+    other = donor() if donor is not None else None
+    if other is not None:
         try:
-            if copy_image(donor, client, spec.tag):
+            if copy_image(other, client, spec.tag):
                 log(f"kmatrix: builder image {spec.tag} copied from the other engine")
                 return spec.tag
         except Exception as exc:  # noqa: BLE001 - the build below makes it all the same

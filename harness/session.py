@@ -130,7 +130,7 @@ def open_engine(cache: Path, say: Say = print,
     engine = runtimemod.runtime(runtime)
     client = connect(engine)
     tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say,
-                                donor=runtimemod.donor(engine))
+                                donor=lambda: runtimemod.donor(engine))
     return tag, client, make_runner(tag, client, runtime=engine)
 
 

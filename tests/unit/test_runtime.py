@@ -273,7 +273,7 @@ def test_a_missing_podman_image_is_copied_from_docker_when_docker_has_it(tmp_pat
     logged: list[str] = []
     spec = image.ImageSpec(("gcc",), "abc")
     assert image.ensure_image(client, spec, tmp_path, logged.append,
-                              donor=FakeDonor(has=True)) == "kmatrix-builder:abc"
+                              donor=lambda: FakeDonor(has=True)) == "kmatrix-builder:abc"
     assert logged == []  # there already: nothing copied, nothing built
 
 
@@ -291,3 +291,18 @@ def test_report_html_names_the_runtime_and_its_version(tmp_path: Path) -> None:
     assert "<dt>container runtime</dt><dd>podman (Podman 4.3.1)</dd>" in page
     old = report_html.render(tmp_path, [record], runinfo.RunInfo("r", "m.yaml"), None, None, "t")
     assert "<dt>container runtime</dt><dd>docker</dd>" in old
+
+
+def test_ensure_image_copies_a_missing_image_before_building_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    client = FakePodman()
+    client.images = LoadingImages()
+    built: list[str] = []
+    monkeypatch.setattr(image, "build_with_dockerfile", lambda *a: built.append("dockerfile"))
+    logged: list[str] = []
+    spec = image.ImageSpec(("gcc",), "abc")
+    assert image.ensure_image(client, spec, tmp_path, logged.append,
+                              donor=lambda: FakeDonor(has=True)) == "kmatrix-builder:abc"
+    assert logged == ["kmatrix: builder image kmatrix-builder:abc copied from the other engine"]
+    assert built == []

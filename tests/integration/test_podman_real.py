@@ -43,12 +43,15 @@ def podman_client(podman_runtime: runtime.Runtime) -> object:
 
 
 @pytest.fixture(scope="module")
-def podman_image(podman_client: object) -> str:
-    """The builder image in Podman's storage (made offline once, like Docker's)."""
+def podman_image(podman_client: object, podman_runtime: runtime.Runtime,
+                 builder_image: str) -> str:
+    """The builder image in Podman's storage, as `kmatrix run --runtime podman` makes it:
+    copied from Docker's (made first: about 30 s), else built offline."""
     cache = source.cache_root()
     cache.mkdir(parents=True, exist_ok=True)
     with FileLock(str(cache / "podman-image.lock")):
-        return image.ensure_image(podman_client, image.read_spec(), cache)
+        return image.ensure_image(podman_client, image.read_spec(), cache,
+                                  donor=lambda: runtime.donor(podman_runtime))
 
 
 def step(tmp_path: Path, script: str, name: str = "limits", timeout_s: float = 120) -> Step:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what kmatrix needs on a Debian 12 machine and start the Docker engine. Idempotent:
+# Install what kmatrix needs on a Debian 12 machine and start the Docker engine and the Podman
+# service. Idempotent:
 # run it before `python3 -m nox -s matrix` or `python3 -m nox -s tests`. Needs root to install;
 # without root it says exactly what is missing and how to get it.
 set -euo pipefail
@@ -12,6 +13,9 @@ debs=(docker.io debootstrap linux-source-6.12 qemu-system-x86 busybox-static git
 # against it, and tests/integration/test_bench_broken.py breaks it on purpose. Debian's gcc 12,
 # the same compiler as the builder image's.
 debs+=(gcc make bc bison flex libelf-dev libssl-dev)
+# Podman (`kmatrix run --runtime podman`, tests/integration/test_podman_real.py): its service
+# speaks Docker's API; catatonit is its `--init`; uidmap gives rootless Podman its id ranges.
+debs+=(podman catatonit uidmap)
 
 missing=()
 for pkg in "${debs[@]}"; do
@@ -34,3 +38,4 @@ if ! python3 -c 'import nox' 2>/dev/null; then
 fi
 
 "$(dirname "$0")/harness/scripts/start-dockerd"
+"$(dirname "$0")/harness/scripts/start-podman"

@@ -68,6 +68,7 @@ def _is_number(text: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     from .randconfig import randconfig_arguments
+    from .runtime import runtime_argument
 
     parser = argparse.ArgumentParser(
         prog="kmatrix", description="Kernel-config build matrix: prove requested CONFIG_ values "
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="finish an interrupted run (default: the newest in --results): only "
                      "the combinations without a finished record run, with the run's settings")
     randconfig_arguments(run)
+    runtime_argument(run)
     run.add_argument("pytest_args", nargs="*", default=[],
                      help="after --: extra pytest arguments (e.g. -- -k dups, or -- --lf: the "
                      "combinations that failed last time; pytest's cache is in RESULTS/.pytest_cache)")
@@ -131,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Debian mirror for the offline (debootstrap) build, when the image "
                      "must be built; default: $KMATRIX_DEBIAN_MIRROR, else the first Debian "
                      "archive in the host's apt sources, else http://deb.debian.org/debian")
+    runtime_argument(img, matrix=False)
 
     ver = sub.add_parser("verdict", help="re-judge a saved console log (JSON; exit 0 pass, "
                          "1 kernel failure, 2 cannot judge)")
@@ -248,8 +251,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .coverage import print_coverage
     from .shard import ShardSpec
 
-    if args.resume is not None and (args.shard or args.only):
-        raise InputError("--resume keeps the run's own selection: drop --shard and --only")
+    if args.resume is not None and (args.shard or args.only or args.runtime):
+        raise InputError("--resume keeps the run's own selection and runtime: drop --shard, "
+                         "--only and --runtime")
     random = randconfig.spec_from_args(args)
     with runstate.terminate_as_interrupt():  # SIGTERM from CI or `kill`: the Ctrl-C path
         if args.resume is not None:
@@ -263,7 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                                    pristine=args.pristine, ccache=args.ccache, boot=args.boot,
                                    oversubscribe=args.oversubscribe, trees=args.trees,
                                    shard=ShardSpec.parse(args.shard) if args.shard else None,
-                                   random=random)
+                                   random=random, runtime=args.runtime)
             settings, matrix = session.prepare_run(opts)
         if settings.shard.get("index") and not settings.only:  # more shards than output trees
             print(f"kmatrix: shard {settings.shard['index']}/{settings.shard['count']} has no "
@@ -424,11 +428,10 @@ def cmd_expect_map(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
-    from . import image, source
-    from .container import connect
+    from . import image, runtime, source
 
-    tag = image.ensure_image(connect(), image.read_spec(), source.cache_root(),
-                             mirror=args.mirror)
+    tag = image.ensure_image(runtime.connect(runtime.runtime(args.runtime)), image.read_spec(),
+                             source.cache_root(), mirror=args.mirror)
     print(tag)
     return EXIT_OK
 
@@ -442,9 +445,8 @@ def cmd_verdict(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     import hashlib
 
-    from . import arch, image, source
+    from . import arch, session, source
     from . import matrix as matrixmod
-    from .container import DockerRunner, connect
     from .kconfig.command import explain_main
 
     config = args.config
@@ -455,14 +457,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
                              "first, or pass --config FILE")
     matrix = matrixmod.load_matrix(args.matrix) if args.matrix.exists() else None
     tree = source.resolve(args.kernel or (matrix.source if matrix else "debian"))
-    client = connect()
-    tag = image.ensure_image(client, image.read_spec(), source.cache_root())
+    _, _, runner = session.open_engine(source.cache_root(),
+                                       runtime=matrix.build.runtime if matrix else None)
     target = matrix.arch if matrix else arch.default()  # Kconfig resolves for the matrix's arch
     key = hashlib.sha256(f"{tree.path}|{target.name}".encode()).hexdigest()[:12]
     out = source.cache_root() / "explain" / key
     out.mkdir(parents=True, exist_ok=True)
-    text, status = explain_main(args.symbol, config, tree.path, out,
-                                DockerRunner(tag, client), arch=target)
+    text, status = explain_main(args.symbol, config, tree.path, out, runner, arch=target)
     print(text)
     return status
 

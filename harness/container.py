@@ -1,4 +1,5 @@
-"""Run one build or boot step in the builder container, through the Docker SDK.
+"""Run one build or boot step in the builder container, through the Docker SDK (Docker's
+engine, or Podman's Docker-compatible service: harness/runtime.py).
 
 This is the narrow interface between kmatrix's logic and the outside world: the rest of the
 code describes a ``Step`` (an argument list, mounts, limits) and gets a ``StepResult``. Unit tests
@@ -19,6 +20,9 @@ from typing import IO, Any, Protocol
 
 from .ownership import hand_over, step_ids
 from .runstate import owner_alive, owner_id
+from .runtime import Runtime
+from .runtime import connect as connect_runtime
+from .runtime import runtime as runtime_named
 from .verdict import InfraError
 
 LABEL = "org.kmatrix.step"
@@ -142,9 +146,10 @@ def host_workdir(step: Step) -> str:
     return step.workdir
 
 
-def docker_run_line(image: str, step: Step) -> str:
-    """The equivalent `docker run` command line, for logs and reproducers (display only)."""
-    args = ["docker", "run", "--rm", "--network", "none", "--user", user_spec(),
+def docker_run_line(image: str, step: Step, cli: tuple[str, ...] = ("docker",)) -> str:
+    """The equivalent `docker run` (or `podman --url URL run`) command line, for logs and
+    reproducers (display only): the same flags under both runtimes."""
+    args = [*cli, "run", "--rm", "--network", "none", "--user", user_spec(),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--init",
             "--read-only", "--pids-limit", str(PIDS_LIMIT),
             "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes),
@@ -195,12 +200,15 @@ class DockerRunner:
     """Runs steps in throwaway containers of the builder image: no network, no capabilities,
     the invoking uid:gid (an unprivileged one when that is root), a read-only root filesystem
     (writable: the step's mounts and a tmpfs /tmp), an init, CPU, memory (no swap) and pids
-    limits, a wall-clock timeout, output streamed to the log."""
+    limits, a wall-clock timeout, output streamed to the log. The same calls drive Podman's
+    Docker-compatible service."""
 
-    def __init__(self, image: str, client: object | None = None, run_id: str = "") -> None:
+    def __init__(self, image: str, client: object | None = None, run_id: str = "",
+                 runtime: Runtime | None = None) -> None:
         self.image = image
         self.run_id = run_id
-        self._client = client if client is not None else connect()
+        self.runtime = runtime or runtime_named()
+        self._client = client if client is not None else connect(self.runtime)
 
     def image_id(self) -> str:
         import requests.exceptions
@@ -208,16 +216,18 @@ class DockerRunner:
         try:
             return self._client.images.get(self.image).id  # type: ignore[attr-defined]
         except requests.exceptions.RequestException as exc:
-            raise InfraError(f"the Docker engine did not answer ({one_line(exc)[:160]}): "
-                             "check `docker info` and rerun") from exc
+            raise InfraError(f"the {self.runtime.label} engine did not answer "
+                             f"({one_line(exc)[:160]}): check {self.runtime.check} and rerun") \
+                from exc
 
     def reproducer(self, step: Step) -> str:
-        return docker_run_line(self.image, step)
+        return docker_run_line(self.image, step, self.runtime.cli)
 
     def run(self, step: Step, log: IO[str]) -> StepResult:
         import docker.errors
         import requests.exceptions
 
+        engine, check = self.runtime.label, self.runtime.check
         write_log(log, f"\n$ {self.reproducer(step)}\n")
         hand_over_mounts(step, log)
         start = time.monotonic()
@@ -242,8 +252,8 @@ class DockerRunner:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "
                              "to build it") from exc
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise InfraError(f"Docker could not start step {step.name} (is the engine "
-                             f"running? `docker info`): {one_line(exc)[:200]}") from exc
+            raise InfraError(f"{engine} could not start step {step.name} (is the engine "
+                             f"running? {check}): {one_line(exc)[:200]}") from exc
 
         tail = TailBuffer()
         failure: list[BaseException] = []
@@ -274,11 +284,12 @@ class DockerRunner:
                 timed_out, progressing = True, limit.progressing
                 kill_quietly(container)
                 if not engine_answers(self._client):
-                    lost = InfraError(f"the Docker engine stopped answering during step "
-                                      f"{step.name}: check `docker info` and rerun")
+                    lost = InfraError(f"the {engine} engine stopped answering during step "
+                                      f"{step.name}: check {check} and rerun")
                 elif limit.paused:
-                    lost = InfraError(f"step {step.name} was paused from outside (docker "
-                                      "pause) until its time ran out: unpause it and rerun")
+                    lost = InfraError(f"step {step.name} was paused from outside "
+                                      f"({self.runtime.name} pause) until its time ran out: "
+                                      "unpause it and rerun")
             except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
                 # refused, reset, or an answer cut short (ChunkedEncodingError): the engine
                 kill_quietly(container)
@@ -293,12 +304,13 @@ class DockerRunner:
             except Exception:  # noqa: BLE001 - gone already, or the engine is gone
                 pass
         if lost is not None:
-            write_log(log, f"\nkmatrix: step {step.name}: lost the Docker engine: "
+            write_log(log, f"\nkmatrix: step {step.name}: lost the {engine} engine: "
                       f"{one_line(lost)}\n")
             if isinstance(lost, InfraError):
                 raise lost
-            raise InfraError(f"lost the connection to the Docker engine during step {step.name}"
-                             f" ({one_line(lost)[:160]}): check `docker info` and rerun") from lost
+            raise InfraError(f"lost the connection to the {engine} engine during step "
+                             f"{step.name} ({one_line(lost)[:160]}): check {check} and rerun") \
+                from lost
         if failure:
             if isinstance(failure[0], InfraError):
                 raise failure[0]
@@ -424,31 +436,22 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def connect() -> object:
-    """A Docker client for a running engine, or one line that says how to start one."""
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover - installed with kmatrix
-        raise InfraError("the Docker SDK for Python is missing: pip install docker") from exc
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-        return client
-    except Exception as exc:  # every failure means "no usable engine"
-        raise InfraError(
-            f"no Docker engine is reachable ({one_line(exc)[:160]}): start one with "
-            "`harness/scripts/start-dockerd` (as root) or `systemctl start docker`") from exc
+def connect(runtime: Runtime | None = None) -> object:
+    """A client of the runtime's running engine (default: Docker), or one line that says how
+    to start one."""
+    return connect_runtime(runtime or runtime_named())
 
 
-def make_runner(image: str, client: object | None = None, run_id: str = "") -> DockerRunner:
+def make_runner(image: str, client: object | None = None, run_id: str = "",
+                runtime: Runtime | None = None) -> DockerRunner:
     """The runner of one builder image: every part of kmatrix makes its runner here."""
-    return DockerRunner(image, client, run_id)
+    return DockerRunner(image, client, run_id, runtime)
 
 
-def reap_run(run_id: str) -> list[str]:
+def reap_run(run_id: str, runtime: Runtime | None = None) -> list[str]:
     """`reap` for a run that has ended, with its own connection (none: nothing to remove)."""
     try:
-        client = connect()
+        client = connect(runtime)
     except InfraError:
         return []
     return reap(client, run_id)

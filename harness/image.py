@@ -156,8 +156,10 @@ def unpack_foreign_argv(spec: ImageSpec, rootfs: Path) -> list[str]:
 
 
 def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
-                 log: Callable[[str], None] = print, mirror: str | None = None) -> str:
-    """Return the tag of the builder image, building it if it is missing."""
+                 log: Callable[[str], None] = print, mirror: str | None = None,
+                 donor: Callable[[], object | None] | None = None) -> str:
+    """Return the tag of the builder image, building it if it is missing (or copying it from
+    the engine `donor()` connects to, when that has it: Docker's, for a Podman run)."""
     import docker.errors
 
     try:
@@ -165,11 +167,20 @@ def ensure_image(client: object, spec: ImageSpec, cache_dir: Path,
         return spec.tag
     except docker.errors.ImageNotFound:
         pass
+    other = donor() if donor is not None else None
+    if other is not None:
+        try:
+            if copy_image(other, client, spec.tag):
+                log(f"kmatrix: builder image {spec.tag} copied from the other engine")
+                return spec.tag
+        except Exception as exc:  # noqa: BLE001 - the build below makes it all the same
+            log(f"kmatrix: copying {spec.tag} from the other engine failed "
+                f"({' '.join(str(exc).split())[:120]}); building it")
     log(f"kmatrix: building the builder image {spec.tag} (once; about 2 minutes)")
     try:
         build_with_dockerfile(client, spec)
     except Exception as exc:  # noqa: BLE001 - no registry: fall back to the offline path
-        log(f"kmatrix: docker build failed ({str(exc).splitlines()[0][:120]}); "
+        log(f"kmatrix: the Dockerfile build failed ({str(exc).splitlines()[0][:120]}); "
             "building offline with debootstrap")
         build_offline(client, spec, cache_dir, log, mirror)
     return spec.tag
@@ -222,9 +233,8 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
         if packed.returncode != 0:
             raise InfraError(f"packing the root filesystem failed: {packed.stderr.strip()[:200]}"
                              f" (is the disk under {cache_dir} full?)")
-        repo, tag = spec.tag.split(":")
         log(f"kmatrix: importing the root filesystem as {spec.tag}")
-        client.api.import_image(src=str(tarball), repository=repo, tag=tag)  # type: ignore[attr-defined]
+        import_tagged(client, tarball, spec.tag)
     finally:
         try:
             remove_tree(Path(tmp))
@@ -243,6 +253,66 @@ def die_with_parent() -> None:
 
 
 PR_SET_PDEATHSIG = 1
+
+
+IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def import_tagged(client: object, tarball: Path, name: str) -> None:
+    """Import a root filesystem tarball as image `name` (REPO:TAG). Docker names it as asked;
+    Podman's compatible API (4.3) drops the tag and names it REPO:latest: the image it reports
+    is then named by hand."""
+    import docker.errors
+
+    repo, tag = name.split(":")
+    answer = client.api.import_image(  # type: ignore[attr-defined]
+        src=str(tarball), repository=repo, tag=tag)
+    try:
+        client.images.get(name)  # type: ignore[attr-defined]
+        return
+    except docker.errors.ImageNotFound:
+        pass
+    found = IMAGE_ID.findall(str(answer))
+    if not found:
+        raise InfraError(f"importing the builder image gave no image id ({str(answer)[:160]}): "
+                         "check the container engine, then rerun")
+    name_image(client, found[-1], name)
+
+
+def name_image(client: object, image_id: str, name: str) -> None:
+    """Give image `image_id` the name `name`, as lookups of `name` find it (Podman: the
+    docker.io/library/ form), and drop the names Podman made up for it (REPO:latest after an
+    import, localhost/REPO:TAG after a load)."""
+    import docker.errors
+
+    repo, tag = name.split(":")
+    client.images.get(image_id).tag(repo, tag)  # type: ignore[attr-defined]
+    for stray in list(client.images.get(image_id).tags):  # type: ignore[attr-defined]
+        short = stray.rsplit("/", 1)[-1]
+        kept = stray == name or stray.endswith(f"/library/{name}")
+        if short in (f"{repo}:latest", name) and not kept:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(stray)  # type: ignore[attr-defined]
+
+
+def copy_image(donor: object, client: object, name: str) -> bool:
+    """Image `name` copied from another engine (`docker save | podman load`, through the two
+    APIs): seconds, where the offline build takes minutes. False when the donor lacks it."""
+    import docker.errors
+
+    try:
+        saved = donor.images.get(name)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        return False
+    loaded = client.images.load(saved.save(named=True))  # type: ignore[attr-defined]
+    try:
+        client.images.get(name)  # type: ignore[attr-defined]
+    except docker.errors.ImageNotFound:
+        if not loaded:
+            raise InfraError(f"loading {name} copied from the other engine gave no image: "
+                             "check the container engine, then rerun") from None
+        name_image(client, loaded[0].id, name)
+    return True
 
 
 def run_bounded(argv: list[str], timeout_s: float, why: str) -> subprocess.CompletedProcess[str]:
@@ -278,7 +348,7 @@ def installed_packages(runner_image: str, client: object,
         out = container.logs(stdout=True, stderr=False)
     except requests.exceptions.RequestException as exc:
         raise InfraError(f"listing the packages of {runner_image} took over {timeout_s:g} s: "
-                         "check `docker info` (is the engine overloaded?), then rerun") from exc
+                         "check the container engine answers (is it overloaded?), then rerun") from exc
     finally:
         with contextlib.suppress(Exception):
             container.remove(force=True)

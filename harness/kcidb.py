@@ -66,7 +66,8 @@ def export(records: list[Record], info: RunInfo, run_dir: Path,
         "comment": _text(f"Linux {info.kernel.get('version') or '?'} "
                          f"({info.kernel.get('origin') or 'unknown source'}): {info.title()}"),
         "misc": {"run_id": info.run_id, "matrix": info.matrix_name, "image": info.image,
-                 "image_id": info.image_id, "kernel": info.kernel},
+                 "image_id": info.image_id, "kernel": info.kernel, "runtime": info.runtime,
+                 "runtime_version": str(info.settings.get("runtime_version", ""))},
     }
     commit = str(info.kernel.get("commit") or "")
     if re.fullmatch(r"[0-9a-f]{40}", commit):

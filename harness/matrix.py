@@ -21,6 +21,7 @@ from . import arch as archmod
 from . import kconfig, linkcheck, toolchains, variants, yamlsrc
 from .arch import Arch
 from .kconfig import Config, SymbolTable
+from .runtime import RUNTIMES
 from .sample import MAX_T, STRATEGIES, Axis, Rule, SampleSpec
 from .toolchains import Toolchain
 from .verdict import InputError
@@ -31,7 +32,7 @@ SAMPLE_KEYS = {"strategy", "t", "seed"}
 KERNEL_KEYS = {"source", "arch", "toolchain"}
 INCLUDE_KEYS = {"id", "config", "boot", "repair", "arch", "toolchain"}
 BOOT_KEYS = {"cmdline"}
-BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees", "max_combinations"}
+BUILD_KEYS = {"targets", "timeout", "boot_timeout", "trees", "max_combinations", "runtime"}
 TREE_POLICIES = ("nearest", "lanes", "own")  # see harness/schedule.py
 BASES = ("tinyconfig", "allnoconfig", "defconfig")
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")  # used with fullmatch: no "abc\n"
@@ -78,6 +79,7 @@ class BuildSettings:
     timeout_s: float = 1800.0
     boot_timeout_s: float = DEFAULT_BOOT_TIMEOUT_S
     trees: str = "nearest"  # nearest | lanes | own: which tree builds what (harness/schedule.py)
+    runtime: str = "docker"  # docker | podman: the container engine (harness/runtime.py)
 
 
 @dataclass
@@ -565,8 +567,12 @@ def _build(path: Path, top: yamlsrc.LineDict) -> BuildSettings:
     if trees not in TREE_POLICIES:
         raise _fail(path, yamlsrc.line_of(build, "trees"),
                     f"trees must be one of {', '.join(TREE_POLICIES)} (got {trees!r})")
+    runtime = build.get("runtime", BuildSettings.runtime)
+    if runtime not in RUNTIMES:
+        raise _fail(path, yamlsrc.line_of(build, "runtime"),
+                    f"runtime must be one of {', '.join(RUNTIMES)} (got {runtime!r})")
     return BuildSettings(tuple(targets), float(build.get("timeout", 1800)),
-                         float(build.get("boot_timeout", DEFAULT_BOOT_TIMEOUT_S)), trees)
+                         float(build.get("boot_timeout", DEFAULT_BOOT_TIMEOUT_S)), trees, runtime)
 
 
 def check_against_tree(matrix: Matrix, symbols: SymbolTable) -> None:

@@ -40,8 +40,11 @@ CONFIG_TIMEOUT_S = 600.0
 SEED_TIMEOUT_S = 1800.0
 
 
-def reproducer_line(matrix: Matrix, combo: Combination) -> str:
-    return shlex.join(["kmatrix", "run", str(matrix.path), "--only", combo.id])
+def reproducer_line(matrix: Matrix, combo: Combination, runtime: str = "docker") -> str:
+    """The kmatrix command that reruns this combination (with `--runtime` when the run's
+    container runtime was not the matrix's own)."""
+    extra = ["--runtime", runtime] if runtime != matrix.build.runtime else []
+    return shlex.join(["kmatrix", "run", str(matrix.path), "--only", combo.id, *extra])
 
 
 def kconfig_session(tc: Kbuild, runner: Runner, out: Path, log: IO[str]) -> KconfigSession:
@@ -219,8 +222,9 @@ def run_combination(job: Job) -> results.Record:
         combination=combo.id, run_id=settings.run_id, matrix=str(matrix.path),
         values=combo.axis_values, requested=requested, arch=matrix.arch.name,
         toolchain=matrix.toolchain.name,
-        kernel=dict(settings.kernel), image={"tag": settings.image, "id": settings.image_id},
-        reproducer=reproducer_line(matrix, combo))
+        kernel=dict(settings.kernel), image={"tag": settings.image, "id": settings.image_id,
+                                             "runtime": settings.runtime},
+        reproducer=reproducer_line(matrix, combo, settings.runtime))
     results.write_record(run_dir, record)  # early, so a killed run still shows what ran
     start = time.monotonic()
     try:

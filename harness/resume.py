@@ -73,7 +73,7 @@ def prepare(results_dir: Path, given: Path | None,
                            kernel=str(settings.kernel.get("origin") or settings.tree),
                            only=tuple(chosen))
     matrix, tree, symbols = session.load_checked(opts)
-    tag, client, runner = session.open_engine(source.cache_root(), say)
+    tag, client, runner = session.open_engine(source.cache_root(), say, settings.runtime)
     kernel = {"version": tree.version, "origin": tree.origin, "commit": tree.commit}
     now = shardmod.fingerprint(matrix, kernel, tag, imagemod.installed_packages(tag, client),
                                chosen, settings.boot)

@@ -77,6 +77,12 @@ class RunInfo:
         return str(self.matrix_info.get("toolchain", ""))
 
     @property
+    def runtime(self) -> str:
+        """The container runtime the run used (docker for run directories older than the
+        field: Docker was the only one)."""
+        return str(self.settings.get("runtime") or "docker")
+
+    @property
     def targets(self) -> list[str]:
         return [str(t) for t in self.matrix_info.get("targets", [])]
 
@@ -140,7 +146,8 @@ def guess_layout(records: list[Record]) -> Layout:
     return Layout(axes, includes, cells, guessed=True)
 
 
-SETTINGS_KEYS = ("jobs", "workers", "trees", "pristine", "ccache", "boot", "only", "mem_bytes")
+SETTINGS_KEYS = ("jobs", "workers", "trees", "pristine", "ccache", "boot", "only", "mem_bytes",
+                 "runtime", "runtime_version")
 
 
 def load(run_dir: Path) -> RunInfo:

@@ -1,8 +1,8 @@
 """A matrix run: everything checked and prepared before any build, and the reports after.
 
 prepare_run: load and validate the matrix, resolve the kernel tree, check every symbol against
-it, connect to Docker, make sure the builder image exists, create results/<run-id>/ and the
-prepared seed tree. Any problem here is one line and no build starts.
+it, connect to the container engine (Docker or Podman), make sure the builder image exists,
+create results/<run-id>/ and the prepared seed tree. Any problem here is one line and no build starts.
 finish_run: every report (summary, JUnit, report.html, metadata.json) and results/latest,
 from the records.
 """
@@ -21,6 +21,7 @@ from pathlib import Path
 from . import container, kconfig, results, runinfo, runstate, source
 from . import image as imagemod
 from . import matrix as matrixmod
+from . import runtime as runtimemod
 from . import shard as shardmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
@@ -50,6 +51,7 @@ class Options:
     trees: str | None = None  # overrides the matrix's build.trees
     shard: ShardSpec | None = None  # `--shard K/N`: this part of the matrix (harness/shard.py)
     random: RandomSpec | None = None  # `--randconfig N --seed S`: random configs instead
+    runtime: str | None = None  # `--runtime`: overrides the matrix's build.runtime
 
 
 MEM_PER_BUILD_MAX = 4 << 30  # a tinyconfig-based build peaks near 300 MiB (docs/performance.md)
@@ -120,12 +122,16 @@ def new_run_id() -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
-def open_engine(cache: Path, say: Say = print) -> tuple[str, object, Runner]:
-    """Connect to the container engine and make sure the builder image exists: its tag, the
-    client and the runner every step of the run goes through."""
-    client = connect()
-    tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say)
-    return tag, client, make_runner(tag, client)
+def open_engine(cache: Path, say: Say = print,
+                runtime: str | None = None) -> tuple[str, object, Runner]:
+    """Connect to the container engine (`runtime`: docker, the default, or podman) and make
+    sure the builder image exists in it: its tag, the client and the runner every step of the
+    run goes through."""
+    engine = runtimemod.runtime(runtime)
+    client = connect(engine)
+    tag = imagemod.ensure_image(client, imagemod.read_spec(), cache, log=say,
+                                donor=lambda: runtimemod.donor(engine))
+    return tag, client, make_runner(tag, client, runtime=engine)
 
 
 def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
@@ -133,7 +139,8 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     cache = source.cache_root()
     check_disk(cache)
     check_disk(opts.results)
-    tag, client, _ = open_engine(cache, say)
+    engine = opts.runtime or matrix.build.runtime
+    tag, client, _ = open_engine(cache, say, engine)
     combos = [c for c in matrix.combinations if not opts.only or c.id in opts.only]
     later = matrix.deferred or opts.random is not None  # combinations made after Kconfig
     # a sample's size is known after Kconfig: budget for many; fit_to_trees lowers it then
@@ -151,7 +158,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     run_dir.mkdir(parents=True)
     runstate.begin(run_dir)
     results.point_latest(opts.results, run_dir)  # a run killed from here on shows as killed
-    runner = container.make_runner(tag, client, run_id)
+    runner = container.make_runner(tag, client, run_id, runtimemod.runtime(engine))
     try:
         settings = RunSettings(
             run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
@@ -164,7 +171,8 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             boot=opts.boot, only=list(opts.only),
             trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
             image_packages=imagemod.installed_packages(tag, client),
-            matrix_info=runinfo.describe_matrix(matrix))
+            matrix_info=runinfo.describe_matrix(matrix), runtime=engine,
+            runtime_version=runtimemod.engine_version(client))
         settings.fingerprint = shardmod.fingerprint(matrix, settings.kernel, tag,
                                                     settings.image_packages, list(opts.only),
                                                     opts.boot)
@@ -183,7 +191,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             count = f"{len(combos)} combinations"
         say(f"kmatrix: run {run_id}: {matrix.path.name}: {count} on "
             f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
-            f"{mem_bytes >> 20} MiB each")
+            f"{mem_bytes >> 20} MiB each, in {settings.runtime_version or engine}")
         with open(run_dir / "seed.log", "w") as log:
             ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
         settings.save()
@@ -277,7 +285,7 @@ def sampled_matrix(opts: Options, say: Say = print) -> tuple[Matrix, list[str]]:
 
     matrix, tree, symbols = load_checked(opts)
     cache = source.cache_root()
-    _tag, _client, runner = open_engine(cache, say)
+    _tag, _client, runner = open_engine(cache, say, matrix.build.runtime)
     key = hashlib.sha256(f"{tree.path}|{matrix.path}".encode()).hexdigest()[:12]
     scratch = cache / "sample" / key
     scratch.mkdir(parents=True, exist_ok=True)
@@ -313,7 +321,7 @@ def finish_run(settings: RunSettings, expected: list[str] | None = None,
     finished, write the reports with a row for every expected combination (those pytest
     selected), and record how the run ended."""
     run_dir = Path(settings.run_dir)
-    container.reap_run(settings.run_id)
+    container.reap_run(settings.run_id, runtimemod.runtime(settings.runtime))
     if interrupted:
         results.mark_unfinished(run_dir, "interrupted (Ctrl-C or SIGTERM) before this "
                                 "combination finished")

@@ -18,6 +18,7 @@ from .container import Runner, make_runner
 from .kbuild import Kbuild
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix, requested_config
+from .runtime import runtime as runtime_named
 from .verdict import Stage
 
 
@@ -55,6 +56,8 @@ class RunSettings:
     # (harness/shard.py), and the shard this run is (`--shard K/N`) or was merged from
     fingerprint: dict[str, str] = field(default_factory=dict)
     shard: dict[str, Any] = field(default_factory=dict)
+    runtime: str = "docker"  # docker | podman (harness/runtime.py): the engine every step ran in
+    runtime_version: str = ""  # as the engine reported it, e.g. "Podman 4.3.1"
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))
@@ -92,7 +95,7 @@ class RunSettings:
 
     def runner(self) -> Runner:
         """The runner of this run's builder image (the one place a worker makes one)."""
-        return make_runner(self.image, run_id=self.run_id)
+        return make_runner(self.image, run_id=self.run_id, runtime=runtime_named(self.runtime))
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def open_env(matrix_path: Path | str, results_dir: Path | str, kernel: str | Non
         session.Options(matrix=Path(matrix_path), results=Path(results_dir), kernel=kernel))
     cache = source.cache_root()
     session.check_disk(cache)
-    tag, _client, runner = session.open_engine(cache, say)
+    tag, _client, runner = session.open_engine(cache, say, matrix.build.runtime)
     run_id = f"{label}-{session.new_run_id()}"
     run_dir = (Path(results_dir) / run_id).resolve()
     run_dir.mkdir(parents=True)
@@ -90,7 +90,8 @@ def open_env(matrix_path: Path | str, results_dir: Path | str, kernel: str | Non
         tree=str(tree.path), kernel={"version": tree.version, "origin": tree.origin,
                                      "commit": tree.commit, "path": str(tree.path)},
         image=tag, image_id=runner.image_id(), jobs=jobs, workers=1, cpus_per_build=float(jobs),
-        ccache_domain="bisect" if label == "bisect" else "")  # other commits: their own ccache
+        ccache_domain="bisect" if label == "bisect" else "",  # other commits: their own ccache
+        runtime=matrix.build.runtime)
     settings.save()
     return Env(settings, matrix, symbols, runner, say)
 

@@ -203,7 +203,7 @@ def test_the_record_on_disk_is_complete(tmp_path: Path, matrix: Matrix) -> None:
     assert set(data) == set(results.Record.__dataclass_fields__)
     assert data["combination"] == "dups-y" and data["run_id"] == "r1"
     assert data["matrix"] == str(matrix.path)
-    assert data["image"] == {"tag": "kmatrix-builder:test", "id": "sha256:fake"}
+    assert data["image"] == {"tag": "kmatrix-builder:test", "id": "sha256:fake", "runtime": "docker"}
     assert data["kernel"]["version"] == "6.12.0-mini"
     assert data["started"] and data["finished"] and data["duration_s"] >= 0
     assert data["reproducer"] == f"kmatrix run {matrix.path} --only dups-y"

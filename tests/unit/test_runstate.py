@@ -167,7 +167,7 @@ def test_sigterm_during_a_run_marks_writes_and_exits_130(tmp_path: Path,
     second combination's step; the third never starts. Reports cover all three."""
     run = FakeRun(tmp_path, monkeypatch)
     reaped: list[str] = []
-    monkeypatch.setattr(container, "reap_run", lambda run_id: reaped.append(run_id) or [])
+    monkeypatch.setattr(container, "reap_run", lambda run_id, *_: reaped.append(run_id) or [])
     monkeypatch.setattr(session, "finish_run", FINISH_RUN)  # the real one, FakeRun's undone
     from harness import pytest_plugin
 

@@ -160,7 +160,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
                     "path": str(tree.path)},
             image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
             cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
-            ccache=opts.ccache,
+            ccache=opts.ccache, adaptive_jobs=opts.jobs is None,
             boot=opts.boot, only=list(opts.only),
             trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
             image_packages=imagemod.installed_packages(tag, client),
@@ -198,6 +198,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             settings.only = mine
             settings.save()
         fit_to_trees(settings, opts, say)
+        from . import estimate
+
+        estimate.prepare(run_dir, {c.id for c in matrix.combinations
+                                   if c.boot is not None and settings.boot})
         return settings, matrix
     except BaseException as exc:
         container.reap(client, run_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import results
 from .container import Runner, make_runner
+from .cores import CoreBudget
 from .kbuild import Toolchain
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix, requested_config
@@ -52,6 +53,14 @@ class RunSettings:
     # (harness/shard.py), and the shard this run is (`--shard K/N`) or was merged from
     fingerprint: dict[str, str] = field(default_factory=dict)
     shard: dict[str, Any] = field(default_factory=dict)
+    # make -j of each build follows the run's core budget (harness/cores.py) unless --jobs said
+    adaptive_jobs: bool = False
+
+    def core_budget(self) -> CoreBudget | None:
+        """The run's core budget, shared by its workers (None: every build at make -j`jobs`)."""
+        if not self.adaptive_jobs:
+            return None
+        return CoreBudget(Path(self.run_dir), self.workers * self.jobs, self.workers)
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))

@@ -91,6 +91,14 @@ class CombinationItem(pytest.Item):
             symbols = load_symbols(Path(self.settings.run_dir))
             job = Job(self.settings, self.matrix, self.combo, symbols, self.settings.runner())
             record = run_combination(job)
+            if self.settings.disk_budget and record.output_dir:
+                from .cache import keep_under
+
+                try:  # a tree that cannot be pruned now is pruned after a later one
+                    keep_under(self.settings.work_dir(), self.settings.disk_budget,
+                               Path(record.output_dir))
+                except OSError:
+                    pass
         except Exception as exc:
             message = exc.message if isinstance(exc, KmatrixError) else \
                 f"kmatrix failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"

@@ -55,6 +55,9 @@ class RunSettings:
     shard: dict[str, Any] = field(default_factory=dict)
     # make -j of each build follows the run's core budget (harness/cores.py) unless --jobs said
     adaptive_jobs: bool = False
+    # finished output trees are pruned, least recently used first, to fit in this many bytes
+    # (KMATRIX_DISK_BUDGET, in GiB; 0: no budget)
+    disk_budget: int = 0
 
     def core_budget(self) -> CoreBudget | None:
         """The run's core budget, shared by its workers (None: every build at make -j`jobs`)."""

@@ -123,3 +123,45 @@ def test_time_left_spreads_queued_work_over_the_workers() -> None:
     assert estimate.time_left(est, [], {"o1": 4.0}, 2) == 6.0
     assert estimate.time_left(est, [], {"o1": 50.0}, 2) == 1.0  # overdue: never zero
     assert estimate.time_left(est, [], {}, 2) == 0.0
+
+
+def test_the_disk_budget_prunes_the_least_recently_used_trees_but_never_one_in_use(
+        tmp_path: Path) -> None:
+    import os
+
+    from filelock import FileLock
+
+    from harness import cache
+
+    work = tmp_path / "work" / "key"
+    for i, name in enumerate(["old", "older-but-busy", "recent", "newest"]):
+        tree = work / name
+        tree.mkdir(parents=True)
+        (tree / ".config").write_bytes(b"x" * 40000)
+        stamp = {"old": 100, "older-but-busy": 50, "recent": 300, "newest": 400}[name]
+        os.utime(tree / ".config", (stamp, stamp))
+    size = cache.note_size(work / "old")
+    with FileLock(str(work / "older-but-busy.lock")):
+        removed = cache.keep_under(work, 2 * size, just_used=work / "newest")
+    assert [r.path.name for r in removed] == ["old"]  # the busy one is skipped, not waited for
+    assert sorted(p.name for p in work.iterdir() if p.is_dir()) == \
+        ["newest", "older-but-busy", "recent"]
+    assert not (work / "old.size").exists()
+    removed = cache.keep_under(work, 2 * size)
+    assert [r.path.name for r in removed] == ["older-but-busy"]
+    assert cache.keep_under(work, 0) and (work / "newest").is_dir()  # the last one stays
+
+
+def test_the_disk_budget_is_read_in_gib(monkeypatch) -> None:
+    import pytest
+
+    from harness.session import disk_budget
+    from harness.verdict import InputError
+
+    monkeypatch.setenv("KMATRIX_DISK_BUDGET", "1.5")
+    assert disk_budget() == 3 << 29
+    monkeypatch.setenv("KMATRIX_DISK_BUDGET", "lots")
+    with pytest.raises(InputError):
+        disk_budget()
+    monkeypatch.delenv("KMATRIX_DISK_BUDGET")
+    assert disk_budget() == 0

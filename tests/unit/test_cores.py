@@ -134,7 +134,7 @@ def test_the_disk_budget_prunes_the_least_recently_used_trees_but_never_one_in_u
     from harness import cache
 
     work = tmp_path / "work" / "key"
-    for i, name in enumerate(["old", "older-but-busy", "recent", "newest"]):
+    for name in ["old", "older-but-busy", "recent", "newest"]:
         tree = work / name
         tree.mkdir(parents=True)
         (tree / ".config").write_bytes(b"x" * 40000)

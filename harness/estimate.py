@@ -86,17 +86,27 @@ def tree_rank(estimates: Estimates) -> dict[str, int]:
     return {t: i for i, t in enumerate(sorted(costs, key=lambda t: (-costs[t], t)))}
 
 
+def pace(estimates: Estimates, finished: Mapping[str, float]) -> float:
+    """How much slower (above 1) or faster than expected the finished combinations ran: the
+    machine's load, a colder cache. Between 0.5 and 10."""
+    expected_s = sum(estimates.seconds.get(c, 0.0) for c in finished)
+    if expected_s <= 0:
+        return 1.0
+    return min(10.0, max(0.5, sum(finished.values()) / expected_s))
+
+
 def time_left(estimates: Estimates, queued: list[str], running: Mapping[str, float],
-              workers: int) -> float:
+              workers: int, speed: float = 1.0) -> float:
     """Seconds left: what is queued and what the running ones still have (their expected cost
-    less the time they have run, at least a tenth of it), spread over the workers, but never
-    less than the costliest tree's own remainder (its combinations run one after another)."""
+    less the time they have run, at least a tenth of it), each expected cost times `speed`
+    (see pace), spread over the workers, but never less than the costliest tree's own remainder
+    (its combinations run one after another)."""
     left: dict[str, float] = {}
     for combo in queued:
         tree = estimates.tree.get(combo, combo)
-        left[tree] = left.get(tree, 0.0) + estimates.seconds.get(combo, 0.0)
+        left[tree] = left.get(tree, 0.0) + estimates.seconds.get(combo, 0.0) * speed
     for combo, ran in running.items():
-        cost = estimates.seconds.get(combo, 0.0)
+        cost = estimates.seconds.get(combo, 0.0) * speed
         tree = estimates.tree.get(combo, combo)
         left[tree] = left.get(tree, 0.0) + max(cost - ran, cost / 10)
     if not left:

@@ -147,7 +147,8 @@ class Progress:
     """Done / running / queued combinations and an estimate of the time left, one line per
     finished combination (readable in a terminal and in a CI log alike). The time left is the
     expected cost of what is left (harness/estimate.py: each tier's own cost, the last run's
-    durations where known); without estimates, the mean of what finished."""
+    durations where known), scaled by how fast the finished ones went against their own
+    expected cost (the load); without estimates, the mean of what finished."""
 
     def __init__(self, workers: int, estimates: estimate.Estimates | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -157,7 +158,7 @@ class Progress:
         self.total = 0
         self.ids: list[str] = []  # every selected combination, once collection is known
         self.running: dict[str, float] = {}  # nodeid -> when it started
-        self.finished_ids: set[str] = set()
+        self.finished_ids: dict[str, float] = {}  # combination -> its duration
         self.durations: list[float] = []
 
     @property
@@ -171,7 +172,7 @@ class Progress:
         self.running.pop(nodeid, None)
         self.durations.append(duration)
         name = combination_of(nodeid)
-        self.finished_ids.add(name)
+        self.finished_ids[name] = duration
         done = len(self.durations)
         return (f"kmatrix: [{done}/{self.total} done, {len(self.running)} running, "
                 f"{self.queued} queued] {name} {outcome} in {duration:.0f} s; "
@@ -182,7 +183,8 @@ class Progress:
         running = {combination_of(n): now - t for n, t in self.running.items()}
         if self.estimates.seconds and self.ids:
             queued = [c for c in self.ids if c not in self.finished_ids and c not in running]
-            return estimate.time_left(self.estimates, queued, running, self.workers)
+            return estimate.time_left(self.estimates, queued, running, self.workers,
+                                      estimate.pace(self.estimates, self.finished_ids))
         done = len(self.durations)
         mean = sum(self.durations) / done if done else 0.0
         return mean * (self.queued + len(self.running) / 2) / self.workers

@@ -104,9 +104,9 @@ def test_time_left_counts_a_bootable_kernel_as_minutes_not_as_an_object() -> Non
     progress.started("m.yaml::boot-1@boot")
     for i in range(3):
         progress.started(f"m.yaml::obj-{i}")
-        now[0] += 5
-        line = progress.finished(f"m.yaml::obj-{i}", "pass", 5.0)
-    assert "[3/4 done, 1 running, 0 queued] obj-2 pass in 5 s" in line
+        now[0] += 10
+        line = progress.finished(f"m.yaml::obj-{i}", "pass", 10.0)
+    assert "[3/4 done, 1 running, 0 queued] obj-2 pass in 10 s" in line
     assert progress.left() >= est.seconds["boot-1"] - now[0]
     without = Progress(2)
     without.total = 4
@@ -165,3 +165,12 @@ def test_the_disk_budget_is_read_in_gib(monkeypatch) -> None:
         disk_budget()
     monkeypatch.delenv("KMATRIX_DISK_BUDGET")
     assert disk_budget() == 0
+
+
+def test_a_loaded_machine_stretches_what_is_left_by_the_pace_of_what_finished() -> None:
+    est = estimate.Estimates({"a": 10.0, "b": 10.0, "k": 400.0}, {"a": "a", "b": "b", "k": "k"})
+    assert estimate.pace(est, {}) == 1.0
+    slow = estimate.pace(est, {"a": 40.0})
+    assert slow == 4.0 and estimate.pace(est, {"a": 1000.0}) == 10.0
+    assert estimate.time_left(est, ["k"], {}, 2, slow) == 1600.0
+    assert estimate.time_left(est, ["k"], {}, 2) == 400.0

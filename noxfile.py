@@ -13,6 +13,7 @@
     nox -s bench_report        render time and size of report.html for 1,000 combinations
     nox -s nightly             the nightly CI flow on this machine (shards, merge, compare)
     nox -s bench_shards        how sharding scales (benchmarks/bench_shards.py)
+    nox -s bench_speed         the run's shape: CPU busy over time, before/after the core budget, scaling
     nox -s bench               kmatrix against the naive way and TuxMake (benchmarks/README.md)
     nox -s judge_corpus        the judge on real crashes (every LKDTM type) and benign boots
 """
@@ -133,6 +134,17 @@ def nightly(session: nox.Session) -> None:
     _install(session)
     args = session.posargs or ["matrix.yaml", "--shards", "2"]
     session.run("kmatrix", "nightly", *args, external=False)
+
+
+@nox.session
+def bench_speed(session: nox.Session) -> None:
+    """The whole run's shape (benchmarks/bench_speed.py): wall, CPU, CPU busy %, compiler runs,
+    resolve time and disk of the default matrix before and after the core budget, cold (and
+    warm with --warm), bigger synthetic matrices with --sizes 18,60,200, and the CPU-over-time
+    plot (docs/bench/cpu-timeline.png)."""
+    _install(session)
+    session.install("matplotlib")
+    session.run("python", "benchmarks/bench_speed.py", *session.posargs)
 
 
 @nox.session

@@ -9,6 +9,7 @@ whose lock is held (a run is using it) is never removed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -24,6 +25,7 @@ PARTS = {  # what each top-level directory holds, and whether kmatrix remakes it
     "seeds": "prepared seed trees: base + common config, make prepare (remade)",
     "ccache": "the shared compiler cache (refilled by the next builds)",
     "resolved": "remembered Kconfig resolutions (resolved again)",
+    "kconfig-session": "the resolve step's Kconfig sessions, per tree, image and group (remade)",
     "pristine": "--pristine trees of runs that were interrupted (safe to delete)",
     "resolve": "the resolve step's scratch trees of interrupted runs (safe to delete)",
     "bisect-test-git": "the test suite's git history (remade by the tests)",
@@ -147,6 +149,51 @@ def prune(items: list[Stale]) -> tuple[list[Stale], list[Stale]]:
         except Timeout:
             busy.append(item)
     return removed, busy
+
+
+SIZE_SUFFIX = ".size"  # beside a tree's lock: its bytes on disk when it was last used
+
+
+def note_size(tree: Path) -> int:
+    """Measure one output tree that a combination just used, and remember its size (a budget
+    check then reads small files instead of walking every tree)."""
+    size = disk_bytes(tree)
+    with contextlib.suppress(OSError):
+        (tree.parent / f"{tree.name}{SIZE_SUFFIX}").write_text(str(size))
+    return size
+
+
+def known_size(tree: Path) -> int:
+    try:
+        return int((tree.parent / f"{tree.name}{SIZE_SUFFIX}").read_text())
+    except (OSError, ValueError):
+        return note_size(tree)
+
+
+def over_budget(trees: list[Stale], budget: int) -> list[Stale]:
+    """The least recently used trees to remove so that the rest fit in `budget` bytes (the
+    most recently used tree is always kept)."""
+    total = sum(t.bytes for t in trees)
+    drop = []
+    for tree in sorted(trees, key=lambda t: (t.last_used, str(t.path)))[:-1]:
+        if total <= budget:
+            break
+        drop.append(tree)
+        total -= tree.bytes
+    return drop
+
+
+def keep_under(work_dir: Path, budget: int, just_used: Path | None = None) -> list[Stale]:
+    """Finished output trees of `work_dir` pruned, least recently used first, until the trees
+    fit in `budget` bytes; a tree in use (its lock held) stays. Returns what was removed."""
+    if just_used is not None and just_used.is_dir():
+        note_size(just_used)
+    trees = [replace(s, bytes=known_size(s.path)) for s in candidates(work_dir.parent.parent)
+             if s.path.parent == work_dir]
+    removed, _busy = prune(over_budget(trees, budget))
+    for item in removed:
+        (item.path.parent / f"{item.path.name}{SIZE_SUFFIX}").unlink(missing_ok=True)
+    return removed
 
 
 def touch_seed(seed: Path) -> None:

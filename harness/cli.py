@@ -314,7 +314,7 @@ def run_items(settings: RunSettings, matrix: Matrix, extra: list[str], resume: b
     if resume:
         pytest_argv.append("--kmatrix-resume")
     if settings.workers > 1:
-        pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup"]
+        pytest_argv += ["-n", str(settings.workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
     tracker = RunTracker(Path(settings.run_dir))
     try:
         code = pytest.main(pytest_argv + list(extra), plugins=[tracker])

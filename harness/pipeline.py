@@ -9,6 +9,7 @@ included); a job's ``last_stage`` stops it early (bisects).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shlex
@@ -16,7 +17,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import IO
 
@@ -354,9 +355,16 @@ class Chain:
         targets = list(matrix.build.targets)
         if job.boots and matrix.arch.image_target not in targets:
             targets.append(matrix.arch.image_target)
-        step = run_guarded(job.runner, self.tc.make_step("build", out, *targets,
-                                                         timeout_s=matrix.build.timeout_s),
-                           log, out)
+        # make -j by the run's core budget: a bootable kernel takes every core (harness/cores.py)
+        budget = job.settings.core_budget()
+        with contextlib.ExitStack() as held:
+            tc = self.tc
+            if budget is not None:
+                claim = held.enter_context(budget.claim(long=job.boots))
+                tc = replace(tc, jobs=claim.jobs, cpus=float(claim.jobs))
+            step = run_guarded(job.runner, tc.make_step("build", out, *targets,
+                                                        timeout_s=matrix.build.timeout_s),
+                               log, out)
         _stage(record, "build", "pass" if step.ok else ("error" if step.timed_out else "fail"),
                step.duration_s, step.command)
         if step.timed_out:

@@ -10,15 +10,17 @@ the verdict's reasons when the kernel (or the infrastructure) failed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from _pytest._code.code import TerminalRepr, TracebackStyle
 
-from . import cover, resolve, results, runstate
+from . import cover, estimate, resolve, results, runstate
 from . import matrix as matrixmod
+from .cores import CoreBudget
 from .matrix import Combination, Matrix
 from .pipeline import run_combination, tree_name
 from .session import load_symbols
@@ -62,8 +64,13 @@ class MatrixFile(pytest.File):
 
             left = set(unfinished(run_dir) or ())
             combos = [c for c in combos if c.id in left]
-        # each tree's combinations in the order the schedule chose (nearest config first)
-        combos.sort(key=lambda c: places[c.id].position if c.id in places else 0)
+        # the costliest trees first (a bootable kernel's minutes are the critical path: it must
+        # not start last), each tree's combinations in the order the schedule chose (nearest
+        # config first); `kmatrix run` keeps this order for xdist (--no-loadscope-reorder)
+        rank = estimate.tree_rank(estimate.Estimates.load(run_dir))
+        combos.sort(key=lambda c: (rank.get(places[c.id].tree_group if c.id in places else c.id,
+                                            len(rank)),
+                                   places[c.id].position if c.id in places else 0))
         for combo in combos:
             item = CombinationItem.from_parent(self, name=combo.id, combo=combo,
                                                matrix=matrix, settings=settings)
@@ -84,6 +91,14 @@ class CombinationItem(pytest.Item):
             symbols = load_symbols(Path(self.settings.run_dir))
             job = Job(self.settings, self.matrix, self.combo, symbols, self.settings.runner())
             record = run_combination(job)
+            if self.settings.disk_budget and record.output_dir:
+                from .cache import keep_under
+
+                try:  # a tree that cannot be pruned now is pruned after a later one
+                    keep_under(self.settings.work_dir(), self.settings.disk_budget,
+                               Path(record.output_dir))
+                except OSError:
+                    pass
         except Exception as exc:
             message = exc.message if isinstance(exc, KmatrixError) else \
                 f"kmatrix failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
@@ -130,27 +145,49 @@ class CombinationItem(pytest.Item):
 
 class Progress:
     """Done / running / queued combinations and an estimate of the time left, one line per
-    finished combination (readable in a terminal and in a CI log alike)."""
+    finished combination (readable in a terminal and in a CI log alike). The time left is the
+    expected cost of what is left (harness/estimate.py: each tier's own cost, the last run's
+    durations where known), scaled by how fast the finished ones went against their own
+    expected cost (the load); without estimates, the mean of what finished."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, estimates: estimate.Estimates | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.workers = max(1, workers)
+        self.estimates = estimates or estimate.Estimates()
+        self.clock = clock
         self.total = 0
-        self.running: set[str] = set()
+        self.ids: list[str] = []  # every selected combination, once collection is known
+        self.running: dict[str, float] = {}  # nodeid -> when it started
+        self.finished_ids: dict[str, float] = {}  # combination -> its duration
         self.durations: list[float] = []
 
+    @property
+    def queued(self) -> int:
+        return max(0, self.total - len(self.durations) - len(self.running))
+
     def started(self, nodeid: str) -> None:
-        self.running.add(nodeid)
+        self.running[nodeid] = self.clock()
 
     def finished(self, nodeid: str, outcome: str, duration: float) -> str:
-        self.running.discard(nodeid)
+        self.running.pop(nodeid, None)
         self.durations.append(duration)
+        name = combination_of(nodeid)
+        self.finished_ids[name] = duration
         done = len(self.durations)
-        queued = max(0, self.total - done - len(self.running))
-        mean = sum(self.durations) / done
-        left = mean * (queued + len(self.running) / 2) / self.workers
-        name = nodeid.rsplit("::", 1)[-1].split("@", 1)[0]  # xdist adds @group
-        return (f"kmatrix: [{done}/{self.total} done, {len(self.running)} running, {queued} "
-                f"queued] {name} {outcome} in {duration:.0f} s; about {left:.0f} s left")
+        return (f"kmatrix: [{done}/{self.total} done, {len(self.running)} running, "
+                f"{self.queued} queued] {name} {outcome} in {duration:.0f} s; "
+                f"about {self.left():.0f} s left")
+
+    def left(self) -> float:
+        now = self.clock()
+        running = {combination_of(n): now - t for n, t in self.running.items()}
+        if self.estimates.seconds and self.ids:
+            queued = [c for c in self.ids if c not in self.finished_ids and c not in running]
+            return estimate.time_left(self.estimates, queued, running, self.workers,
+                                      estimate.pace(self.estimates, self.finished_ids))
+        done = len(self.durations)
+        mean = sum(self.durations) / done if done else 0.0
+        return mean * (self.queued + len(self.running) / 2) / self.workers
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -160,29 +197,48 @@ def pytest_configure(config: pytest.Config) -> None:
         runstate.install_terminate_as_interrupt()
     if run_dir and not hasattr(config, "workerinput"):
         settings = RunSettings.load(Path(run_dir))
-        config.pluginmanager.register(ProgressReporter(Progress(settings.workers)),
-                                      "kmatrix-progress")
+        config.pluginmanager.register(
+            ProgressReporter(Progress(settings.workers, estimate.Estimates.load(Path(run_dir))),
+                             settings.core_budget()), "kmatrix-progress")
 
 
 class ProgressReporter:
-    def __init__(self, progress: Progress) -> None:
+    """The progress line, and the number of combinations not started yet for the workers'
+    core budget (harness/cores.py: the last builds take the cores the idle workers leave)."""
+
+    def __init__(self, progress: Progress, budget: CoreBudget | None = None) -> None:
         self.progress = progress
+        self.budget = budget
+
+    def _collected(self, ids: list[str]) -> None:
+        self.progress.total = len(ids)
+        self.progress.ids = [combination_of(i) for i in ids]
+        self._tell_budget()
+
+    def _tell_budget(self) -> None:
+        if self.budget is not None:
+            try:
+                self.budget.set_queued(self.progress.queued)
+            except OSError:
+                pass  # the budget then assumes plenty queued: never worse than before
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.progress.total = len(session.items)
+        self._collected([item.nodeid for item in session.items])
 
     def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
         self.progress.started(nodeid)
+        self._tell_budget()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             verdict = dict(report.user_properties).get("verdict", report.outcome)
             line = self.progress.finished(report.nodeid, str(verdict), report.duration)
+            self._tell_budget()
             print("\n" + line, flush=True)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:
-        self.progress.total = len(ids)
+        self._collected(ids)
 
 
 def combination_of(nodeid: str) -> str:

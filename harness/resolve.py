@@ -109,56 +109,136 @@ def base_config(settings: RunSettings, matrix: Matrix, runner: Runner, scratch: 
     return kconfig.parse_config(Path(matrix.base).read_text())
 
 
+def kconfig_group(matrix: Matrix, combo: Combination) -> str:
+    """What a combination's resolution depends on besides its request and the tree: the
+    architecture and the toolchain (Kconfig probes the compiler: CC_IS_CLANG, GCC_VERSION ...).
+    Every combination of a group is resolved in one Kconfig session."""
+    return matrix.built_with(combo).variant
+
+
 def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, runner: Runner,
                 base: Config, scratch: Path, log: IO[str], workers: int = 2) -> dict[str, Resolution]:
-    """Resolve the selected combinations, `workers` scratch trees in parallel. `base` is the
-    matrix's own base config; a combination with its own architecture or toolchain resolves
-    against theirs, in a session of theirs (Kconfig asks the compiler)."""
+    """Resolve the selected combinations: every request of a Kconfig group (an architecture
+    and toolchain) in one container and one Kconfig parse (KconfigSession.resolve_each); the
+    requests that do not hold then get their explanations and repairs, `workers` scratch trees
+    in parallel, as before. `base` is the matrix's own base config; a combination with its own
+    architecture or toolchain resolves against theirs, in a session of theirs."""
     combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
-    lanes = [combos[i::workers] for i in range(workers)]
     views = {v.variant: v for v in matrix.views([c.id for c in combos])}
     bases = {name: base if name == matrix.variant else
              base_config(settings, view, runner, scratch, log) for name, view in views.items()}
-
+    variant_of = {c.id: matrix.built_with(c).variant for c in combos}
     memo = Path(settings.cache) / "resolved"
     memo.mkdir(parents=True, exist_ok=True)
     fingerprint = kconfig_fingerprint(Path(settings.tree))
+    requests = {c.id: requested_for(settings, matrix, c, symbols, runner) for c in combos}
+    known: dict[str, Path] = {}
+    found: dict[str, Resolution] = {}
+    for c in combos:
+        view = views[variant_of[c.id]]
+        # the same tree, image, toolchain, base and request always resolve the same way
+        key = hashlib.sha256(json.dumps([MEMO_VERSION, fingerprint, settings.image,
+                                         view.arch.name, view.toolchain.name,
+                                         sorted(bases[view.variant].items()),
+                                         sorted(requests[c.id].items()),
+                                         c.repair]).encode()).hexdigest()[:20]
+        known[c.id] = memo / f"{key}.json"
+        res = remembered(known[c.id], c.id, log)
+        if res is not None:
+            found[c.id] = res
+
+    groups: dict[str, list[Combination]] = {}
+    for c in combos:
+        if c.id not in found:
+            groups.setdefault(kconfig_group(matrix, c), []).append(c)
+    rest: list[Combination] = []
+    for group, members in groups.items():
+        started = time.monotonic()
+        resolved = each_in_group(settings, views[group], runner, group, bases[group],
+                                 [requests[c.id] for c in members], fingerprint, scratch, log)
+        share = round((time.monotonic() - started) / len(members), 1)
+        for c, config in zip(members, resolved, strict=True):
+            res = holding(c, bases[group], requests[c.id], config)
+            if res is None:
+                rest.append(c)  # does not hold (or was not resolved): explained, repaired
+                continue
+            res.seconds = share
+            found[c.id] = res
+            results.atomic_write(known[c.id], json.dumps(asdict(res)))
+
+    lanes = [rest[i::workers] for i in range(workers)]
 
     def lane(i: int) -> list[Resolution]:
         sessions: dict[str, KconfigSession] = {}
         out = []
         for c in lanes[i]:
-            view = matrix.built_with(c)
+            view = views[variant_of[c.id]]
             where = f"lane{i}" if view.variant == matrix.variant else f"lane{i}-{view.variant}"
             session = sessions.setdefault(view.variant, KconfigSession(
                 Path(settings.tree), scratch / where, runner, log, arch=view.arch,
                 toolchain=view.toolchain))
-            requested = requested_for(settings, matrix, c, symbols, runner)
-            vbase = bases[view.variant]
-            # the same tree, image, toolchain, base and request always resolve the same way
-            key = hashlib.sha256(json.dumps([MEMO_VERSION, fingerprint, settings.image,
-                                             view.arch.name, view.toolchain.name,
-                                             sorted(vbase.items()), sorted(requested.items()),
-                                             c.repair]).encode()).hexdigest()[:20]
-            known = memo / f"{key}.json"
-            res = remembered(known, c.id, log)
-            if res is None:
-                res = resolve_one(session, vbase, requested, c)
-                results.atomic_write(known, json.dumps(asdict(res)))
+            res = resolve_one(session, bases[view.variant], requests[c.id], c)
+            results.atomic_write(known[c.id], json.dumps(asdict(res)))
             out.append(res)
         return out
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        found = {r.combination: r for rs in pool.map(lane, range(workers)) for r in rs}
+    if rest:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            found.update({r.combination: r for rs in pool.map(lane, range(workers)) for r in rs})
     ordered = [found[c.id] for c in combos]
     boots = {c.id for c in combos if Job(settings, matrix, c, symbols, runner).boots}
-    variant_of = {c.id: matrix.built_with(c).variant for c in combos}
     for name in views:  # trees are never shared across architectures or toolchains
-        group = [r for r in ordered if variant_of[r.combination] == name]
-        mark_duplicates(group)
-        place_in_trees(settings, group, boots, seed_delta(settings, bases[name], name),
+        theirs = [r for r in ordered if variant_of[r.combination] == name]
+        mark_duplicates(theirs)
+        place_in_trees(settings, theirs, boots, seed_delta(settings, bases[name], name),
                        "" if name == matrix.variant else f"{name}-")
     return {r.combination: r for r in ordered}
+
+
+def each_in_group(settings: RunSettings, matrix: Matrix, runner: Runner, group: str, base: Config,
+                  configs: list[Config], fingerprint: str, scratch: Path,
+                  log: IO[str]) -> list[Config | None]:
+    """base + each request through `make olddefconfig`'s own code, one parse for them all, in a
+    Kconfig session kept in the cache for the tree, image and group (prepared once, under a
+    lock). A session that cannot be prepared or run resolves nothing here: None for each, and
+    every request is resolved one make at a time instead."""
+    from . import locks
+    from .kconfig.config import merge
+
+    key = hashlib.sha256(json.dumps([fingerprint, settings.image, group]).encode()).hexdigest()[:16]
+    home = Path(settings.cache) / "kconfig-session"
+    home.mkdir(parents=True, exist_ok=True)
+    session = KconfigSession(Path(settings.tree), home / key, runner, log,
+                             arch=matrix.arch, toolchain=matrix.toolchain)
+    def note(line: str) -> None:
+        log.write(line + "\n")
+
+    try:
+        with locks.held(home / f"{key}.lock", f"the Kconfig session {home / key}", note):
+            session.prepare_each(base)
+            return session.resolve_each(
+                [merge(base, {kconfig.config_name(k): v for k, v in r.items()}) for r in configs],
+                scratch / f"each-{key}")
+    except InfraError as exc:
+        log.write(f"kmatrix: one Kconfig session for {len(configs)} requests failed ({exc}): "
+                  "resolving each with make\n")
+        return [None] * len(configs)
+
+
+def holding(combo: Combination, base: Config, requested: Config,
+            resolved: Config | None) -> Resolution | None:
+    """The resolution of a request whose every value holds in `resolved` (what resolve_one
+    finds in its first olddefconfig: no explanation, no repair); None otherwise."""
+    from .kconfig.repair import failing
+
+    if resolved is None:
+        return None
+    if failing({kconfig.config_name(k): v for k, v in requested.items()}, resolved):
+        return None
+    res = Resolution(combo.id)
+    res.config_hash = kconfig.config_hash(resolved)
+    res.delta = delta_from(base, resolved)
+    return res
 
 
 def mark_duplicates(ordered: list[Resolution]) -> None:

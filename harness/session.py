@@ -79,6 +79,21 @@ def mem_available() -> int | None:
     return None
 
 
+def disk_budget() -> int:
+    """KMATRIX_DISK_BUDGET (GiB) in bytes: the output trees of a run are kept under it."""
+    text = os.environ.get("KMATRIX_DISK_BUDGET", "").strip()
+    if not text:
+        return 0
+    try:
+        gib = float(text)
+    except ValueError:
+        gib = -1.0
+    if gib <= 0:
+        raise InputError(f"KMATRIX_DISK_BUDGET={text!r}: give the GiB the output trees may use "
+                         "(a number above 0), or unset it")
+    return int(gib * (1 << 30))
+
+
 def cpu_budget(cores: int, combos: int, workers: int | None, jobs: int | None,
                oversubscribe: bool = False) -> tuple[int, int]:
     """Split the cores between parallel combinations and make -j (workers x jobs <= cores)."""
@@ -167,7 +182,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
                     "path": str(tree.path)},
             image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
             cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
-            ccache=opts.ccache,
+            ccache=opts.ccache, adaptive_jobs=opts.jobs is None, disk_budget=disk_budget(),
             boot=opts.boot, only=list(opts.only),
             trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
             image_packages=imagemod.installed_packages(tag, client),
@@ -205,6 +220,10 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             settings.only = mine
             settings.save()
         fit_to_trees(settings, opts, say)
+        from . import estimate
+
+        estimate.prepare(run_dir, {c.id for c in matrix.combinations
+                                   if c.boot is not None and settings.boot})
         return settings, matrix
     except BaseException as exc:
         container.reap(client, run_id)

@@ -15,6 +15,7 @@ from typing import Any
 
 from . import results, variants
 from .container import Runner, make_runner
+from .cores import CoreBudget
 from .kbuild import Kbuild
 from .kconfig import Config, SymbolTable
 from .matrix import Combination, Matrix, requested_config
@@ -58,6 +59,17 @@ class RunSettings:
     shard: dict[str, Any] = field(default_factory=dict)
     runtime: str = "docker"  # docker | podman (harness/runtime.py): the engine every step ran in
     runtime_version: str = ""  # as the engine reported it, e.g. "Podman 4.3.1"
+    # make -j of each build follows the run's core budget (harness/cores.py) unless --jobs said
+    adaptive_jobs: bool = False
+    # finished output trees are pruned, least recently used first, to fit in this many bytes
+    # (KMATRIX_DISK_BUDGET, in GiB; 0: no budget)
+    disk_budget: int = 0
+
+    def core_budget(self) -> CoreBudget | None:
+        """The run's core budget, shared by its workers (None: every build at make -j`jobs`)."""
+        if not self.adaptive_jobs:
+            return None
+        return CoreBudget(Path(self.run_dir), self.workers * self.jobs, self.workers)
 
     def save(self) -> None:
         results.atomic_write(Path(self.run_dir) / "run.json", json.dumps(asdict(self), indent=2))

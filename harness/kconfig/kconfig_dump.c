@@ -17,6 +17,12 @@
  *   --write FILE           write the resolved configuration to FILE (conf_write): the same
  *                          bytes `make olddefconfig` writes when the environment matches
  *   --dump FILE            write one JSON object per line: a header, every choice, every symbol
+ *   --each FILE            `make olddefconfig` of FILE in a child process: read FILE (conf_read)
+ *                          and write the result to FILE.resolved (conf_write). Each child starts
+ *                          from the state right after parsing, as a fresh `conf` does, so one
+ *                          parse (and one run of Kconfig's $(shell,...) compiler probes)
+ *                          resolves any number of configs. A FILE that cannot be resolved has
+ *                          no FILE.resolved (kmatrix then resolves it with make as before).
  *
  * Only long-standing lkc interfaces are used (rootmenu, struct menu/symbol/property/expr,
  * expr_gstr_print, sym_calc_value), and the menu tree is walked directly
@@ -26,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <stdint.h>
+#include <unistd.h>
+#include <sys/wait.h>
 
 #include "lkc.h"
 
@@ -428,9 +436,35 @@ static int dump(const char *path)
 	return 0;
 }
 
+/* conf --olddefconfig of one file, in a child: the parent's parsed state stays untouched */
+static int resolve_each(const char *config)
+{
+	char out[4096];
+	pid_t pid;
+	int status;
+
+	if (snprintf(out, sizeof(out), "%s.resolved", config) >= (int)sizeof(out))
+		return 4;
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return 5;
+	if (pid == 0) {
+		if (conf_read(config))
+			_exit(2);
+		_exit(conf_write(out) ? 3 : 0);
+	}
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		fprintf(stderr, "kconfig_dump: %s: not resolved\n", config);
+		remove(out);
+	}
+	return 0;
+}
+
 static void usage(void)
 {
-	fprintf(stderr, "usage: kconfig_dump [--config FILE] [--write FILE] [--dump FILE]... Kconfig\n");
+	fprintf(stderr, "usage: kconfig_dump [--config FILE] [--write FILE] [--dump FILE] [--each FILE]... Kconfig\n");
 	exit(2);
 }
 
@@ -456,6 +490,11 @@ int main(int argc, char **argv)
 				fprintf(stderr, "kconfig_dump: cannot write %s\n", arg);
 				return 3;
 			}
+		} else if (!strcmp(opt, "--each")) {
+			int rc = resolve_each(arg);
+
+			if (rc)
+				return rc;
 		} else if (!strcmp(opt, "--dump")) {
 			int rc = dump(arg);
 

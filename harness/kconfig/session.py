@@ -13,7 +13,7 @@ from typing import IO
 from .. import arch as archmod
 from .. import toolchains
 from ..arch import Arch
-from ..container import Runner, Step, StepResult
+from ..container import Mount, Runner, Step, StepResult
 from ..kbuild import Kbuild
 from ..results import atomic_write
 from ..toolchains import Toolchain
@@ -137,12 +137,52 @@ class KconfigSession:
         src_copy = self.out / "kconfig_dump.c"
         src_copy.write_bytes(source)
         kconfig_src = self.tree / "scripts" / "kconfig"
+        partial = binary.with_name(binary.name + ".partial")  # a killed link is never used
         argv = ("gcc", "-O1", "-w", "-I", str(kconfig_src), "-I", str(self.tree / "scripts" / "include"),
-                "-I", str(objdir), "-o", str(binary), str(src_copy),
+                "-I", str(objdir), "-o", str(partial), str(src_copy),
                 *(str(objdir / o) for o in LKC_OBJECTS))
         self._run(Step("kconfig:compile-dumper", argv, self.kbuild.mounts(self.out),
                        workdir=str(self.out), timeout_s=self.timeout_s))
+        partial.replace(binary)
         return binary
+
+    def prepare_each(self, base: Config) -> Path:
+        """Make OUT ready for resolve_each: the tree's conf and lkc objects (one olddefconfig of
+        `base`, which also records the environment Kconfig saw) and the dumper. A prepared OUT
+        is ready as it stands: nothing is run again."""
+        if not (self.out / "include" / "config" / "auto.conf.cmd").exists():
+            self.olddefconfig(base)
+        return self.dumper()
+
+    def resolve_each(self, configs: list[Config], work: Path) -> list[Config | None]:
+        """`make olddefconfig` of every config in one container and one Kconfig parse (the
+        dumper's --each: a child per config, each from the state right after parsing, as a
+        fresh `conf --olddefconfig` in the environment `make` gave Kconfig). The resolved
+        configs in order; None where one was not resolved (the caller resolves it with make)."""
+        binary = self.dumper()
+        work.mkdir(parents=True, exist_ok=True)
+        files = []
+        for i, config in enumerate(configs):
+            path = work / f"{i:05d}.config"
+            atomic_write(path, render_config(config))
+            path.with_name(path.name + ".resolved").unlink(missing_ok=True)
+            files.append(path)
+        if not files:
+            return []
+        argv = [str(binary)]
+        for path in files:
+            argv += ["--each", str(path)]
+        env = (("srctree", str(self.tree)),
+               *((k, v) for k, v in self.kconfig_env() if k != "srctree"))
+        result = self._step(Step("kconfig:olddefconfig-each", (*argv, "Kconfig"),
+                                 self.kbuild.mounts(self.out, Mount(work, read_only=False)),
+                                 workdir=str(self.out), env=env, timeout_s=self.timeout_s))
+        out: list[Config | None] = []
+        for path in files:
+            resolved = path.with_name(path.name + ".resolved")
+            out.append(parse_config(resolved.read_text())
+                       if result.ok and resolved.exists() else None)
+        return out
 
     def dump(self, config_name: str = ".config", write: str | None = None) -> KconfigDump:
         """Dump OUT/config_name as Kconfig reads it (conf_read: the same as olddefconfig)."""

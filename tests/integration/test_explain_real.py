@@ -226,3 +226,26 @@ def _names_in(data: object) -> list[str]:
     if isinstance(data, list):
         return [n for v in data for n in _names_in(v)]
     return []
+
+
+def test_one_parse_resolves_each_config_as_make_olddefconfig_does(
+        session: KconfigSession, base: Config, tmp_path: Path) -> None:
+    """The resolve step's one Kconfig session (the dumper's --each) writes, for every config,
+    exactly the bytes `make olddefconfig` writes: a request that holds, one Kconfig drops, a
+    choice, a select cascade, and the same config twice (no state leaks between them)."""
+    configs = [merge(base, {"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"}),  # dropped
+               merge(base, {"CONFIG_DEBUG_FS": "y", "CONFIG_MODULE_DEBUG": "y",
+                            "CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"}),
+               merge(base, {"CONFIG_MODULE_COMPRESS": "y", "CONFIG_MODULE_COMPRESS_XZ": "y",
+                            "CONFIG_MODULE_DECOMPRESS": "y"}),
+               merge(base, {"CONFIG_PERF_EVENTS": "y"}),
+               merge(base, {"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"})]
+    session.prepare_each(base)
+    each = session.resolve_each(configs, tmp_path / "each")
+    for i, config in enumerate(configs):
+        session.olddefconfig(config)
+        real = (session.out / ".config").read_text()
+        assert (tmp_path / "each" / f"{i:05d}.config.resolved").read_text() == real, i
+        assert each[i] == session.olddefconfig(config)
+    assert each[0] == each[4] and each[0] != each[1]
+    assert each[0] is not None and each[0].get("CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS", "n") == "n"

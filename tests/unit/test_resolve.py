@@ -44,3 +44,63 @@ def test_an_unsatisfiable_combination_is_never_the_one_a_duplicate_follows() -> 
     again = Resolution("cover-16", "h1")
     mark_duplicates([never, same, again])
     assert (never.duplicate_of, same.duplicate_of, again.duplicate_of) == ("", "", "cover-15")
+
+
+MATRIX_YAML = """\
+kernel: {source: debian, arch: x86_64}
+base: tinyconfig
+axes:
+  CONFIG_A: [y, n]
+include:
+  - id: needs-b
+    config: {CONFIG_C: y}
+  - id: lost
+    config: {CONFIG_D: y}
+"""
+
+
+def test_one_session_resolves_what_holds_and_the_rest_is_explained_one_by_one(
+        tmp_path: Path, monkeypatch) -> None:
+    """Every request of a Kconfig group goes to one session (one call); those that hold are
+    resolved from it, those that do not (C=y is dropped: it needs B) or that the session could
+    not resolve (None) go to resolve_one, as before; each is remembered, and a rerun asks
+    Kconfig nothing."""
+    from harness import matrix as matrixmod
+    from harness.kconfig import SymbolTable
+    from harness.settings import RunSettings
+
+    (tmp_path / "m.yaml").write_text(MATRIX_YAML)
+    matrix = matrixmod.load_matrix(tmp_path / "m.yaml")
+    symbols = SymbolTable({f"CONFIG_{s}": "bool" for s in "ABCD"})
+    tree = tmp_path / "tree"
+    shutil.copytree(MINI_TREE, tree)
+    settings = RunSettings(run_id="r", matrix_path=str(tmp_path / "m.yaml"), run_dir=str(tmp_path),
+                           cache=str(tmp_path / "cache"), tree=str(tree), kernel={}, image="img")
+    sessions: list[list[dict[str, str]]] = []
+    one_by_one: list[str] = []
+
+    def each(settings, matrix, runner, group, base, configs, fingerprint, scratch, log):
+        sessions.append(configs)
+        return [None if c.get("CONFIG_D") == "y" else {**base, **c, "CONFIG_C": "n"}
+                for c in configs]
+
+    def resolve_one(session, base, requested, combo):
+        one_by_one.append(combo.id)
+        return resolve.Resolution(combo.id, f"h-{combo.id}", holds=False, why=["why: C needs B"])
+
+    monkeypatch.setattr(resolve, "each_in_group", each)
+    monkeypatch.setattr(resolve, "resolve_one", resolve_one)
+    with open(tmp_path / "log", "w") as log:
+        found = resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_X": "y"},
+                                    tmp_path / "scratch", log)
+        assert len(sessions) == 1 and len(sessions[0]) == 4
+        assert sorted(one_by_one) == ["lost", "needs-b"]
+        assert found["a-y"].holds and found["a-y"].delta == {"CONFIG_A": "y"}
+        assert found["a-n"].config_hash != found["a-y"].config_hash
+        assert not found["needs-b"].holds and found["needs-b"].why == ["why: C needs B"]
+        sessions.clear(), one_by_one.clear()
+        again = resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_X": "y"},
+                                    tmp_path / "scratch", log)
+    assert sessions == [] and one_by_one == []
+    assert {k: (v.config_hash, v.holds) for k, v in again.items()} == \
+        {k: (v.config_hash, v.holds) for k, v in found.items()}

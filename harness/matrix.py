@@ -113,7 +113,7 @@ class Matrix:
 
     @property
     def variant(self) -> str:
-        """The architecture and toolchain this matrix (or view) builds with: `arm64-clang-16`."""
+        """The architecture and toolchain this matrix (or view) builds with: `<arch>-<toolchain>`."""
         return variants.name(self.arch.name, self.toolchain.name)
 
     def views(self, only: list[str] | tuple[str, ...] = ()) -> list[Matrix]:

@@ -66,10 +66,10 @@ import bench_report as br  # noqa: E402
 from bench_measure import Fig, Monitor, run_logged  # noqa: E402
 
 from harness import image as imagemod  # noqa: E402
-from harness import kconfig, source  # noqa: E402
+from harness import kconfig, source, variants  # noqa: E402
 from harness import matrix as matrixmod  # noqa: E402
 from harness.container import DockerRunner, Step, connect  # noqa: E402
-from harness.kbuild import Toolchain  # noqa: E402
+from harness.kbuild import Kbuild  # noqa: E402
 
 STEP_TIMEOUT_S = 3600.0
 
@@ -107,11 +107,11 @@ def run_kmatrix(label: str, ctx: Ctx, results_dir: Path, cache: Path | None = No
             argv += ["--only", combo.id]
     combos = combos if combos is not None else ctx["combos"]
     cold = label.endswith("-cold")
-    before = measure.ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
+    before = measure.ccache_stats(ctx["client"], ctx["image"], cache / "ccache" / variants.DEFAULT)
     log = ctx["tmp"] / f"{label}.log"
     with Monitor(ctx["client"], [cache, results_dir]) as mon:
         code = run_logged(argv, log, mon, env=env, cwd=ROOT)
-    after = measure.ccache_stats(ctx["client"], ctx["image"], cache / "ccache")
+    after = measure.ccache_stats(ctx["client"], ctx["image"], cache / "ccache" / variants.DEFAULT)
     hits, misses = measure.ccache_hits(before, after)
     runs = sorted(p for p in results_dir.iterdir() if p.is_dir() and not p.is_symlink()) \
         if results_dir.is_dir() else []
@@ -216,7 +216,7 @@ def run_naive(ctx: Ctx) -> Fig:
     """Per combination, in turn: a fresh tree, base config, the values, olddefconfig, build."""
     matrix, tree, symbols = ctx["matrix"], ctx["tree"], ctx["symbols"]
     runner = DockerRunner(ctx["image"], ctx["client"])
-    tc = Toolchain(tree.path, matrix.arch, jobs=2, cpus=2.0, ccache_dir=None)
+    tc = Kbuild(tree.path, matrix.arch, jobs=2, cpus=2.0, ccache_dir=None)
     make = ctx.get("naive_make")
     root = ctx["tmp"] / "naive"
     root.mkdir()

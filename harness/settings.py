@@ -90,10 +90,11 @@ class RunSettings:
                       fixed_out=True, toolchain=matrix.toolchain)
 
     def ccache_dir(self, variant: str = variants.DEFAULT) -> Path:
-        """The compiler cache of one architecture and toolchain (the default architecture with gcc-12
-        keeps the name it had before toolchains were an axis)."""
+        """The compiler cache of one architecture and toolchain: ccache/<arch>-<toolchain>
+        (ccache-<domain>/... for another trust domain), each its own, handed to the uid steps
+        run as apart from every other."""
         name = f"ccache-{self.ccache_domain}" if self.ccache_domain else "ccache"
-        return Path(self.cache) / (name if variant == variants.DEFAULT else f"{name}-{variant}")
+        return Path(self.cache) / name / variant
 
     def work_dir(self, variant: str = variants.DEFAULT) -> Path:
         """Where the output trees of one architecture and toolchain live."""

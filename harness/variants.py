@@ -35,7 +35,7 @@ def split(row: tuple[tuple[str, str], ...]) -> tuple[tuple[tuple[str, str], ...]
 
 
 def name(arch: str, toolchain: str) -> str:
-    """The variant's name: `<arch>-<toolchain>`, the default `x86_64-gcc-12`."""
+    """The variant's name: `<arch>-<toolchain>`."""
     return f"{arch}-{toolchain}"
 
 

@@ -53,5 +53,5 @@ def test_a_commit_bisect_has_its_own_compiler_cache(tmp_path: Path) -> None:
                         (), [])
         return settings.kbuild(matrix).ccache_dir
 
-    assert ccache_of("") == tmp_path / "cache" / "ccache"
-    assert ccache_of("bisect") == tmp_path / "cache" / "ccache-bisect"
+    assert ccache_of("") == tmp_path / "cache" / "ccache" / "x86_64-gcc-12"
+    assert ccache_of("bisect") == tmp_path / "cache" / "ccache-bisect" / "x86_64-gcc-12"

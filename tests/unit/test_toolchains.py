@@ -181,11 +181,11 @@ def test_caches_seeds_and_trees_are_keyed_by_architecture_and_toolchain(tmp_path
     matrix = load_matrix(write(tmp_path, MATRIX % MINI_TREE))
     settings = settings_for(tmp_path, matrix, pristine=False)
     clang = f"{HOST.name}-clang-16"
-    assert settings.ccache_dir(variants.DEFAULT).name == "ccache"  # as before axes
-    assert settings.ccache_dir(clang).name == f"ccache-{clang}"
+    assert settings.ccache_dir(variants.DEFAULT) == tmp_path / "cache" / "ccache" / variants.DEFAULT
+    assert settings.ccache_dir(clang) == tmp_path / "cache" / "ccache" / clang
     assert settings.work_dir(variants.DEFAULT) != settings.work_dir(clang)
     settings.ccache_domain = "bisect"
-    assert settings.ccache_dir(clang).name == f"ccache-bisect-{clang}"
+    assert settings.ccache_dir(clang) == tmp_path / "cache" / "ccache-bisect" / clang
     settings.seeds = {variants.DEFAULT: "/s/gcc", clang: "/s/clang"}
     assert settings.seed_for(clang) == "/s/clang"
     assert settings.seed_for(f"{HOST.name}-gcc-11") == ""  # none: builds start empty

@@ -25,6 +25,10 @@ from .verdict import InfraError, InputError
 
 CONTAINERS_DIR = Path(__file__).resolve().parent.parent / "containers"
 SUITE = "bookworm"
+# Steps never run as root (harness/ownership.py), and kmatrix run as root keeps its cache under
+# /root: the image's /root is 0755 (Debian's is 0700), so a step can reach its mounts there.
+# Part of the image's digest: an image made before this is made again.
+ROOT_HOME_MODE = 0o755
 MIRROR = "http://deb.debian.org/debian"  # when neither an override nor the host's apt names one
 MIRROR_ENV = "KMATRIX_DEBIAN_MIRROR"
 APT_DIR = Path("/etc/apt")
@@ -134,7 +138,8 @@ def read_spec(containers_dir: Path = CONTAINERS_DIR) -> ImageSpec:
         lines += tuple(p for p in read_list(toolchains) if p not in lines)
     script = containers_dir / FOREIGN_SCRIPT
     foreign = tuple(line for line in lines if ":" in line)
-    inputs = "\n".join(lines) + SUITE + (script.read_text() if foreign and script.exists() else "")
+    inputs = ("\n".join(lines) + SUITE + f"/root {ROOT_HOME_MODE:o}"
+              + (script.read_text() if foreign and script.exists() else ""))
     digest = hashlib.sha256(inputs.encode()).hexdigest()[:12]
     return ImageSpec(tuple(line for line in lines if ":" not in line), digest, foreign)
 
@@ -226,6 +231,7 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
                 raise InfraError(f"unpacking {' '.join(spec.foreign)} failed ({' | '.join(last)})"
                                  f": check the Debian mirror {mirror} is reachable, then rerun")
             (rootfs / "tmp" / FOREIGN_SCRIPT).unlink()
+        os.chmod(rootfs / "root", ROOT_HOME_MODE)
         tarball = Path(tmp) / "rootfs.tar"
         packed = run_bounded(["tar", "-C", str(rootfs), "-cf", str(tarball), "."], TAR_TIMEOUT_S,
                              f"packing the root filesystem took over {TAR_TIMEOUT_S:g} s: check "
@@ -263,10 +269,16 @@ def import_tagged(client: object, tarball: Path, name: str) -> None:
     Podman's compatible API (4.3) drops the tag and names it REPO:latest: the image it reports
     is then named by hand."""
     import docker.errors
+    import requests.exceptions
 
     repo, tag = name.split(":")
-    answer = client.api.import_image(  # type: ignore[attr-defined]
-        src=str(tarball), repository=repo, tag=tag)
+    try:
+        answer = client.api.import_image(  # type: ignore[attr-defined]
+            src=str(tarball), repository=repo, tag=tag)
+    except (requests.exceptions.RequestException, docker.errors.DockerException) as exc:
+        raise InfraError(f"the container engine stopped answering while importing {name} "
+                         f"({str(exc).splitlines()[0][:120]}): check `docker info` (or the "
+                         "Podman service) and rerun `kmatrix image`") from exc
     try:
         client.images.get(name)  # type: ignore[attr-defined]
         return

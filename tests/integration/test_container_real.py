@@ -5,7 +5,9 @@ reaps what the step leaves behind."""
 from __future__ import annotations
 
 import io
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,19 @@ def test_a_20_gb_write_fills_only_its_own_disk_and_is_an_infrastructure_fault(
         assert trouble is not None and trouble.startswith("disk full"), log.getvalue()
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_a_step_reaches_its_mounts_under_the_cache(docker_runner: DockerRunner,
+                                                   kmatrix_cache: Path):
+    # kmatrix run as root keeps its cache in /root/.cache: Debian's /root (0700) would stop
+    # the unprivileged step from reaching any mount below it (the image makes it 0755)
+    where = Path(tempfile.mkdtemp(prefix="uid-check-", dir=kmatrix_cache))
+    try:
+        log = io.StringIO()
+        step = Step("reach", ("sh", "-c", "id -u > out"), (Mount(where, read_only=False),),
+                    workdir=str(where), timeout_s=60)
+        result = docker_runner.run(step, log)
+        assert result.ok, log.getvalue()
+        assert (where / "out").read_text().split() == [str(ownership.step_ids().uid)]
+    finally:
+        shutil.rmtree(where)

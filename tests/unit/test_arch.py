@@ -9,18 +9,19 @@ import re
 from pathlib import Path
 
 import pytest
-from testhelpers import RecordingRunner
+from testhelpers import CONSOLE_DATA, RecordingRunner
 
 from harness import arch as archmod
 from harness import boot, image, variants
 from harness.arch import ARCHES
 from harness.boot_stage import boot_fragment
-from harness.judge import scan_reports
+from harness.judge import judge, scan_reports
 from harness.kbuild import Kbuild
+from harness.kconfig import parse_config
 from harness.kconfig.planner import arch_label, arch_names, defined_in_arches
 from harness.matrix import load_matrix
 from harness.settings import RunSettings
-from harness.verdict import InputError
+from harness.verdict import InputError, Verdict
 
 ARM64 = archmod.get("arm64")
 X86_64 = archmod.get("x86_64")
@@ -176,3 +177,33 @@ def test_a_symbol_only_some_architectures_source_is_named_as_theirs(tmp_path: Pa
     assert defined_in_arches(tmp_path, "LIVEPATCH") == ["arch/x86"]
     assert defined_in_arches(tmp_path, "ARCH_OWN") == ["arch/arm64", "arch/x86"]
     assert defined_in_arches(tmp_path, "NOWHERE") == []
+
+
+ARM64_CONSOLE = CONSOLE_DATA / "arm64"
+ARM64_CMDLINE = "console=ttyAMA0 panic=-1 printk.devkmsg=on loglevel=7"
+
+
+@pytest.mark.parametrize("dups", ["on", "off"])
+def test_real_arm64_consoles_are_judged_with_the_same_rules(dups: str) -> None:
+    log = (ARM64_CONSOLE / f"dups-{dups}.log").read_text()
+    config = parse_config((ARM64_CONSOLE / f"dups-{dups}.config").read_text())
+    result = judge(log, config, ARM64_CMDLINE, known_guest=True, arch=ARM64)
+    assert result.verdict is Verdict.PASS, result.reasons
+    other = parse_config((ARM64_CONSOLE / f"dups-{'off' if dups == 'on' else 'on'}.config")
+                         .read_text())
+    # the same console under the other dups setting is a failure of the dups rules
+    assert judge(log, other, ARM64_CMDLINE, known_guest=True, arch=ARM64).verdict is \
+        Verdict.BOOT_FAIL
+
+
+def test_an_arm64_oops_in_a_real_console_fails_the_boot() -> None:
+    lines = (ARM64_CONSOLE / "dups-on.log").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if "KMATRIX-PHASE begin phase=repeat-fs" in line)
+    oops = ["[    5.000000] Unable to handle kernel paging request at virtual address "
+            "dead000000000108", "[    5.000001] Internal error: Oops: 0000000096000044 [#1] SMP",
+            "[    5.000002] ---[ end trace 0000000000000000 ]---"]
+    text = "\n".join(lines[:at + 1] + oops + lines[at + 1:]) + "\n"
+    config = parse_config((ARM64_CONSOLE / "dups-on.config").read_text())
+    result = judge(text, config, ARM64_CMDLINE, known_guest=True, arch=ARM64)
+    assert result.verdict is Verdict.BOOT_FAIL and result.kind == "oops"
+    assert "Unable to handle kernel paging request" in result.reasons[0]

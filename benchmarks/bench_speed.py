@@ -149,14 +149,15 @@ def fresh_cache(work: Path, name: str) -> Path:
     return cache
 
 
-def plot(data: Fig, path: Path) -> None:
+def plot(data: Fig, path: Path, labels: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = [r for r in data["runs"] if r.get("timeline") and r["label"].endswith("-cold")
-            and r["label"].startswith("default-")]
+    runs = [r for r in data["runs"] if r.get("timeline") and (
+        r["label"] in labels if labels else
+        r["label"].endswith("-cold") and r["label"].startswith("default-"))]
     if not runs:
         return
     fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.6 * len(runs)), sharex=True,
@@ -199,12 +200,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="results/bench-speed-work", help="caches and results")
     ap.add_argument("--out", default="results/bench-speed.json")
     ap.add_argument("--plot", default="docs/bench/cpu-timeline.png")
-    ap.add_argument("--plot-only", help="only draw --plot from this JSON")
+    ap.add_argument("--plot-only", nargs="+", metavar="JSON",
+                    help="only draw --plot from these JSON files (their runs together)")
+    ap.add_argument("--labels", help="the runs to plot (comma-separated labels; default: "
+                    "the default matrix's cold runs)")
     ap.add_argument("--keep", action="store_true", help="keep the caches (disk) afterwards")
     args = ap.parse_args(argv)
     if args.plot_only:
-        data = json.loads(Path(args.plot_only).read_text())
-        plot(data, Path(args.plot))
+        parts = [json.loads(Path(p).read_text()) for p in args.plot_only]
+        data = {**parts[0], "runs": [r for part in parts for r in part["runs"]]}
+        plot(data, Path(args.plot), args.labels.split(",") if args.labels else None)
         print(table(data))
         return 0
     from harness.container import connect

@@ -21,7 +21,7 @@ import pytest
 from filelock import FileLock
 from testhelpers import REPO, run_kmatrix
 
-from harness import container, image, runtime, source
+from harness import container, image, ownership, runtime, source
 from harness.container import DockerRunner, Mount, Step
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,7 @@ def test_every_security_setting_holds_under_both_runtimes(
     assert log.getvalue().startswith(f"\n$ {shlex.join(rt.cli)} run --rm ")
     seen = dict((line.split(None, 1) + [""])[:2]
                 for line in (tmp_path / "probe.txt").read_text().splitlines())
-    assert seen["uid"] == f"{os.getuid()}:{os.getgid()}"
+    assert seen["uid"] == ownership.step_ids().spec and not seen["uid"].startswith("0:")
     assert seen["CapEff:"] == seen["CapBnd:"] == "0000000000000000"  # --cap-drop ALL
     assert seen["NoNewPrivs:"] == "1"  # no-new-privileges
     assert seen["root"] == "ro" and seen["tmp"] == "rw"  # --read-only, a tmpfs /tmp

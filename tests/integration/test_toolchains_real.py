@@ -84,3 +84,31 @@ def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
     assert meta["build"]["toolchain"] == "clang-16"
     assert meta["compiler"]["version_full"].startswith("Debian clang version 16")
     assert "Built with: x86_64 clang-16 (1), x86_64 gcc-11 (1)" in (run_dir / "summary.md").read_text()
+
+
+def test_clang_16_cross_builds_the_object_tier_for_arm64(tmp_path, kernel_tree):
+    """`toolchain: clang-16` with `arch: arm64`: LLVM=-16 and no CROSS_COMPILE (clang targets
+    arm64 from SRCARCH); the resolved config is clang's and arm64's, and the link check holds."""
+    default = yaml.safe_load((ROOT / "matrix.yaml").read_text())
+    path = tmp_path / "matrix.yaml"
+    path.write_text(yaml.safe_dump({
+        "kernel": {"source": str(kernel_tree), "arch": "arm64", "toolchain": "clang-16"},
+        "base": "tinyconfig",
+        "config": default["config"],
+        "include": [{"id": "arm64-clang-dups", "config": {"CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS": "y"}}],
+        "build": {"targets": ["kernel/module/"]},
+        "expect": default["expect"],
+    }, sort_keys=False))
+    settings, matrix = session.prepare_run(
+        session.Options(matrix=path, results=tmp_path / "results", workers=1, jobs=2),
+        say=lambda *_: None)
+    symbols = session.load_symbols(Path(settings.run_dir))
+    combo = matrix.combination("arm64-clang-dups")
+    record = run_combination(Job(settings, matrix, combo, symbols, settings.runner()))
+    assert record.verdict == "pass", record.reasons
+    assert "dups.o" in record.link["kernel/module/"]["members"]
+    assert record.arch == "arm64" and record.toolchain == "clang-16"
+    config = kconfig.parse_config((Path(settings.run_dir) / combo.id / "config").read_text())
+    assert config.get("CONFIG_CC_IS_CLANG") == "y" and config.get("CONFIG_ARM64") == "y"
+    log = (Path(settings.run_dir) / combo.id / "build.log").read_text()
+    assert "ARCH=arm64" in log and "LLVM=-16" in log and "CROSS_COMPILE=" not in log

@@ -210,26 +210,20 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
     try:
         rootfs = Path(tmp) / "rootfs"
         argv = debootstrap_argv(spec, rootfs, mirror)
-        log("$ " + " ".join(argv))
-        done = run_bounded(argv, DEBOOTSTRAP_TIMEOUT_S,
-                           f"debootstrap did not finish in {DEBOOTSTRAP_TIMEOUT_S:g} s: check "
-                           f"the Debian mirror {mirror} answers (or set ${MIRROR_ENV}), then rerun")
-        if done.returncode != 0:
-            last = (done.stdout + done.stderr).strip().splitlines()[-3:]
-            raise InfraError(f"debootstrap failed ({' | '.join(last)}): check the Debian "
-                             f"mirror {mirror} is reachable (or set ${MIRROR_ENV} or `kmatrix "
-                             "image --mirror URL`) and there is 1 GB free, then rerun")
+        run_step(argv, log,
+                 f"debootstrap did not finish in {DEBOOTSTRAP_TIMEOUT_S:g} s: check the Debian "
+                 f"mirror {mirror} answers (or set ${MIRROR_ENV}), then rerun",
+                 "debootstrap failed ({last}): check the Debian mirror "
+                 f"{mirror} is reachable (or set ${MIRROR_ENV} or `kmatrix image --mirror URL`) "
+                 "and there is 1 GB free, then rerun")
         if spec.foreign:
             shutil.copyfile(CONTAINERS_DIR / FOREIGN_SCRIPT, rootfs / "tmp" / FOREIGN_SCRIPT)
-            argv = unpack_foreign_argv(spec, rootfs)
-            log("$ " + " ".join(argv))
-            done = run_bounded(argv, DEBOOTSTRAP_TIMEOUT_S,
-                               f"unpacking {' '.join(spec.foreign)} did not finish in "
-                               f"{DEBOOTSTRAP_TIMEOUT_S:g} s: check the Debian mirror {mirror}")
-            if done.returncode != 0:
-                last = (done.stdout + done.stderr).strip().splitlines()[-3:]
-                raise InfraError(f"unpacking {' '.join(spec.foreign)} failed ({' | '.join(last)})"
-                                 f": check the Debian mirror {mirror} is reachable, then rerun")
+            what = " ".join(spec.foreign)
+            run_step(unpack_foreign_argv(spec, rootfs), log,
+                     f"unpacking {what} did not finish in {DEBOOTSTRAP_TIMEOUT_S:g} s: check "
+                     f"the Debian mirror {mirror}",
+                     f"unpacking {what} failed ({{last}}): check the Debian mirror {mirror} "
+                     "is reachable, then rerun")
             (rootfs / "tmp" / FOREIGN_SCRIPT).unlink()
         os.chmod(rootfs / "root", ROOT_HOME_MODE)
         tarball = Path(tmp) / "rootfs.tar"
@@ -247,6 +241,16 @@ def build_offline(client: object, spec: ImageSpec, cache_dir: Path,
         except OSError as exc:
             log(f"kmatrix: {exc}: `kmatrix cache --prune` removes it later")
     log(f"kmatrix: builder image {spec.tag} ready")
+
+
+def run_step(argv: list[str], log: Callable[[str], None], slow: str, failed: str) -> None:
+    """One step of the offline build, logged and bounded: `slow` when it runs out of time,
+    `failed` (its `{last}`: the tool's last three lines) when it fails; both infra-errors."""
+    log("$ " + " ".join(argv))
+    done = run_bounded(argv, DEBOOTSTRAP_TIMEOUT_S, slow)
+    if done.returncode != 0:
+        last = " | ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+        raise InfraError(failed.replace("{last}", last))
 
 
 def die_with_parent() -> None:

@@ -80,7 +80,8 @@ def _mtime(path: Path) -> float:
 
 
 def candidates(root: Path) -> Iterator[Stale]:
-    """Every output tree (work/<tree+image key>/<name>) and seed (seeds/<key>)."""
+    """Every output tree (work/<tree+image key>/<name>), seed (seeds/<key>) and Kconfig session
+    of the resolve step (kconfig-session/<key>)."""
     for key_dir in sorted((root / "work").glob("*")):
         if not key_dir.is_dir():
             continue
@@ -91,6 +92,9 @@ def candidates(root: Path) -> Iterator[Stale]:
     for seed in sorted(p for p in (root / "seeds").glob("*") if p.is_dir()):
         used = max(_mtime(seed / SEED_MARKER), _mtime(seed / ".config"))
         yield Stale(seed, seed.parent / f"{seed.name}.lock", used, 0)
+    for session in sorted(p for p in (root / "kconfig-session").glob("*") if p.is_dir()):
+        # the resolve step touches a session's directory each time it uses it
+        yield Stale(session, session.parent / f"{session.name}.lock", _mtime(session), 0)
 
 
 LEFTOVER_AGE_S = 3600.0  # a leftover younger than this may still be in the making

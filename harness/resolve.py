@@ -11,8 +11,10 @@ The answers go to resolve.json in the run directory, read by the workers.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -216,6 +218,8 @@ def each_in_group(settings: RunSettings, matrix: Matrix, runner: Runner, group: 
     try:
         with locks.held(home / f"{key}.lock", f"the Kconfig session {home / key}", note):
             session.prepare_each(base)
+            with contextlib.suppress(OSError):
+                os.utime(home / key)  # its last use, for `kmatrix cache --prune`
             return session.resolve_each(
                 [merge(base, {kconfig.config_name(k): v for k, v in r.items()}) for r in configs],
                 scratch / f"each-{key}")

@@ -63,6 +63,20 @@ def test_prune_removes_stale_ones_but_never_one_in_use(root: Path) -> None:
     assert (root / "seeds/0123456789ab").exists() and (root / "work/abc/fresh-combo").exists()
 
 
+def test_stale_kconfig_sessions_are_pruned_unless_a_resolve_holds_them(root: Path) -> None:
+    old = tree(root, "kconfig-session/0f0f0f0f0f0f0f0f", 20, marker="conf")
+    tree(root, "kconfig-session/1e1e1e1e1e1e1e1e", 0.2, marker="conf")
+    found = cache.stale(root, 7 * DAY)
+    assert old in [s.path for s in found]
+    assert "1e1e1e1e1e1e1e1e" not in [s.path.name for s in found]
+    session = next(s for s in found if s.path == old)
+    assert session.lock == root / "kconfig-session" / "0f0f0f0f0f0f0f0f.lock"
+    with FileLock(str(session.lock)):  # a resolve step is using it
+        assert cache.prune([session]) == ([], [session])
+    assert cache.prune([session]) == ([session], [])
+    assert not old.exists() and (root / "kconfig-session/1e1e1e1e1e1e1e1e").is_dir()
+
+
 def test_a_seed_in_use_is_touched(root: Path) -> None:
     seed = root / "seeds/0123456789ab"
     cache.touch_seed(seed)

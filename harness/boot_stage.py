@@ -8,6 +8,7 @@ the console log. The pipeline decides when it runs (``Job.boots``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -62,7 +63,9 @@ def boot(job: Job, record: results.Record, out: Path, resolved: Config, log: IO[
     spec = bootmod.BootSpec(kernel=kernel, initramfs=initramfs, work_dir=job.combo_dir,
                             cmdline=cmdline, limit_s=job.matrix.build.boot_timeout_s,
                             accel=accel, arch=arch)
-    result = bootmod.boot(runner, spec, resolved, log)
+    budget = job.settings.core_budget()
+    with budget.hold(1) if budget is not None else contextlib.nullcontext():
+        result = bootmod.boot(runner, spec, resolved, log)  # one vCPU: it holds one core
     record.boot = result.to_json()
     record.stages.append(results.StageRecord(
         "boot", "pass" if result.verdict is Verdict.PASS else

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -96,11 +96,25 @@ class CoreBudget:
 
     @contextlib.contextmanager
     def claim(self, long: bool) -> Iterator[Claim]:
-        """Claim cores for one step for as long as it runs; the claim says its make jobs."""
+        """Claim cores for one build step for as long as it runs; the claim says its make jobs."""
+        with self._held(lambda others, queued: jobs_for(self.cores, self.workers, others, long,
+                                                        queued)) as mine:
+            yield mine
+
+    @contextlib.contextmanager
+    def hold(self, cores: int) -> Iterator[Claim]:
+        """Hold a fixed number of cores for a step whose size does not change: a QEMU boot is
+        one vCPU (`-smp 1`, `--cpus 1`), and a build that starts while it runs counts that core
+        as taken instead of starting one make job too many."""
+        with self._held(lambda _others, _queued: Claim(owner_id(), cores, cores)) as mine:
+            yield mine
+
+    @contextlib.contextmanager
+    def _held(self, choose: Callable[[list[Claim], int | None], Claim]) -> Iterator[Claim]:
         with self._lock():
             claims, queued = self._read()
             others = [c for c in claims if c.owner != owner_id()]
-            mine = jobs_for(self.cores, self.workers, others, long, queued)
+            mine = choose(others, queued)
             self._write([*others, mine], queued)
         try:
             yield mine

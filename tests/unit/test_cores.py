@@ -57,6 +57,19 @@ def test_the_budget_file_holds_the_running_claims_and_forgets_dead_workers(tmp_p
         assert long.jobs == 2
 
 
+def test_a_boot_holds_its_one_core_so_a_build_beside_it_takes_the_other(tmp_path: Path) -> None:
+    budget = CoreBudget(tmp_path, cores=2, workers=2)
+    budget.set_queued(0)
+    with budget.hold(1) as boot:
+        held = json.loads((tmp_path / BUDGET_FILE).read_text())["claims"]
+        assert held == [{"owner": owner_id(), "jobs": 1, "reserves": 1, "long": False}]
+        # the last object build, started by the other worker while the boot runs: -j1, not -j2
+        assert jobs_for(2, 2, [boot], long=False, queued=0).jobs == 1
+    assert json.loads((tmp_path / BUDGET_FILE).read_text())["claims"] == []
+    with budget.claim(long=False) as last:
+        assert last.jobs == 2  # the boot gave its core back
+
+
 def test_a_damaged_budget_file_counts_nobody(tmp_path: Path) -> None:
     (tmp_path / BUDGET_FILE).write_text("{not json")
     with CoreBudget(tmp_path, cores=4, workers=2).claim(long=False) as mine:

@@ -98,8 +98,8 @@ def typecheck(session: nox.Session) -> None:
 @nox.session(name="bench-sampling")
 def bench_sampling(session: nox.Session) -> None:
     """Builds to 100 % pairwise coverage of the kernel/module/ options: pairwise vs random vs
-    one at a time, Kconfig only (about 15 minutes on 2 cores); pass `-- --run-dir RUN` (a
-    finished `kmatrix run matrix-pairwise.yaml`) for the build wall times."""
+    one at a time, Kconfig only (about 15 minutes on 2 cores); `-- --build` also builds every
+    arm for real (`kmatrix run`, a cold cache each) for their build wall times."""
     _install(session)
     session.run("python", "benchmarks/bench_sampling.py", "--out", "results/bench-sampling.json",
                 *session.posargs)

@@ -5,9 +5,11 @@ pairwise sampling versus random sampling versus one option at a time, and their 
 Coverage after Kconfig is a property of the resolved configs, so each arm's number of builds
 is exact from Kconfig alone (the tree's own `make olddefconfig` / `make randconfig` in the
 builder container, no compiler). The Kconfig wall time of each arm is measured here; the build
-time comes from a real `kmatrix run` of the pairwise matrix (`--run-dir`: its wall time and the
-median time per combination, object tier), and for the other arms is that median times their
-number of builds (said so in the table).
+time comes from real `kmatrix run`s: with `--build`, every arm is built (the pairwise matrix;
+the first random seed's configs, each settled by olddefconfig and built with exactly its
+values; the one-at-a-time combinations), each from a cold cache of its own; without it, from a
+finished run of the pairwise matrix (`--run-dir`), the other arms estimated at its median time
+per combination (said so in the table).
 
 Arms, over the same axes and common values (default `matrix-pairwise.yaml`):
 - pairwise: the covertable sample under Kconfig's constraints, then kmatrix's cover
@@ -21,6 +23,7 @@ Arms, over the same axes and common values (default `matrix-pairwise.yaml`):
 - one at a time: the base, then each axis value that differs from the base alone, with repair
   (the default matrix's shape). It never covers two options on together.
 
+    python3 benchmarks/bench_sampling.py --build --out bench-sampling.json   # every arm built
     python3 benchmarks/bench_sampling.py --run-dir results/latest --out bench-sampling.json
     python3 benchmarks/bench_sampling.py --report bench-sampling.json       # reprint the table
     python3 benchmarks/bench_sampling.py --report B.json --run-dir RUN --out B.json  # add builds
@@ -35,16 +38,20 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from harness import cover, coverage, kconfig, randconfig, resolve, session, source  # noqa: E402
 from harness import matrix as matrixmod  # noqa: E402
+from harness.kconfig import Config  # noqa: E402
 from harness.kconfig.session import KconfigSession  # noqa: E402
 from harness.matrix import Combination, Matrix  # noqa: E402
 from harness.sample import Axis, Row, all_tuples  # noqa: E402
@@ -129,8 +136,10 @@ def random_arm(b: Bench, axes: list[Axis], satisfiable: set[Row], free: list[str
     held: set[Row] = set()
     curve: list[int] = []
     start = time.monotonic()
+    configs: list[Config] = []
     for i in range(limit):
         config = randconfig.random_config(ks, values, seed * 1000 + i)
+        configs.append(config)
         row = {a.symbol: coverage.resolved_value(config, {}, a.symbol) for a in axes}
         held |= {t for t in coverage.covered_tuples({"r": row}, 2) if t in satisfiable}
         curve.append(len(held))
@@ -142,7 +151,7 @@ def random_arm(b: Bench, axes: list[Axis], satisfiable: set[Row], free: list[str
     return {"seed": seed, "builds": len(curve) if done else None, "tried": len(curve),
             "curve": curve, "coverage": 100.0 * curve[-1] / len(satisfiable),
             "missing": [coverage.tuple_text(t) for t in sorted(satisfiable - held)],
-            "kconfig_s": round(time.monotonic() - start, 1)}
+            "kconfig_s": round(time.monotonic() - start, 1), "configs": configs}
 
 
 def one_at_a_time_arm(b: Bench, axes: list[Axis], satisfiable: set[Row]) -> dict[str, object]:
@@ -159,7 +168,66 @@ def one_at_a_time_arm(b: Bench, axes: list[Axis], satisfiable: set[Row]) -> dict
     built = b.held(found, axes)
     got = len(satisfiable & set(coverage.covered_tuples(built, 2)))
     return {"builds": len(built), "combinations": len(combos), "covered": got,
-            "coverage": 100.0 * got / len(satisfiable), "kconfig_s": round(b.kconfig_s, 1)}
+            "coverage": 100.0 * got / len(satisfiable), "kconfig_s": round(b.kconfig_s, 1),
+            "built": [{"id": c.id, "config": dict(c.values)} for c in combos
+                      if c.id in built]}
+
+
+def arm_matrix(src: Path, entries: list[dict[str, object]], repair: bool, out: Path) -> Path:
+    """The pairwise matrix's kernel, base, fixed values, build and expectations, with `entries`
+    (id, config) as its combinations instead of the sample."""
+    data = yaml.safe_load(src.read_text())
+    m = {k: v for k, v in data.items() if k not in ("axes", "exclude", "include", "sample")}
+    m["repair"] = repair
+    m["include"] = entries
+    out.write_text(yaml.safe_dump(m, sort_keys=False))
+    return out
+
+
+def build_arm(name: str, matrix_path: Path, work: Path, extra: list[str]) -> dict[str, object]:
+    """One arm built for real: `kmatrix run` of its matrix with a cold cache of its own (it
+    shares only the unpacked kernel source), so no arm profits from another's ccache or trees.
+    Wall time from the command's start to its end: resolve, seed, builds, link checks."""
+    cache = work / f"cache-{name}"
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    trees = source.cache_root() / "trees"
+    if trees.is_dir():
+        (cache / "trees").symlink_to(trees)
+    results = work / f"results-{name}"
+    argv = [sys.executable, "-m", "harness", "run", str(matrix_path), "--results", str(results),
+            *extra]
+    print(f"bench-sampling: building the {name} arm: {' '.join(argv)}", flush=True)
+    start = time.monotonic()
+    with (work / f"{name}.log").open("w") as log:
+        code = subprocess.run(argv, cwd=REPO, env=dict(os.environ, KMATRIX_CACHE=str(cache)),
+                              stdout=log, stderr=subprocess.STDOUT, check=False).returncode
+    wall = time.monotonic() - start
+    run_dir = (results / "latest").resolve()
+    out = measured_builds(run_dir) if run_dir.is_dir() else {}
+    shutil.rmtree(cache, ignore_errors=True)
+    return {**out, "arm": name, "exit_status": code, "command": " ".join(argv),
+            "total_s": round(wall, 1)}
+
+
+def build_arms(b: Bench, data: dict, matrix_path: Path, work: Path) -> dict[str, object]:
+    """Every arm's builds, for real: the pairwise matrix as `kmatrix run` samples and completes
+    it; the first random seed's configs (settled by olddefconfig, as a build settles them),
+    each a combination with exactly its values; the one-at-a-time combinations, repaired."""
+    work.mkdir(parents=True, exist_ok=True)
+    first = data["random"][0]
+    ks = KconfigSession(b.tree, b.work / "settle", b.runner, b.log, arch=b.matrix.arch)
+    rand: list[dict[str, object]] = [{"id": f"random-{i + 1:02d}",
+             "config": randconfig.random_values(b.base, ks.olddefconfig(c))}
+            for i, c in enumerate(first["configs"])]
+    one = data["one_at_a_time"]["built"]
+    return {
+        "pairwise": build_arm("pairwise", matrix_path, work, []),
+        "random": build_arm("random", arm_matrix(matrix_path, rand, False,
+                                                 work / "matrix-random.yaml"), work, []),
+        "one_at_a_time": build_arm("one-at-a-time", arm_matrix(
+            matrix_path, one, True, work / "matrix-one-at-a-time.yaml"), work, []),
+    }
 
 
 def measured_builds(run_dir: Path) -> dict[str, object]:
@@ -190,8 +258,22 @@ def report(data: dict) -> str:
     def est(n: int | None) -> str:
         return f"~{n * per / 60:.0f} min (estimated: {n} x {per:.0f} s)" if n and per else "-"
 
+    real = data.get("built") or {}
+
+    def measured(arm: str, fallback: str) -> str:
+        r = real.get(arm)
+        if not r:
+            return fallback
+        verdicts: dict[str, int] = {}
+        for v in r.get("verdicts", {}).values():
+            verdicts[v] = verdicts.get(v, 0) + 1
+        return (f"{r['total_s'] / 60:.1f} min built (`kmatrix run`, cold cache: "
+                f"{r.get('combinations', 0)} combinations, "
+                f"{', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}, exit "
+                f"{r['exit_status']})")
+
     b = data.get("builds")
-    built = f"{b['wall_s'] / 60:.1f} min (measured)" if b else "-"
+    built = measured("pairwise", f"{b['wall_s'] / 60:.1f} min (measured)" if b else "-")
     held = p["builds"] - len(p["added"])
     lines.append(f"| pairwise (covertable + cover) | {p['builds']} ({held} of {p['rows']} sampled "
                  f"rows hold, {len(p['added'])} added) | {p['coverage']:.1f} % | "
@@ -203,9 +285,12 @@ def report(data: dict) -> str:
                  f"{'median ' + format(med, 'g') if med else 'not reached'} ({each}) | "
                  f"{statistics.median(r['coverage'] for r in rs):.1f} % (median) | "
                  f"{statistics.median(r['kconfig_s'] for r in rs):.0f} s (median) | "
-                 f"{est(int(med)) if med else 'more than ' + est(max(r['tried'] for r in rs))} |")
+                 f"""{measured('random', est(int(med)) if med else 'more than ' + est(
+                     max(r['tried'] for r in rs)))} |""")
     lines.append(f"| one at a time | never ({o['builds']} builds) | {o['coverage']:.1f} % "
-                 f"| {o['kconfig_s']:.0f} s | {est(o['builds'])} |")
+                 f"| {o['kconfig_s']:.0f} s | {measured('one_at_a_time', est(o['builds']))} |")
+    if real.get("random"):
+        lines.append(f"\nThe random arm built is seed 1's {data['random'][0]['tried']} configs.")
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +301,11 @@ def main() -> int:
                     help="a finished `kmatrix run` of the same matrix: its build times")
     ap.add_argument("--random-seeds", type=int, default=3)
     ap.add_argument("--random-max", type=int, default=60, help="configs tried per random seed")
+    ap.add_argument("--build", action="store_true",
+                    help="build every arm for real (`kmatrix run`, a cold cache each): the "
+                    "pairwise matrix, the first random seed's configs, the one-at-a-time ones")
+    ap.add_argument("--work", type=Path, default=REPO / "results" / "bench-sampling-work",
+                    help="with --build: the arms' matrices, logs, caches and results")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--report", type=Path, help="print the table of an earlier --out file")
     args = ap.parse_args()
@@ -241,6 +331,10 @@ def main() -> int:
             range(1, args.random_seeds + 1)))
     if args.run_dir:
         data["builds"] = measured_builds(args.run_dir.resolve())
+    if args.build:
+        data["built"] = build_arms(b, data, args.matrix.resolve(), args.work.resolve())
+    for r in data["random"]:
+        r.pop("configs", None)  # whole .config files: kept out of the figures
     data["load_end"] = list(os.getloadavg())
     b.log.close()
     print(report(data), end="")

@@ -115,8 +115,11 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
     with locks.held(seeds / f"{key}.lock", f"seed tree {key}",
                     _say_to(log)):
         if (seed / ".kmatrix-seed-done").exists():
-            touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
-            return seed
+            if (damage := treeguard.damage(seed)) is None:
+                touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
+                return seed
+            # every tree copied from it would be damaged too: made again, never used
+            write_log(log, f"kmatrix: seed tree {seed} is damaged ({damage}): made again\n")
         shutil.rmtree(seed, ignore_errors=True)
         tc = settings.kbuild(matrix, jobs)
         base, failed = base_config_stage(tc, runner, matrix, seed, log)

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from . import results
 from .container import Runner, Step, StepResult
@@ -84,3 +84,73 @@ def repair(tree: Path, say: Callable[[str], None]) -> int:
     say(f"kmatrix: tree {tree} was left by a stopped step: removed the {removed} file(s) "
         "written since it started; Kbuild rebuilds them")
     return removed
+
+
+OBJECT_SUFFIXES = (".o", ".ko", ".a")
+
+
+def _elf_damage(head: bytes, size: int) -> str | None:
+    """What is wrong with an ELF file of `size` bytes starting with `head` (64 bytes or
+    fewer): its section header table must lie inside the file (the last thing a linker or
+    assembler writes, so a file cut short loses it first)."""
+    if len(head) < 52:
+        return "cut short inside its ELF header"
+    order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
+    if head[4] == 2:  # ELFCLASS64
+        if len(head) < 64:
+            return "cut short inside its ELF header"
+        shoff, entsize, count = (int.from_bytes(head[0x28:0x30], order),
+                                 int.from_bytes(head[0x3A:0x3C], order),
+                                 int.from_bytes(head[0x3C:0x3E], order))
+    else:
+        shoff, entsize, count = (int.from_bytes(head[0x20:0x24], order),
+                                 int.from_bytes(head[0x2E:0x30], order),
+                                 int.from_bytes(head[0x30:0x32], order))
+    if shoff + entsize * count > size:
+        return f"cut short at byte {size} (its section headers end at {shoff + entsize * count})"
+    return None
+
+
+def file_damage(path: Path) -> str | None:
+    """A build product that is not whole: an object or module that is not a whole ELF file, an
+    archive that is not a whole ar archive, an ELF host tool cut short. None if whole (or not a
+    build product kmatrix can check)."""
+    from .linkcheck import archive_members
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(64)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    if path.suffix == ".a":
+        try:
+            archive_members(path)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return str(exc).replace(f"{path} is ", "")
+        return None
+    if head.startswith(b"\x7fELF"):
+        return _elf_damage(head, size)
+    if path.suffix in (".o", ".ko") and not head.startswith(b"BC\xc0\xde"):  # LLVM bitcode (LTO)
+        return "not an ELF object" if size else "empty"
+    return None
+
+
+def damage(tree: Path) -> str | None:
+    """The first damaged build product of a tree (objects, archives, and the host tools under
+    scripts/ and tools/, which every build runs): `path: what`; None if every one is whole.
+    A seed is copied into every new tree of its key, so one cut-short file there would damage
+    them all; this is checked each time a run takes a seed (milliseconds: a seed holds the
+    objects of `make prepare` and of the build targets, tens to a few thousand files)."""
+    for top, dirs, files in os.walk(tree, followlinks=False):
+        dirs.sort()
+        rel_top = Path(top).relative_to(tree)
+        tools = rel_top.parts[:1] in (("scripts",), ("tools",))
+        for name in sorted(files):
+            path = Path(top) / name
+            if path.is_symlink():
+                continue
+            if name.endswith(OBJECT_SUFFIXES) or (tools and os.access(path, os.X_OK)):
+                if (what := file_damage(path)) is not None:
+                    return f"{rel_top / name}: {what}"
+    return None

@@ -384,6 +384,30 @@ def test_a_damaged_tree_is_infra_error_then_made_again(tmp_path, kernel_tree, li
         shutil.rmtree(tree, ignore_errors=True)
 
 
+@slow
+def test_a_damaged_seed_is_made_again_and_its_trees_pass(tmp_path, kernel_tree, live_engine):
+    """A seed damaged behind kmatrix's back after it was marked done (its kernel/module/main.o
+    cut in half, as a full disk or a crash would leave it): the next run makes the seed again
+    and a new tree copied from it passes. Before, every new tree was a copy of the damaged
+    seed and failed on the same file, run after run. A cache of its own: the shared seeds of
+    other suites are never touched."""
+    cache = tmp_path / "cache"
+    env = {**live_engine.env, "KMATRIX_CACHE": str(cache)}
+    m = write_matrix(tmp_path / "m", kernel_tree)
+    first = run_to_end(m, tmp_path / "res1", env, "--only", "f-plain")
+    assert first.verdicts == {"f-plain": "pass"}, first.out[-2000:]
+    seeds = [p for p in (cache / "seeds").iterdir() if (p / ".kmatrix-seed-done").exists()]
+    assert len(seeds) == 1, seeds
+    victim = seeds[0] / "kernel" / "module" / "main.o"
+    victim.write_bytes(victim.read_bytes()[:victim.stat().st_size // 2])
+    again = run_to_end(m, tmp_path / "res2", env, "--only", "f-dups")  # a new tree: a copy
+    assert again.verdicts == {"f-dups": "pass"}, again.out[-2000:]
+    assert again.run_dir is not None
+    assert "is damaged (kernel/module/main.o: cut short" in \
+        (again.run_dir / "seed.log").read_text()
+    assert_sound(again, live_engine, ["f-dups"])
+
+
 # --- hostile input -------------------------------------------------------------------------
 
 BOMB = """

@@ -173,3 +173,79 @@ def test_a_seed_whose_warm_up_was_killed_is_repaired_before_it_is_marked_done(
     assert not (seed / "kernel" / "module" / "main.o").exists()
     assert treeguard.dirty_since(seed) is None
     assert "removed the 1 file(s)" in (tmp_path / "seed.log").read_text()
+
+
+def elf(path: Path, size: int, shoff: int = 512, shnum: int = 8, cls64: bool = True) -> Path:
+    """A little-endian ELF file of `size` bytes whose section headers sit at `shoff`."""
+    head = bytearray(64)
+    head[:4] = b"\x7fELF"
+    head[4], head[5] = (2 if cls64 else 1), 1
+    if cls64:
+        head[0x28:0x30] = shoff.to_bytes(8, "little")
+        head[0x3A:0x3C] = (64).to_bytes(2, "little")
+        head[0x3C:0x3E] = shnum.to_bytes(2, "little")
+    else:
+        head[0x20:0x24] = shoff.to_bytes(4, "little")
+        head[0x2E:0x30] = (40).to_bytes(2, "little")
+        head[0x30:0x32] = shnum.to_bytes(2, "little")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(head) + bytes(max(0, size - 64)))
+    return path
+
+
+def test_whole_objects_archives_and_tools_are_not_damage(tmp_path: Path) -> None:
+    elf(tmp_path / "kernel/module/main.o", 512 + 8 * 64)
+    elf(tmp_path / "arch/x86/boot/setup.o", 400 + 5 * 40, shoff=400, shnum=5, cls64=False)
+    elf(tmp_path / "scripts/basic/fixdep", 512 + 8 * 64).chmod(0o755)
+    (tmp_path / "kernel/module/built-in.a").write_bytes(b"!<thin>\n")
+    (tmp_path / "kernel/module/main.c").write_text("not a product")
+    (tmp_path / "scripts/setlocalversion").write_text("#!/bin/sh\n")
+    (tmp_path / "scripts/setlocalversion").chmod(0o755)
+    assert treeguard.damage(tmp_path) is None
+
+
+@pytest.mark.parametrize(("name", "make", "what"), [
+    ("kernel/module/main.o", lambda p: elf(p, 700), "cut short at byte 700"),
+    ("kernel/module/main.o", lambda p: p.write_bytes(b""), "empty"),
+    ("kernel/module/main.o", lambda p: p.write_text("half an object"), "not an ELF object"),
+    ("kernel/module/main.o", lambda p: p.write_bytes(b"\x7fELF\x02\x01"), "ELF header"),
+    ("scripts/basic/fixdep", lambda p: elf(p, 100).chmod(0o755), "cut short at byte 100"),
+    ("kernel/module/built-in.a", lambda p: p.write_bytes(b"!<arch>\nmain.o/  0  "),
+     "not a whole ar archive")])
+def test_a_cut_short_product_is_named(tmp_path: Path, name: str, make, what: str) -> None:
+    elf(tmp_path / "init/main.o", 1024)
+    (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+    make(tmp_path / name)
+    found = treeguard.damage(tmp_path)
+    assert found is not None and found.startswith(name + ": ") and what in found, found
+
+
+def test_a_damaged_seed_is_made_again_never_copied(tmp_path: Path) -> None:
+    """A seed marked done whose object was cut short afterwards (a full disk, a crash, a hand):
+    before the fix every new tree was copied from it and failed on the same damaged file."""
+    import textwrap
+
+    from test_pipeline import MATRIX, MINI_TREE, SEED_RULES, SYMBOLS, FakeMake
+    from test_pipeline import settings_for as pipeline_settings
+
+    from harness import makefile
+    from harness.matrix import load_matrix
+
+    path = tmp_path / "matrix.yaml"
+    path.write_text(textwrap.dedent(MATRIX % MINI_TREE).lstrip() +
+                    makefile.render_expect_yaml("kernel/module/", SEED_RULES))
+    matrix = load_matrix(path)
+    settings = pipeline_settings(tmp_path, matrix, pristine=False)
+    with open(tmp_path / "seed.log", "w") as log:
+        seed = pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2)
+        assert seed is not None
+        elf(seed / "kernel/module/main.o", 1024)
+        made = (seed / ".kmatrix-seed-done").read_text()
+        assert pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2) == seed
+        assert (seed / ".kmatrix-seed-done").read_text() == made  # whole: taken as it is
+        elf(seed / "kernel/module/main.o", 600)  # cut short
+        time.sleep(0.01)
+        assert pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2) == seed
+    assert not (seed / "kernel/module/main.o").exists()  # the seed was made again from empty
+    assert "is damaged (kernel/module/main.o: cut short at byte 600" in \
+        (tmp_path / "seed.log").read_text()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import os
 import time
@@ -154,11 +155,25 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         if c.id not in found:
             groups.setdefault(kconfig_group(matrix, c), []).append(c)
     rest: list[Combination] = []
-    for group, members in groups.items():
+
+    def one_group(group: str) -> tuple[list[Config | None], float, str]:
         started = time.monotonic()
-        resolved = each_in_group(settings, views[group], runner, group, bases[group],
-                                 [requests[c.id] for c in members], fingerprint, scratch, log)
-        share = round((time.monotonic() - started) / len(members), 1)
+        own = io.StringIO()  # its steps' output, kept together in resolve.log
+        try:
+            resolved = each_in_group(settings, views[group], runner, group, bases[group],
+                                     [requests[c.id] for c in groups[group]], fingerprint,
+                                     scratch, own)
+        except BaseException:
+            log.write(own.getvalue())  # what it did before it failed stays in the log
+            raise
+        return resolved, time.monotonic() - started, own.getvalue()
+
+    # the groups (architectures, toolchains) side by side: each is one single-threaded parse
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups)))) as pool:
+        done = list(pool.map(one_group, list(groups)))
+    for (group, members), (resolved, seconds, output) in zip(groups.items(), done, strict=True):
+        log.write(output)
+        share = round(seconds / len(members), 1)
         for c, config in zip(members, resolved, strict=True):
             res = holding(c, bases[group], requests[c.id], config)
             if res is None:

@@ -94,6 +94,20 @@ def olddefconfig(tc: Kbuild, runner: Runner, out: Path, config: Config,
     return kconfig_session(tc, runner, out, log).olddefconfig_step(config)
 
 
+def kept_config(out: Path, resolution: Resolution | None) -> Config | None:
+    """The tree's .config, when it already holds exactly the values the resolve step found
+    `make olddefconfig` makes of this request (the same tree, image, toolchain, base and
+    request: its config hash); None otherwise, and always for a tree a stopped step left dirty
+    or without a resolve step (bisects)."""
+    if resolution is None or not resolution.config_hash or treeguard.dirty_since(out) is not None:
+        return None
+    try:
+        current = kconfig.parse_config((out / ".config").read_text())
+    except (OSError, UnicodeDecodeError):
+        return None
+    return current if kconfig.config_hash(current) == resolution.config_hash else None
+
+
 def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
                 runner: Runner, log: IO[str], jobs: int) -> Path | None:
     """A prepared output tree (base + common config, `make prepare` done) to copy from.
@@ -332,12 +346,25 @@ class Chain:
             requested = self.repair(base, requested)
         merged = kconfig.merge(base, requested)
         results.atomic_write(job.combo_dir / "input.config", kconfig.render_config(merged))
-        resolved, step = olddefconfig(self.tc, job.runner, out, merged, log)
-        _stage(record, "olddefconfig", "pass" if step.ok else "error", step.duration_s,
-               step.command)
-        if resolved is None:
-            return Outcome(Verdict.INFRA_ERROR if step.timed_out else Verdict.BUILD_ERROR,
-                           ["make olddefconfig failed: " + " | ".join(step.tail[-3:])])
+        resolved = kept_config(out, resolution)
+        if resolved is not None:
+            # a warm tree whose .config is already this request's answer: make olddefconfig
+            # would write the same values again, and its new .config would make the build's
+            # make run Kconfig once more (syncconfig) for nothing
+            rerun = job.runner.reproducer(self.tc.make_step(
+                "olddefconfig", out, "olddefconfig", timeout_s=job.matrix.build.timeout_s, jobs=1))
+            note = (f"kept: {out}/.config already is what `make olddefconfig` makes of this "
+                    f"request (config hash {kconfig.config_hash(resolved)}, as the resolve step "
+                    f"found it); rerun: {rerun}")
+            write_log(log, f"kmatrix: olddefconfig {note}\n")
+            _stage(record, "olddefconfig", "pass", 0.0, note)
+        else:
+            resolved, step = olddefconfig(self.tc, job.runner, out, merged, log)
+            _stage(record, "olddefconfig", "pass" if step.ok else "error", step.duration_s,
+                   step.command)
+            if resolved is None:
+                return Outcome(Verdict.INFRA_ERROR if step.timed_out else Verdict.BUILD_ERROR,
+                               ["make olddefconfig failed: " + " | ".join(step.tail[-3:])])
         shutil.copyfile(out / ".config", job.combo_dir / "config")
         record.resolved_config_hash = kconfig.config_hash(resolved)
         record.compiler = resolved.get("CONFIG_CC_VERSION_TEXT", "").strip('"')

@@ -14,7 +14,7 @@ from typing import IO
 import pytest
 from testhelpers import MINI_TREE, RecordingRunner
 
-from harness import arch, kconfig, linkcheck, makefile, pipeline, results
+from harness import arch, kconfig, linkcheck, makefile, pipeline, results, treeguard
 from harness.container import Step, StepResult, host_workdir
 from harness.matrix import Combination, Matrix, load_matrix
 from harness.pipeline import run_combination
@@ -464,6 +464,44 @@ def test_a_warm_tree_keeps_its_base_config(tmp_path: Path, matrix: Matrix) -> No
     assert [s.name for s in first.steps] == ["base-config", "olddefconfig", "build"]
     assert [s.name for s in second.steps] == ["olddefconfig", "build"]
     assert rec2.verdict == "pass" and "base-config" not in [s.name for s in rec2.stages]
+
+
+def test_a_warm_tree_whose_config_is_already_the_answer_runs_no_olddefconfig(
+        tmp_path: Path, matrix: Matrix) -> None:
+    """A warm rerun with nothing changed: the tree's .config holds exactly what the resolve
+    step found olddefconfig makes of the request, so it is kept (an olddefconfig would
+    rewrite it, and the new .config would make the build run Kconfig again). Config truth
+    still judges it; another answer, or a tree a stopped step left dirty, runs olddefconfig."""
+    from harness import resolve
+
+    first = run(tmp_path, matrix, "dups-y", FakeMake(), pristine=False, ccache=False)
+    out = Path(first.output_dir)
+    answer = kconfig.config_hash(kconfig.parse_config((out / ".config").read_text()))
+    settings = settings_for(tmp_path, matrix, pristine=False, ccache=False)
+    resolve.save(Path(settings.run_dir), {"dups-y": resolve.Resolution(
+        "dups-y", config_hash=answer, tree="dups-y")})
+    kept = FakeMake()
+    rec = run(tmp_path, matrix, "dups-y", kept, pristine=False, ccache=False)
+    assert [s.name for s in kept.steps] == ["build"]
+    assert rec.verdict == "pass" and ("olddefconfig", "pass") in stages(rec)
+    stage = next(s for s in rec.stages if s.name == "olddefconfig")
+    assert stage.command.startswith(f"kept: {out}/.config already is") and \
+        "rerun: " in stage.command and "olddefconfig" in stage.command.split("rerun: ")[1]
+    assert rec.resolved_config_hash == answer
+    assert "kmatrix: olddefconfig kept:" in (tmp_path / "results/r1/dups-y/build.log").read_text()
+
+    resolve.save(Path(settings.run_dir), {"dups-y": resolve.Resolution(
+        "dups-y", config_hash="0123456789abcdef", tree="dups-y")})
+    other = FakeMake()
+    run(tmp_path, matrix, "dups-y", other, pristine=False, ccache=False)
+    assert [s.name for s in other.steps] == ["olddefconfig", "build"]
+
+    resolve.save(Path(settings.run_dir), {"dups-y": resolve.Resolution(
+        "dups-y", config_hash=answer, tree="dups-y")})
+    treeguard.condemn(out)  # nothing in a condemned tree is trusted
+    dirty = FakeMake()
+    run(tmp_path, matrix, "dups-y", dirty, pristine=False, ccache=False)
+    assert "olddefconfig" in [s.name for s in dirty.steps]
 
 
 def test_a_warm_tree_remakes_a_base_config_made_for_another_base(tmp_path: Path,

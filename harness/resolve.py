@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from . import kconfig, results, variants
-from .container import Runner
+from .container import NamedBuffer, Runner
 from .kconfig import Config, SymbolTable
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
@@ -158,7 +157,7 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
 
     def one_group(group: str) -> tuple[list[Config | None], float, str]:
         started = time.monotonic()
-        own = io.StringIO()  # its steps' output, kept together in resolve.log
+        own = NamedBuffer(getattr(log, "name", "resolve.log"))  # kept together in the log
         try:
             resolved = each_in_group(settings, views[group], runner, group, bases[group],
                                      [requests[c.id] for c in groups[group]], fingerprint,

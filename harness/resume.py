@@ -61,7 +61,7 @@ def prepare(results_dir: Path, given: Path | None,
     from . import session
     from . import shard as shardmod
     from .compare import selection
-    from .pipeline import ensure_seeds
+    from .seeds import ensure_seeds
 
     run_dir = find_run(results_dir, given)
     settings = RunSettings.load(run_dir)

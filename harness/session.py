@@ -26,8 +26,8 @@ from . import shard as shardmod
 from .container import Runner, connect, make_runner
 from .kconfig import SymbolTable
 from .matrix import Matrix
-from .pipeline import ensure_seeds
 from .randconfig import RandomSpec
+from .seeds import ensure_seeds
 from .settings import RunSettings
 from .shard import ShardSpec
 from .verdict import InfraError, InputError

@@ -14,7 +14,7 @@ from typing import IO
 import pytest
 from testhelpers import MINI_TREE, RecordingRunner
 
-from harness import arch, kconfig, linkcheck, makefile, pipeline, results, treeguard
+from harness import arch, kconfig, linkcheck, makefile, pipeline, results, seeds, treeguard
 from harness.container import Step, StepResult, host_workdir
 from harness.matrix import Combination, Matrix, load_matrix
 from harness.pipeline import run_combination
@@ -557,7 +557,7 @@ def test_run_settings_round_trip_and_no_seed_when_pristine(tmp_path: Path, matri
     settings = settings_for(tmp_path, matrix, workers=2, jobs=1, only=["dups-y"])
     settings.save()
     assert RunSettings.load(Path(settings.run_dir)) == settings
-    assert pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), None, 2) is None  # type: ignore[arg-type]
+    assert seeds.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), None, 2) is None  # type: ignore[arg-type]
 
 
 def test_reproducer_line() -> None:

@@ -11,7 +11,7 @@ from typing import IO
 
 import pytest
 
-from harness import pipeline, treeguard
+from harness import pipeline, seeds, treeguard
 from harness.container import Step, StepResult
 from harness.settings import RunSettings
 
@@ -167,7 +167,7 @@ def test_a_seed_whose_warm_up_was_killed_is_repaired_before_it_is_marked_done(
             (Path(host_workdir(step)) / "kernel" / "module" / "main.o").write_text("half")
 
     with open(tmp_path / "seed.log", "w") as log:
-        seed = pipeline.ensure_seed(settings, matrix, SYMBOLS,
+        seed = seeds.ensure_seed(settings, matrix, SYMBOLS,
                                     FakeMake(timeout="warm-targets", on_step=half_object), log, 2)
     assert seed is not None and (seed / ".kmatrix-seed-done").exists()
     assert not (seed / "kernel" / "module" / "main.o").exists()
@@ -237,15 +237,15 @@ def test_a_damaged_seed_is_made_again_never_copied(tmp_path: Path) -> None:
     matrix = load_matrix(path)
     settings = pipeline_settings(tmp_path, matrix, pristine=False)
     with open(tmp_path / "seed.log", "w") as log:
-        seed = pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2)
+        seed = seeds.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2)
         assert seed is not None
         elf(seed / "kernel/module/main.o", 1024)
         made = (seed / ".kmatrix-seed-done").read_text()
-        assert pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2) == seed
+        assert seeds.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2) == seed
         assert (seed / ".kmatrix-seed-done").read_text() == made  # whole: taken as it is
         elf(seed / "kernel/module/main.o", 600)  # cut short
         time.sleep(0.01)
-        assert pipeline.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2) == seed
+        assert seeds.ensure_seed(settings, matrix, SYMBOLS, FakeMake(), log, 2) == seed
     assert not (seed / "kernel/module/main.o").exists()  # the seed was made again from empty
     assert "is damaged (kernel/module/main.o: cut short at byte 600" in \
         (tmp_path / "seed.log").read_text()

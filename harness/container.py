@@ -69,6 +69,9 @@ class Step:
     timeout_s: float = 3600.0
     cpus: float = 1.0
     mem_bytes: int = 4 << 30
+    # its CPU weight against the run's other steps (cgroup shares; 0: the engine's default,
+    # 1024): the critical path's build gets more, so the others fill the cores it leaves idle
+    cpu_shares: int = 0
     devices: tuple[str, ...] = ()  # e.g. ("/dev/kvm",) for a boot that passed the KVM probe
     progress: Progress | None = None  # a soft limit (timeout_s) that output can extend
 
@@ -155,6 +158,8 @@ def docker_run_line(image: str, step: Step, cli: tuple[str, ...] = ("docker",)) 
             "--read-only", "--pids-limit", str(PIDS_LIMIT),
             "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes),
             "--memory-swap", str(step.mem_bytes)]
+    if step.cpu_shares:
+        args += ["--cpu-shares", str(step.cpu_shares)]
     for path, opts in TMPFS.items():
         args += ["--tmpfs", f"{path}:{opts}"]
     for m in step.mounts:
@@ -253,7 +258,8 @@ class DockerRunner:
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
                 group_add=[str(g) for g in device_groups(step)],
                 working_dir=step.workdir, environment={"HOME": HOME, **dict(step.env)},
-                nano_cpus=int(step.cpus * 1e9), mem_limit=step.mem_bytes,
+                nano_cpus=int(step.cpus * 1e9), cpu_shares=step.cpu_shares or None,
+                mem_limit=step.mem_bytes,
                 memswap_limit=step.mem_bytes,  # no swap beyond the memory limit
                 labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step),
                         RUN_LABEL: self.run_id, OWNER_LABEL: owner_id()},

@@ -29,6 +29,11 @@ from . import results
 from .runstate import owner_alive, owner_id
 
 BUDGET_FILE = "cores.json"
+# The CPU weight of a long build (cgroup cpu shares, against the default 1024 of every other
+# step): the bootable kernel is the run's critical path (its tree's boots wait for it), so it
+# takes the cores whenever it can use them and the short builds fill the rest (make's serial
+# phases, the link). It finishes almost as soon as if it ran alone, and no core idles.
+LONG_SHARES = 4096
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ class Kbuild:
     # would rebuild them; at one fixed path inside, copies stay warm.
     fixed_out: bool = False
     toolchain: Toolchain = field(default_factory=toolchains.default)
+    cpu_shares: int = 0  # the build's CPU weight (harness/cores.py); 0: the engine's default
 
     def out_inside(self, out: Path) -> Path:
         return OUT_INSIDE if self.fixed_out else out
@@ -67,7 +68,8 @@ class Kbuild:
                   jobs: int | None = None) -> Step:
         return Step(name=name, argv=self.make_argv(out, *targets, jobs=jobs),
                     mounts=self.mounts(out), workdir=str(self.out_inside(out)), env=self.env(),
-                    timeout_s=timeout_s, cpus=self.cpus, mem_bytes=self.mem_bytes)
+                    timeout_s=timeout_s, cpus=self.cpus, mem_bytes=self.mem_bytes,
+                    cpu_shares=self.cpu_shares)
 
 
 _ERROR_RE = re.compile(r"(\berror:|\*\*\* |undefined reference|Error \d+|fatal error)")

@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import IO
 
-from . import boot_stage, kconfig, linkcheck, locks, results, treeguard, variants
+from . import boot_stage, cores, kconfig, linkcheck, locks, results, treeguard, variants
 from . import matrix as matrixmod
 from .container import Runner, StepResult, write_log
 from .kbuild import Kbuild, damaged_tree, first_errors, infra_trouble, step_output
@@ -324,7 +324,8 @@ class Chain:
             tc = self.tc
             if budget is not None:
                 claim = held.enter_context(budget.claim(long=job.boots))
-                tc = replace(tc, jobs=claim.jobs, cpus=float(claim.jobs))
+                tc = replace(tc, jobs=claim.jobs, cpus=float(claim.jobs),
+                             cpu_shares=cores.LONG_SHARES if claim.long else 0)
             step = run_guarded(job.runner, tc.make_step("build", out, *targets,
                                                         timeout_s=matrix.build.timeout_s),
                                log, out)

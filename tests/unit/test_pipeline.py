@@ -446,6 +446,31 @@ def test_the_pipeline_boots_after_a_clean_link_only(tmp_path: Path, matrix: Matr
     assert rec.verdict == "pass" and calls == ["dups-y"] and not rec.link
 
 
+def test_the_bootable_kernel_builds_with_every_core_and_more_weight(
+        tmp_path: Path, matrix: Matrix, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the core budget the critical path (a kernel that boots) builds at make -jN with
+    cgroup CPU shares above the default, so the object builds fill only what it leaves idle;
+    an object build gets the default weight. The docker run line shows it."""
+    from dataclasses import replace
+
+    from harness import boot_stage, container, cores
+    from harness.matrix import BootRequest
+
+    monkeypatch.setattr(boot_stage, "boot", lambda *a: Outcome.ok())
+    monkeypatch.setattr(boot_stage, "boot_fragment", lambda arch=None: {})
+    settings = settings_for(tmp_path, matrix, adaptive_jobs=True, workers=2, jobs=1)
+    long = FakeMake()
+    booted = replace(matrix.combination("dups-y"), boot=BootRequest())
+    assert run_combination(Job(settings, matrix, booted, SYMBOLS, long)).verdict == "pass"
+    build = next(s for s in long.steps if s.name == "build")
+    assert build.cpu_shares == cores.LONG_SHARES and "-j2" in build.argv
+    assert f"--cpu-shares {cores.LONG_SHARES}" in container.docker_run_line("img", build)
+    short = FakeMake()
+    run_combination(Job(settings, matrix, matrix.combination("dups-n"), SYMBOLS, short))
+    build = next(s for s in short.steps if s.name == "build")
+    assert build.cpu_shares == 0 and "--cpu-shares" not in container.docker_run_line("img", build)
+
+
 def test_pristine_starts_from_an_empty_output_tree(tmp_path: Path, matrix: Matrix) -> None:
     stale = tmp_path / "cache/pristine/r1/dups-y/stale.o"
     stale.parent.mkdir(parents=True)

@@ -117,11 +117,26 @@ def _tree_of(resolution: Resolution | None, combo: Combination) -> str:
     return resolution.tree_group if resolution is not None else combo.id
 
 
+def branch_of(resolutions: dict[str, Resolution], resolution: Resolution | None,
+              name: str) -> tuple[str, str]:
+    """The directory of tree `name` this combination builds in, and the one a new directory
+    starts as a copy of ("": the seed); see schedule.branch_dirs."""
+    from .schedule import branch_dirs
+
+    if resolution is None or not resolution.tree:
+        return name, ""
+    members = sorted((r for r in resolutions.values()
+                      if r.tree == name and not r.unsatisfiable), key=lambda r: r.position)
+    return branch_dirs(name, [(r.combination, r.config_hash, r.holds) for r in members]).get(
+        resolution.combination, (name, ""))
+
+
 def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
-               variant: str = variants.DEFAULT) -> Path:
-    """The combination's output tree: warm (kept from the last run, or copied from the seed)
-    unless --pristine, which always starts from an empty directory. Called with the tree's
-    lock held; a tree a stopped step left dirty is repaired first (harness/treeguard.py)."""
+               variant: str = variants.DEFAULT, parent: str = "") -> Path:
+    """The combination's output tree: warm (kept from the last run, or a new one copied from
+    `parent`, the directory before it in its tree's sequence, else from the seed) unless
+    --pristine, which always starts from an empty directory. Called with the tree's lock held;
+    a tree a stopped step left dirty is repaired first (harness/treeguard.py)."""
     if settings.pristine:
         out = Path(settings.cache) / "pristine" / settings.run_id / name
         shutil.rmtree(out, ignore_errors=True)
@@ -131,6 +146,12 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
     if treeguard.dirty_since(out) == 0:  # condemned: found damaged, nothing in it is trusted
         say(f"kmatrix: tree {out} was found damaged: made again from the seed")
         shutil.rmtree(out)
+    source = settings.work_dir(variant) / parent if parent else None
+    if not out.is_dir() and source is not None and source.is_dir() and \
+            treeguard.dirty_since(source) != 0:
+        say(f"kmatrix: tree {out.name} starts as a copy of {parent}, the config before it in "
+            "its tree's sequence (an incremental build)")
+        copy_tree(source, out)
     if not out.is_dir() and (seed := settings.seed_for(variant)):
         copy_seed(Path(seed), out, say)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,18 +163,23 @@ def copy_seed(seed: Path, out: Path, say: Callable[[str], None]) -> None:
     """A new tree as a copy of the seed, made while holding the seed's lock (so `kmatrix
     cache --prune` cannot delete it halfway); a seed that is gone meanwhile gives an empty
     tree (a cold build, said in the log), never a half copy."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.copy"
-    shutil.rmtree(tmp, ignore_errors=True)
     with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}", say):
         if not (seed / ".kmatrix-seed-done").exists():
             say(f"kmatrix: seed tree {seed} is gone (pruned?): {out.name} builds from empty")
             return
-        done = subprocess.run(["cp", "-a", "--reflink=auto", str(seed), str(tmp)],
-                              capture_output=True, text=True)
+        copy_tree(seed, out, "the seed tree")
+
+
+def copy_tree(source: Path, out: Path, what: str = "a tree") -> None:
+    """`out` as a whole copy of `source` (made beside it, then renamed: never half a copy)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.copy"
+    shutil.rmtree(tmp, ignore_errors=True)
+    done = subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(tmp)],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise InfraError(f"copying the seed tree failed ({done.stderr.strip()[:160]}): is the "
+        raise InfraError(f"copying {what} failed ({done.stderr.strip()[:160]}): is the "
                          f"disk under {out.parent} full?")
     (tmp / ".kmatrix-seed-done").unlink(missing_ok=True)
     tmp.rename(out)
@@ -182,7 +208,8 @@ def run_combination(job: Job) -> results.Record:
         with open(job.combo_dir / "build.log", "w") as log:
             log.write(f"# kmatrix: combination {combo.id} of {matrix.path}\n"
                       f"# reproduce: {record.reproducer}\n")
-            resolution = load_resolutions(run_dir).get(combo.id)  # if the resolve step ran
+            resolutions = load_resolutions(run_dir)
+            resolution = resolutions.get(combo.id)  # if the resolve step ran
             outcome = _unsatisfiable(resolution, record)
             if outcome is None and resolution is not None:  # its time, for the reports
                 _stage(record, "resolve", "pass", resolution.seconds)
@@ -192,8 +219,10 @@ def run_combination(job: Job) -> results.Record:
                 work.mkdir(parents=True, exist_ok=True)
                 with locks.held(work / f"{name}.lock", f"output tree {name}",
                                 _say_to(log)):
-                    chain = Chain(job, record, log, output_dir(settings, name, _say_to(log),
-                                                           matrix.variant),
+                    where, parent = branch_of(resolutions, resolution, name) \
+                        if settings.trees != "lanes" else (name, "")  # lanes: least disk
+                    chain = Chain(job, record, log, output_dir(settings, where, _say_to(log),
+                                                           matrix.variant, parent),
                                   resolution)
                     outcome = chain.run(requested)
     except InfraError as exc:

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 POLICIES = ("nearest", "lanes", "own")
+BRANCH = "~"  # in a tree's further directories (tree~confighash); never in an id (matrix.ID_RE)
 BOOT_CONFIGS_PER_LANE = 4  # distinct bootable configs one boot lane takes before another opens
 # A combination follows another tree only when that is at least this many times nearer than
 # the seed: a follower pays its distance on the first run and again on every rerun (its tree
@@ -151,3 +152,25 @@ def transitions(order: Sequence[str], deltas: Mapping[str, Mapping[str, str]],
         total += distance(here, deltas[c])
         here = deltas[c]
     return total
+
+
+def branch_dirs(tree: str, members: Sequence[tuple[str, str, bool]]) -> dict[str, tuple[str, str]]:
+    """Where each combination of one tree's sequence builds: `members` are (combination,
+    resolved config hash, builds) in the sequence's order; the answer is, for each, its
+    directory and the directory a new one starts as a copy of ("": the seed).
+
+    The sequence's first config builds in the tree's own directory. Every other config builds
+    in a directory of its own (tree~hash), started as a copy of the directory of the
+    combination before it, so its first build is the same incremental rebuild as when they
+    took turns in one directory; but each directory then keeps its config, and a rerun finds
+    every config already built there instead of rebuilding each from the one before. A
+    combination that will not build (its request does not hold) starts from the seed."""
+    first = members[0][1] if members else ""
+    out: dict[str, tuple[str, str]] = {}
+    previous = ""
+    for combo, digest, builds in members:
+        where = tree if not digest or digest == first else f"{tree}{BRANCH}{digest[:12]}"
+        out[combo] = (where, previous if builds and previous not in ("", where) else "")
+        if builds:
+            previous = where
+    return out

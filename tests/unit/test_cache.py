@@ -154,3 +154,12 @@ def test_removing_a_leftover_root_filesystem_never_reaches_through_its_mounts(
     finally:
         subprocess.run(["umount", "-l", str(leftover / "rootfs" / "sys")], check=False,
                        capture_output=True)
+
+
+def test_a_trees_further_directories_are_guarded_by_the_trees_own_lock(root: Path) -> None:
+    branch = tree(root, "work/abc/lane-1~0123456789ab", 10)
+    found = {s.path: s for s in cache.stale(root, 7 * DAY)}
+    assert found[branch].lock == root / "work/abc/lane-1.lock"
+    with FileLock(str(root / "work/abc/lane-1.lock")):  # a run builds in lane-1's sequence
+        removed, busy = cache.prune([found[branch]])
+    assert (removed, [b.path for b in busy]) == ([], [branch]) and branch.is_dir()

@@ -529,6 +529,43 @@ def test_a_warm_tree_whose_config_is_already_the_answer_runs_no_olddefconfig(
     assert "olddefconfig" in [s.name for s in dirty.steps]
 
 
+def test_a_tree_sequence_gives_each_config_its_own_directory_and_reruns_rebuild_nothing(
+        tmp_path: Path, matrix: Matrix) -> None:
+    """Two configs in one tree's sequence: the second builds in a copy of the first's
+    directory (an incremental build), then each directory keeps its config, so a rerun of
+    the sequence keeps both configs (no olddefconfig) instead of switching one directory back
+    and forth."""
+    from harness import resolve
+
+    settings = settings_for(tmp_path, matrix, pristine=False, ccache=False)
+
+    def hash_of(combo: str) -> str:  # what the resolve step finds: FakeMake's olddefconfig
+        rec = run(tmp_path / "probe", matrix, combo, FakeMake(), pristine=True)
+        return str(rec.resolved_config_hash)
+
+    hashes = {c: hash_of(c) for c in ("dups-y", "dups-n")}
+    assert hashes["dups-y"] != hashes["dups-n"]
+    resolve.save(Path(settings.run_dir), {
+        c: resolve.Resolution(c, config_hash=hashes[c], tree="lane-1", position=i)
+        for i, c in enumerate(("dups-y", "dups-n"))})
+    first = run(tmp_path, matrix, "dups-y", FakeMake(), pristine=False, ccache=False)
+    second = run(tmp_path, matrix, "dups-n", FakeMake(), pristine=False, ccache=False)
+    work = Path(first.output_dir).parent
+    assert Path(first.output_dir).name == "lane-1"
+    assert Path(second.output_dir).name == f"lane-1~{hashes['dups-n'][:12]}"
+    log = (tmp_path / "results/r1/dups-n/build.log").read_text()
+    assert "starts as a copy of lane-1, the config before it" in log
+    assert (work / "lane-1" / ".config").read_text() != \
+        (Path(second.output_dir) / ".config").read_text()
+    for combo in ("dups-y", "dups-n"):  # the rerun: each directory already holds its config
+        again = FakeMake()
+        assert run(tmp_path, matrix, combo, again, pristine=False, ccache=False).verdict == "pass"
+        assert [s.name for s in again.steps] == ["build"], combo
+    lanes = run(tmp_path, matrix, "dups-n", FakeMake(), pristine=False, ccache=False,
+                trees="lanes")  # `lanes`: one directory per lane, the least disk
+    assert Path(lanes.output_dir).name == "lane-1"
+
+
 def test_a_warm_tree_remakes_a_base_config_made_for_another_base(tmp_path: Path,
                                                                  matrix: Matrix) -> None:
     """Two matrices (or two runs) with the same combination id share a warm tree; the base

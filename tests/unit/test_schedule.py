@@ -208,3 +208,23 @@ def test_nearest_path_and_transitions_count_from_the_seed() -> None:
     assert schedule.nearest_path(deltas, SEED) == ["near", "far"]
     assert schedule.transitions(["near"], deltas, SEED) == 1
     assert schedule.transitions(["near"], deltas) == 3
+
+
+def test_each_config_of_a_tree_keeps_a_directory_started_from_the_one_before() -> None:
+    members = [("boot-off", "aaaa1111aaaa1111", True), ("boot-on", "bbbb2222bbbb2222", True),
+               ("boot-on-cmdline", "bbbb2222bbbb2222", True),  # a duplicate: same directory
+               ("dropped", "cccc3333cccc3333", False),  # never builds: from the seed
+               ("boot-trace", "dddd4444dddd4444", True), ("boot-off-again", "aaaa1111aaaa1111",
+                                                          True)]
+    dirs = schedule.branch_dirs("boot-lane", members)
+    assert dirs == {
+        "boot-off": ("boot-lane", ""),
+        "boot-on": ("boot-lane~bbbb2222bbbb", "boot-lane"),
+        "boot-on-cmdline": ("boot-lane~bbbb2222bbbb", ""),
+        "dropped": ("boot-lane~cccc3333cccc", ""),
+        "boot-trace": ("boot-lane~dddd4444dddd", "boot-lane~bbbb2222bbbb"),
+        # its directory exists already (boot-off made it); were it gone, the one before
+        "boot-off-again": ("boot-lane", "boot-lane~dddd4444dddd"),
+    }
+    assert schedule.branch_dirs("t", [("only", "", True)]) == {"only": ("t", "")}
+    assert all(schedule.BRANCH not in c for c in "abc-._+0")  # never part of an id

@@ -134,6 +134,7 @@ def one_run(label: str, matrix: Path, cache: Path, results: Path, extra: list[st
             verdicts[data["combination"]] = data.get("verdict") or "none"
     cores = os.cpu_count() or 1
     text = log.read_text(errors="replace")
+    text = text[text.rfind("\n$ "):]  # this run's part (the log is appended to, run after run)
     fig.update({
         "label": label, "exit_status": code, "command": " ".join(argv),
         "combinations": len(verdicts), "verdicts": dict(sorted(verdicts.items())),

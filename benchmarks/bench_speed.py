@@ -212,7 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--modes", default="before,after", help="before (make -j1) and/or after")
     ap.add_argument("--warm", action="store_true", help="also a warm rerun after each cold one")
     ap.add_argument("--work", default="results/bench-speed-work", help="caches and results")
-    ap.add_argument("--out", default="results/bench-speed.json")
+    ap.add_argument("--out", default=time.strftime("results/bench-speed-%Y%m%dT%H%M%SZ.json",
+                                                   time.gmtime()),
+                    help="the figures (JSON); default: stamped, so no run overwrites another")
     ap.add_argument("--plot", default="docs/bench/cpu-timeline.png")
     ap.add_argument("--plot-only", nargs="+", metavar="JSON",
                     help="only draw --plot from these JSON files (their runs together)")

@@ -229,6 +229,21 @@ def run_logged(argv: list[str], log: Path, monitor: Monitor,
         return code
 
 
+def fresh_cache(work: Path, name: str) -> Path:
+    """An empty KMATRIX_CACHE that shares only the unpacked kernel source (read-only)."""
+    import shutil
+
+    from harness import source
+
+    cache = work / name
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    shared = source.cache_root() / "trees"
+    if shared.is_dir():
+        (cache / "trees").symlink_to(shared)
+    return cache
+
+
 # ---------------------------------------------------------------- counting
 
 def count_tags(paths: list[Path]) -> dict[str, int]:

@@ -44,6 +44,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import bench_measure
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -188,12 +189,7 @@ def build_arm(name: str, matrix_path: Path, work: Path, extra: list[str]) -> dic
     """One arm built for real: `kmatrix run` of its matrix with a cold cache of its own (it
     shares only the unpacked kernel source), so no arm profits from another's ccache or trees.
     Wall time from the command's start to its end: resolve, seed, builds, link checks."""
-    cache = work / f"cache-{name}"
-    shutil.rmtree(cache, ignore_errors=True)
-    cache.mkdir(parents=True)
-    trees = source.cache_root() / "trees"
-    if trees.is_dir():
-        (cache / "trees").symlink_to(trees)
+    cache = bench_measure.fresh_cache(work, f"cache-{name}")
     results = work / f"results-{name}"
     argv = [sys.executable, "-m", "harness", "run", str(matrix_path), "--results", str(results),
             *extra]

@@ -147,19 +147,6 @@ def one_run(label: str, matrix: Path, cache: Path, results: Path, extra: list[st
     return fig
 
 
-def fresh_cache(work: Path, name: str) -> Path:
-    """An empty KMATRIX_CACHE that shares only the unpacked kernel source (read-only)."""
-    from harness import source
-
-    cache = work / name
-    shutil.rmtree(cache, ignore_errors=True)
-    cache.mkdir(parents=True)
-    shared = source.cache_root() / "trees"
-    if shared.is_dir():
-        (cache / "trees").symlink_to(shared)
-    return cache
-
-
 def plot(data: Fig, path: Path, labels: list[str] | None = None) -> None:
     import matplotlib
 
@@ -245,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
             matrix, name = synthetic_matrix(int(size), 1, work), f"synthetic-{size}"
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             extra = ["--jobs", "1"] if mode == "before" else []
-            cache = fresh_cache(work, f"cache-{name}-{mode}")
+            cache = measure.fresh_cache(work, f"cache-{name}-{mode}")
             results = work / f"results-{name}-{mode}"
             shutil.rmtree(results, ignore_errors=True)
             for temp in ("cold", "warm") if args.warm else ("cold",):

@@ -9,7 +9,6 @@ use a fake runner; ``DockerRunner`` is the real one. Nothing here builds a shell
 from __future__ import annotations
 
 import errno
-import io
 import os
 import shlex
 import threading
@@ -189,15 +188,6 @@ class TailBuffer:
 
     def result(self) -> list[str]:
         return (self.lines + ([self._partial] if self._partial else []))[-self.keep:]
-
-
-class NamedBuffer(io.StringIO):
-    """A step log kept in memory while its step runs beside others, named as the file it is
-    written to afterwards (errors name that file)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__()
-        self.name = name
 
 
 def write_log(log: IO[str], text: str) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import IO
 
 from . import kconfig, results, variants
-from .container import NamedBuffer, Runner
+from .container import Runner
 from .kconfig import Config, SymbolTable
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
+from .parallel import side_by_side
 from .settings import Job, RunSettings
 from .verdict import InfraError
 
@@ -155,23 +156,16 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
             groups.setdefault(kconfig_group(matrix, c), []).append(c)
     rest: list[Combination] = []
 
-    def one_group(group: str) -> tuple[list[Config | None], float, str]:
+    def one_group(group: str, own: IO[str]) -> tuple[list[Config | None], float]:
         started = time.monotonic()
-        own = NamedBuffer(getattr(log, "name", "resolve.log"))  # kept together in the log
-        try:
-            resolved = each_in_group(settings, views[group], runner, group, bases[group],
-                                     [requests[c.id] for c in groups[group]], fingerprint,
-                                     scratch, own)
-        except BaseException:
-            log.write(own.getvalue())  # what it did before it failed stays in the log
-            raise
-        return resolved, time.monotonic() - started, own.getvalue()
+        resolved = each_in_group(settings, views[group], runner, group, bases[group],
+                                 [requests[c.id] for c in groups[group]], fingerprint, scratch,
+                                 own)
+        return resolved, time.monotonic() - started
 
     # the groups (architectures, toolchains) side by side: each is one single-threaded parse
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(groups)))) as pool:
-        done = list(pool.map(one_group, list(groups)))
-    for (group, members), (resolved, seconds, output) in zip(groups.items(), done, strict=True):
-        log.write(output)
+    done = side_by_side(log, list(groups), one_group, workers)
+    for (group, members), (resolved, seconds) in zip(groups.items(), done, strict=True):
         share = round(seconds / len(members), 1)
         for c, config in zip(members, resolved, strict=True):
             res = holding(c, bases[group], requests[c.id], config)

@@ -9,15 +9,15 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO
 
 from . import kconfig, locks, results, treeguard
 from . import matrix as matrixmod
 from .cache import touch_seed
-from .container import NamedBuffer, Runner, write_log
+from .container import Runner, write_log
 from .matrix import Combination, Matrix
+from .parallel import side_by_side
 from .pipeline import _say_to, base_config_stage, base_key, olddefconfig
 from .settings import RunSettings
 from .treeguard import run_guarded
@@ -87,18 +87,8 @@ def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolT
     are made side by side (much of a seed is single-threaded: Kconfig, `make prepare`'s
     serial parts), each one's log kept together in `log`."""
     views = matrix.views(settings.only)
-
-    def one(view: Matrix) -> tuple[Path | None, str]:
-        own = NamedBuffer(getattr(log, "name", "seed.log"))
-        try:
-            return ensure_seed(settings, view, symbols, runner, own, jobs), own.getvalue()
-        except BaseException:
-            write_log(log, own.getvalue())  # what it did before it failed stays in the log
-            raise
-
-    with ThreadPoolExecutor(max_workers=max(1, min(len(views), os.cpu_count() or 1))) as pool:
-        made = list(pool.map(one, views))
-    for view, (seed, output) in zip(views, made, strict=True):
-        write_log(log, output)
+    made = side_by_side(log, views, lambda view, own: ensure_seed(
+        settings, view, symbols, runner, own, jobs), os.cpu_count() or 1)
+    for view, seed in zip(views, made, strict=True):
         settings.seeds[view.variant] = str(seed) if seed else ""
     settings.seed = settings.seeds.get(matrix.variant, "")

@@ -26,7 +26,7 @@ from typing import IO
 from . import arch as archmod
 from . import cpio
 from .arch import Arch
-from .container import Mount, Progress, Runner, Step
+from .container import Mount, Progress, Runner, Step, file_size
 from .judge import Judgement, PhaseCounts, judge, open_console, tail_reason
 from .matrix import DEFAULT_BOOT_TIMEOUT_S
 from .verdict import InfraError, InputError, Outcome, Verdict
@@ -41,6 +41,9 @@ KILL_GRACE_S = 5  # `timeout --kill-after` inside the container
 CONTAINER_SLACK_S = 30.0  # the Step's own limit: QEMU's limit plus container start and teardown
 HARD_LIMIT_FACTOR = 3.0  # a console still advancing at the limit may go on to 3x the limit
 STALL_S = 60.0  # a console silent this long at the limit (a third of a short limit): stuck
+# a console past this is a flood, and the boot is stopped there: a kmatrix boot prints under
+# 100 KiB (the largest golden log, an LKDTM soft lockup, is 88 KiB), the judge reads 64 MiB
+FLOOD_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class BootSpec:
     mem_mb: int = 256
     arch: Arch = field(default_factory=archmod.default)
     cpu: str = ""  # QEMU -cpu model; "" is the architecture's default for the accelerator
+    console_cap: int = FLOOD_BYTES  # the boot is stopped once its console passes this
 
     @property
     def console_log(self) -> Path:
@@ -215,7 +219,8 @@ def boot_step(req: BootSpec) -> Step:
                 unique, workdir=str(req.work_dir), timeout_s=req.limit_s,
                 cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
                 devices=("/dev/kvm",) if req.accel == "kvm" else (),
-                progress=Progress(req.console_log, hard, min(STALL_S, req.limit_s / 3)))
+                progress=Progress(req.console_log, hard, min(STALL_S, req.limit_s / 3),
+                                  req.console_cap))
 
 
 def kvm_probe_step(kernel: Path, probe_dir: Path, kvm_device: str = "/dev/kvm",
@@ -296,6 +301,8 @@ def boot(runner: Runner, req: BootSpec, resolved_config: dict[str, str],
         return BootResult(verdict, reasons, phases, req.console_log, req.cmdline, req.accel,
                           duration, result.exit_code, timed_out)
 
+    if file_size(log_path) > req.console_cap:
+        return make(*flooded(log_path, resolved_config, req))
     early = judged_report(log_path, resolved_config, req) if result.progressing else None
     if result.progressing and early is None:
         # still printing, no kernel report: the host was too slow to finish, not the kernel
@@ -360,6 +367,18 @@ def judged_report(log_path: Path, resolved_config: dict[str, str], req: BootSpec
     except InputError:
         return None
     return found if found.verdict is Verdict.BOOT_FAIL else None
+
+
+def flooded(log_path: Path, resolved_config: dict[str, str], req: BootSpec
+            ) -> tuple[Verdict, list[str], dict[str, PhaseCounts]]:
+    """A console stopped past its cap: the kernel's reports in it when the judge finds any (a
+    storm of splats), else the flood itself; boot-fail either way, never a slow host."""
+    flood = (f"console flood: the boot was stopped when its console passed "
+             f"{req.console_cap / 2**20:g} MiB (a kmatrix boot prints under 100 KiB)")
+    found = judged_report(log_path, resolved_config, req)
+    if found is not None:
+        return Verdict.BOOT_FAIL, [*found.reasons, flood], found.phases
+    return Verdict.BOOT_FAIL, [flood, _tail(log_path)], {}
 
 
 def killed_early(exit_code: int | None, duration_s: float, limit_s: float) -> bool:

@@ -49,11 +49,12 @@ class Mount:
 class Progress:
     """A limit that follows progress (a boot's console): past the step's `timeout_s` the step
     goes on while `path` keeps growing, up to `hard_s`; it is stopped once `path` has not grown
-    for `stall_s`."""
+    for `stall_s`, and at once when `path` passes `max_bytes` (0: no cap; a console flood)."""
 
     path: Path
     hard_s: float
     stall_s: float = 60.0
+    max_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -377,6 +378,8 @@ def wait_for(container: object, step: Step, start: float, client: object,
             if current != size:
                 size, grew_at = current, now
             stalled = now - grew_at >= watch.stall_s
+            if watch.max_bytes and current > watch.max_bytes:
+                raise StepTimeout() from None  # the caller finds the file past its cap
             if now - start >= watch.hard_s:
                 raise StepTimeout(progressing=not stalled, paused=is_paused(container)) from None
             if now - start >= step.timeout_s and stalled:

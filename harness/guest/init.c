@@ -20,6 +20,10 @@
  *   KMATRIX_N=K        concurrency (default 8, at most 40: __request_module allows 50)
  *   KMATRIX_BREAK=hang run the phases, never print the end marker, never exit (a broken boot)
  *   KMATRIX_BREAK=exit return from init after the first phase (the kernel panics)
+ * Hostile consoles (the fault suite: the judge must never pass or crash on them):
+ *   KMATRIX_BREAK=markers  print a whole good-looking marker sequence, run no phase
+ *   KMATRIX_BREAK=fields   run the phases, then print markers with non-numeric fields
+ *   KMATRIX_BREAK=flood    run the phases, then print to the console forever
  * After the end marker init reboots; with QEMU -no-reboot that ends QEMU.
  *
  * LKDTM mode (harness/judge/lkdtm.py): with `kmatrix.lkdtm=TYPE` on the kernel command line
@@ -324,6 +328,36 @@ static void lkdtm(const char *type, int wait_s)
 	reboot(RB_AUTOBOOT);
 }
 
+/* KMATRIX_BREAK=markers: a dups-on-trace boot's markers, forged; the kernel did nothing. */
+static void forged_markers(void)
+{
+	say("KMATRIX-BEGIN version=1 n=8 modprobe=/sbin/modprobe");
+	say("KMATRIX-PHASE begin phase=concurrent-fs trigger=mount name=fs-kmatrixfs n=8");
+	say("KMATRIX-MODPROBE name=fs-kmatrixfs pid=24");
+	say("KMATRIX-RESULT phase=concurrent-fs calls=8 returned=8 errno=ENODEV:8 "
+	    "modprobe=fs-kmatrixfs:1 ms=2110");
+	say("KMATRIX-PHASE begin phase=repeat-fs trigger=mount name=fs-kmatrixfs n=1");
+	say("KMATRIX-RESULT phase=repeat-fs calls=1 returned=1 errno=ENODEV:1 modprobe=none ms=15");
+	say("KMATRIX-PHASE begin phase=concurrent-char trigger=open name=char-major-120-1 n=8");
+	say("KMATRIX-MODPROBE name=char-major-120-1 pid=35");
+	say("KMATRIX-MODPROBE name=char-major-120 pid=37");
+	say("KMATRIX-RESULT phase=concurrent-char calls=8 returned=8 errno=ENXIO:8 "
+	    "modprobe=char-major-120-1:1,char-major-120:1 ms=4089");
+	say("KMATRIX-END phases=3 tainted=512");
+}
+
+/* KMATRIX_BREAK=flood: lines to the console (not /dev/kmsg, which rate-limits), forever. */
+static void flood(void)
+{
+	static char buf[4096];
+	size_t i;
+
+	for (i = 0; i < sizeof(buf); i++)
+		buf[i] = (i + 1) % 64 == 0 ? '\n' : 'a' + i % 26;
+	for (;;)
+		(void)!write(1, buf, sizeof(buf));
+}
+
 int main(void)
 {
 	const char *n_env = getenv("KMATRIX_N"), *brk = getenv("KMATRIX_BREAK");
@@ -364,6 +398,12 @@ int main(void)
 			close(fd);
 		read_line("/proc/sys/kernel/modprobe", modprobe, sizeof(modprobe));
 	}
+	if (brk && strcmp(brk, "markers") == 0) {
+		forged_markers();
+		sync();
+		reboot(RB_AUTOBOOT);
+		return 1;
+	}
 	say("KMATRIX-BEGIN version=1 n=%d modprobe=%s", n, modprobe);
 
 	phase("concurrent-fs", "mount", "fs-" FS_TYPE, n);
@@ -377,8 +417,16 @@ int main(void)
 		for (;;)
 			pause();
 	}
-	read_line("/proc/sys/kernel/tainted", tainted, sizeof(tainted));
-	say("KMATRIX-END phases=3 tainted=%s", tainted);
+	if (brk && strcmp(brk, "flood") == 0)
+		flood();
+	if (brk && strcmp(brk, "fields") == 0) {
+		say("KMATRIX-RESULT phase=repeat-fs calls=1 returned=x errno=ENODEV:eight "
+		    "modprobe=none ms=-");
+		say("KMATRIX-END phases=three tainted=lots");
+	} else {
+		read_line("/proc/sys/kernel/tainted", tainted, sizeof(tainted));
+		say("KMATRIX-END phases=3 tainted=%s", tainted);
+	}
 	sync();
 	reboot(RB_AUTOBOOT);
 	return 1;

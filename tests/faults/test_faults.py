@@ -194,6 +194,32 @@ def test_boot_killed_for_memory_is_infra_error(tmp_path, live_engine: Engine):
 
 
 @slow
+def test_a_frozen_qemu_is_infra_error_not_boot_timeout(tmp_path, live_engine: Engine):
+    """`docker pause` of the boot container while QEMU boots: its console stops, the boot is
+    stopped at its limit (40 s here) and named paused from outside, never `boot-timeout`;
+    unpaused, a rerun passes."""
+    import yaml
+
+    matrix = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    matrix.setdefault("build", {})["boot_timeout"] = 40
+    m = tmp_path / "matrix.yaml"
+    m.write_text(yaml.safe_dump(matrix, sort_keys=False))
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, *BOOT, boot=True)
+    box = container_of(live_engine, "boot-tcg", timeout=1800)
+    time.sleep(2)
+    live_engine.docker("pause", box)
+    result = finish(proc, out, tmp_path / "res")
+    assert result.code == EXIT_INFRA, result.out[-2000:]
+    assert result.verdicts == {"boot-dups-on": "infra-error"}, result.reasons
+    assert any("paused from outside" in r for r in result.reasons["boot-dups-on"]), \
+        result.reasons
+    assert_sound(result, live_engine, ["boot-dups-on"])
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, *BOOT, boot=True)
+    assert again.verdicts == {"boot-dups-on": "pass"}, again.out[-2000:]
+    assert_sound(again, live_engine, ["boot-dups-on"])
+
+
+@slow
 def test_a_loaded_host_during_a_boot_is_never_a_kernel_verdict(tmp_path, live_engine: Engine):
     """stress-ng on every core (4 workers per core) for the whole boot: the boot passes (late),
     or is infra-error naming the slow host; never boot-timeout or boot-fail."""
@@ -440,6 +466,27 @@ def test_hostile_matrices_are_one_line_and_exit_2_under_limits(tmp_path, name, t
     assert done.returncode == EXIT_BAD_INPUT, (done.returncode, done.stderr[-500:])
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr[-1000:]
     assert time.monotonic() - started < 60
+
+
+def test_a_1_gb_console_log_is_one_line_and_exit_2_under_limits(tmp_path):
+    """`kmatrix verdict` on a 1 GB console log (real bytes, not a sparse file) under a 256 MB
+    address-space limit: refused by its size before a byte is read, one line, exit 2. (A boot
+    never writes one: it is stopped once its console passes harness/boot.py's FLOOD_BYTES,
+    tests/integration/test_boot_real.py.)"""
+    log = tmp_path / "console.log"
+    line = b"[    1.000000] KMATRIX-RESULT phase=x calls=? " + b"a" * 200 + b"\n"
+    with open(log, "wb") as f:
+        chunk = line * ((1 << 20) // len(line))
+        while f.tell() < 1 << 30:
+            f.write(chunk)
+    config = tmp_path / "config"
+    config.write_text("CONFIG_MODULES=y\n")
+    done = subprocess.run(["prlimit", "--as=268435456", "--", "timeout", "60",
+                           *kmatrix_argv("verdict", str(log), "--config", str(config))],
+                          capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert done.returncode == EXIT_BAD_INPUT, (done.returncode, done.stderr[-500:])
+    assert "over the judge's 64 MiB cap" in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def kmatrix_argv(*args: str) -> list[str]:

@@ -113,9 +113,10 @@ def kit(kernel_tree: Path, docker_runner, work_cache: Path) -> BootKit:
 
 def boot_one(kit: BootKit, name: str, dups: bool, trace: bool = False,
              extra: tuple[str, ...] = (), limit_s: float = boot.DEFAULT_BOOT_LIMIT_S,
-             cpu: str = "") -> boot.BootResult:
+             cpu: str = "", console_cap: int = boot.FLOOD_BYTES) -> boot.BootResult:
     spec = boot.BootSpec(kit.kernels[dups].image, kit.initramfs, kit.work / name,
-                         boot.kernel_cmdline(trace, extra), limit_s, kit.accel, cpu=cpu)
+                         boot.kernel_cmdline(trace, extra), limit_s, kit.accel, cpu=cpu,
+                         console_cap=console_cap)
     log = io.StringIO()
     result = boot.boot(kit.runner, spec, kit.kernels[dups].config, log)  # type: ignore[arg-type]
     kit.timings[f"boot {name} s"] = round(result.duration_s, 1)
@@ -156,6 +157,43 @@ def test_init_that_exits_is_boot_fail(kit: BootKit) -> None:
     result = boot_one(kit, "broken-exit", dups=False, extra=("KMATRIX_BREAK=exit",))
     assert result.verdict is Verdict.BOOT_FAIL
     assert "Attempted to kill init" in result.reasons[0]
+
+
+# -- hostile consoles (issue 10): a guest that lies, garbles or floods is never a pass ---------
+
+def test_forged_markers_without_the_kernels_work_are_boot_fail(kit: BootKit) -> None:
+    """init prints a whole dups-on-trace marker sequence and runs no phase: the markers alone
+    would pass; the kernel's own dups lines are missing."""
+    result = boot_one(kit, "hostile-markers", dups=True, trace=True,
+                      extra=("KMATRIX_BREAK=markers",))
+    assert result.verdict is Verdict.BOOT_FAIL, result.reasons
+
+
+def test_marker_fields_that_are_not_numbers_are_boot_fail(kit: BootKit) -> None:
+    result = boot_one(kit, "hostile-fields", dups=True, extra=("KMATRIX_BREAK=fields",))
+    assert result.verdict is Verdict.BOOT_FAIL, result.reasons
+    malformed = [r for r in result.reasons if "malformed marker" in r]
+    assert any("returned=x" in r for r in malformed), result.reasons
+    assert any("phases=three" in r for r in malformed), result.reasons
+
+
+FLOOD_CAP = 2 << 20
+
+
+def test_a_guest_flooding_the_console_is_stopped_at_the_cap_and_is_boot_fail(kit: BootKit
+                                                                             ) -> None:
+    """init prints to the console without end after its phases: the boot is stopped once
+    the console passes its cap (2 MiB here, 16 MiB by default), not at the hard limit as a
+    slow host, and the console on disk stays bounded."""
+    result = boot_one(kit, "hostile-flood", dups=True, extra=("KMATRIX_BREAK=flood",),
+                      console_cap=FLOOD_CAP)
+    assert result.verdict is Verdict.BOOT_FAIL, result.reasons
+    assert result.reasons[0].startswith("console flood: the boot was stopped when its console "
+                                        "passed 2 MiB"), result.reasons
+    size = result.console_log.stat().st_size
+    print(f"flood: {size / 2**20:.1f} MiB of console in {result.duration_s:.0f} s")
+    assert FLOOD_CAP < size < 64 << 20
+    assert result.duration_s < boot.DEFAULT_BOOT_LIMIT_S
 
 
 # -- the benign corpus: every kernel the default matrix boots, under other CPU models -------

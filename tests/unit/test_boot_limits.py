@@ -116,6 +116,42 @@ def test_a_kernel_flooding_the_console_is_still_the_kernels_failure(tmp_path: Pa
     assert result.verdict is Verdict.BOOT_FAIL
 
 
+def test_a_console_past_its_cap_is_stopped_at_once(tmp_path: Path) -> None:
+    clock, console = Clock(), tmp_path / "console.log"
+    step = Step("boot-tcg", ("qemu",), (), timeout_s=100,
+                progress=Progress(console, hard_s=300, stall_s=30, max_bytes=100))
+    box = Console(clock, console, prints_until=10_000)
+    with pytest.raises(StepTimeout) as stopped:
+        wait_for(box, step, 0.0, FakeClient(box), clock)
+    assert not stopped.value.progressing and clock.now < 100  # long before the soft limit
+
+
+def test_a_guest_flooding_the_console_is_boot_fail_never_a_slow_host(tmp_path: Path) -> None:
+    """Before the fix, a guest printing without end went on to the hard limit and was
+    infra-error "the host is too slow" (and its console grew without bound)."""
+    flood = SLOW + "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n" * 100
+    assert boot.boot_step(spec(tmp_path, console_cap=1000)).progress.max_bytes == 1000
+    result = boot.boot(FakeRunner(progressing(flood)), spec(tmp_path, limit_s=300,
+                                                            console_cap=1000),
+                       BOOT_CONFIG, io.StringIO())
+    assert result.verdict is Verdict.BOOT_FAIL
+    assert result.reasons[0].startswith("console flood: the boot was stopped when its console "
+                                        "passed 0.000953674 MiB"), result.reasons
+    assert "last console lines: aaaa" in result.reasons[1]
+
+
+def test_a_flood_of_kernel_reports_names_the_reports_first(tmp_path: Path) -> None:
+    flood = SLOW + "".join(
+        "------------[ cut here ]------------\n"
+        f"WARNING: CPU: 0 PID: 1 at kernel/module/dups.c:{i} kmod_dup_request_exists+0x1/0x2\n"
+        "---[ end trace 0000000000000000 ]---\n" for i in range(50))
+    result = boot.boot(FakeRunner(progressing(flood)), spec(tmp_path, limit_s=300,
+                                                            console_cap=1000),
+                       BOOT_CONFIG, io.StringIO())
+    assert result.verdict is Verdict.BOOT_FAIL
+    assert "WARNING" in result.reasons[0] and result.reasons[-1].startswith("console flood")
+
+
 class StreamingTimeout(Console):
     """The engine's answer started streaming when the poll's time ran out: requests raises
     ConnectionError(ReadTimeoutError), not ReadTimeout (seen on the real engine: before the fix

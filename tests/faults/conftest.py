@@ -118,7 +118,10 @@ def start_run(matrix: Path, results: Path, env: dict[str, str], *extra: str, boo
                                  "--results", str(results), "--workers", "1", "--jobs", "2",
                                  *([] if boot else ["--no-boot"]), *extra],
                                 cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env},
-                                stdout=f, stderr=subprocess.STDOUT)
+                                stdout=f, stderr=subprocess.STDOUT,
+                                # Ctrl-C reaches it as at a terminal, even when the suite was
+                                # started as a shell's background job (SIGINT ignored there)
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     return proc, out
 
 

@@ -9,6 +9,7 @@ machine's. Cases marked slow_fault run in `nox -s faults` only.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -119,6 +120,30 @@ def test_step_timeout_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_t
     assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
     log = (again.run_dir / "f-smp" / "build.log").read_text()
     assert "was left by a stopped step: removed the" in log
+
+
+@slow
+def test_ctrl_c_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree,
+                                                        live_engine: Engine):
+    """Ctrl-C while make compiles: exit 130, the record `interrupted`, no container left, the
+    tree marked dirty; the rerun repairs the tree and passes."""
+    m = long_matrix(tmp_path, kernel_tree)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+    container_of(live_engine, "build")
+    time.sleep(5)  # well inside the compile
+    proc.send_signal(signal.SIGINT)
+    result = finish(proc, out, tmp_path / "res")
+    assert result.code == 130, result.out[-2000:]
+    assert result.verdicts["f-smp"] in ("interrupted", "infra-error"), result.out[-2000:]
+    record = json.loads((result.run_dir / "f-smp" / "record.json").read_text())
+    assert record["status"] == "interrupted"
+    assert (Path(record["output_dir"]) / ".kmatrix-dirty").is_file()
+    assert_sound(result, live_engine, ["f-smp"])
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
+    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
+    log = (again.run_dir / "f-smp" / "build.log").read_text()
+    assert "was left by a stopped step: removed the" in log
+    assert_sound(again, live_engine, ["f-smp"])
 
 
 @slow

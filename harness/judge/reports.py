@@ -9,10 +9,11 @@ dups guest, LKDTM) build their own rules on the reports.
 
 Rules the table cannot say by itself:
 
-- A WARN() splat is ``WARNING: CPU: N PID: P at FILE:LINE FUNC`` (or the older ``WARNING: at``),
-  usually after ``------------[ cut here ]------------`` and a message. The message names the
-  kind when it is one of the table's (``refcount_t:``, ``list_add corruption``, ``ODEBUG:``,
-  a fortify report, ...); otherwise the kind is ``warning``. Free text containing ``WARNING:``
+- A WARN() splat is ``WARNING: CPU: N PID: P at FILE:LINE FUNC`` (or the older ``WARNING: at``;
+  kernels since 2025 print ``WARNING: FILE:LINE at FUNC, CPU#N: COMM/PID``), usually after
+  ``------------[ cut here ]------------`` and a message. The message names the kind when
+  it is one of the table's (``refcount_t:``, ``list_add corruption``, ``ODEBUG:``, a fortify
+  report, ...); otherwise the kind is ``warning``. Free text containing ``WARNING:``
   (``Spectre V2 : WARNING: Unprivileged eBPF ...``) is not a report.
 - Lines inside an open report (its call trace, registers, SLUB's ``INFO:`` lines, KASAN's
   allocation stacks) belong to it; only a fatal headline (a panic) starts a new report there.
@@ -141,8 +142,10 @@ def table(arch: Arch | None = None) -> tuple[ReportKind, ...]:
     return (*arch_kinds(arch or archmod.default()), *REPORT_KINDS)
 
 
-# A WARN() splat's own line, and the lines around splats and traces.
-WARN_LINE = re.compile(r"^WARNING: (CPU: \d+ PID: \d+ at |at )(?P<where>\S+)?(?P<rest>.*)")
+# A WARN() splat's own line (up to 2025 `WARNING: CPU: N PID: P at FILE:LINE FUNC`, since then
+# `WARNING: FILE:LINE at FUNC, CPU#N: COMM/PID`), and the lines around splats and traces.
+WARN_LINE = re.compile(r"^WARNING: (CPU: \d+ PID: \d+ at |at |(?=\S+:\d+ at \S+, CPU#\d+: ))"
+                       r"(?P<where>\S+)?(?P<rest>.*)")
 CUT_HERE = "------------[ cut here ]------------"
 END_TRACE = re.compile(r"---\[ end trace( [0-9a-f]+)? \]---")
 END_PANIC = re.compile(r"---\[ end Kernel panic")

@@ -90,6 +90,7 @@ HEADLINES: list[tuple[str, str]] = [
     ("KMATRIX-ERROR mount debugfs: No such device", "guest harness error"),
     ("WARNING: CPU: 0 PID: 45 at drivers/misc/lkdtm/bugs.c:95 lkdtm_WARNING+0x11/0x20", "warning"),
     ("WARNING: at kernel/foo.c:12 foo+0x1/0x2()", "warning"),
+    ("WARNING: fs/dcache.c:829 at fast_dput+0x334/0x430, CPU#0: syz.0.17/6007", "warning"),
     ("Call Trace:", "call trace"),
 ]
 

@@ -100,6 +100,7 @@ ARCH_HEADLINES: list[tuple[str, str, str]] = [
     ("arm64", "Unable to handle kernel paging request at virtual address dead000000000108", "oops"),
     ("arm64", "Unable to handle kernel write to read-only memory at virtual address ffff800080e2c000", "oops"),
     ("arm64", "Internal error: Oops - BRK: 00000000f2000800 [#1] PREEMPT SMP", "BRK"),
+    ("arm64", "Internal error: BRK handler: 00000000f2000800 [#1] PREEMPT SMP", "BRK"),  # 6.12
     ("arm64", "Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP", "undefined instruction"),
     ("arm64", "SError Interrupt on CPU0, code 0x00000000be000000 -- SError", "SError"),
     ("arm64", "Unhandled 64-bit el1h sync exception on CPU0, ESR 0x0000000096000044 -- DABT (current EL)", "unhandled exception"),

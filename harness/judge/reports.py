@@ -94,7 +94,8 @@ REPORT_KINDS: tuple[ReportKind, ...] = (
        End.STACK, E, "kernel/rcu/tree_stall.h, kernel/rcu/tree_exp.h"),
     _k("hung task", r"INFO: task \S+ blocked (in I/O wait )?for more than \d+ seconds",
        End.STACK, E, "kernel/hung_task.c"),
-    _k("lockdep", r"WARNING: (possible (circular|recursive) locking|inconsistent lock state|"
+    _k("lockdep", r"(WARNING: |\[ (INFO|BUG): )(possible (circular|recursive) locking|"
+       r"inconsistent lock state|"
        r"bad unlock balance|suspicious RCU usage|held lock freed|lock held when returning|"
        r"possible irq lock inversion|\w+-safe -> \w+-unsafe lock order|"
        r"[Nn]ested lock was not taken|lock held at task exit|bad contention)|"

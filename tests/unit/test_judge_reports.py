@@ -56,6 +56,8 @@ HEADLINES: list[tuple[str, str]] = [
     ("INFO: task kworker/0:1:12 blocked in I/O wait for more than 122 seconds.", "hung task"),
     ("WARNING: possible circular locking dependency detected", "lockdep"),
     ("WARNING: suspicious RCU usage", "lockdep"),
+    ("[ INFO: possible circular locking dependency detected ]", "lockdep"),  # before 4.15
+    ("[ BUG: bad unlock balance detected! ]", "lockdep"),
     ("BUG: scheduling while atomic: init/45/0x00000002", "scheduling while atomic"),
     ("BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283", "sleeping in atomic context"),
     ("usercopy: Kernel memory exposure attempt detected from SLUB object 'lkdtm-usercopy' (offset 16, size 1024)!", "usercopy"),

@@ -17,7 +17,14 @@ Rules the table cannot say by itself:
   (``Spectre V2 : WARNING: Unprivileged eBPF ...``) is not a report.
 - Lines inside an open report (its call trace, registers, SLUB's ``INFO:`` lines, KASAN's
   allocation stacks) belong to it; only a fatal headline (a panic) starts a new report there.
-- A ``Call Trace:`` outside every report is a report of its own (``call trace``: dump_stack()).
+- A ``Call Trace:`` outside every report is a report of its own (``call trace``: dump_stack()),
+  except right after a report that ends with its call trace: RCU stalls, hung tasks and lockups
+  go on with more task dumps (``rcu: RCU grace-period kthread stack dump:``, NMI backtraces),
+  which belong to that report.
+- A report that ends with its call trace ends at the next headline of another kind after it
+  (a trace without ``</TASK>``: an RCU stall followed by a hard lockup is two reports).
+- A fatal report owns the panic it ends with (``SError Interrupt`` then ``Kernel panic - not
+  syncing: Asynchronous SError Interrupt`` is one ``SError`` report).
 """
 
 from __future__ import annotations
@@ -157,6 +164,7 @@ TRACE_DONE = re.compile(r"^\s*</TASK>\s*$")
 TAINTED = re.compile(r"\bTainted: ([A-Z ]{1,19})")
 MAX_REPORT_LINES = 400  # a report with no end in sight ends here
 MAX_MESSAGE_LINES = 6  # a `cut here` not followed by a WARNING/BUG line within this is noise
+MAX_TRAILING_LINES = 30  # a `Call Trace:` this close after a call-trace report belongs to it
 WARNING_KIND = ReportKind("warning", WARN_LINE, End.TRACE, W,
                           "kernel/panic.c (__warn), include/asm-generic/bug.h (WARN, WARN_ON)")
 CALL_TRACE_KIND = ReportKind("call trace", CALL_TRACE, End.STACK, E,
@@ -245,6 +253,8 @@ class ReportScanner:
     taint: list[str] = field(default_factory=list)  # from the last `Tainted:` line
     _open: Report | None = None
     _open_row: ReportKind | None = None
+    _open_end: End | None = None  # the open report's end (a fatal one's panic moves it)
+    _trailing: tuple[Report, ReportKind, int] | None = None  # call-trace report just ended
     _cut_here: int = 0  # line number of a pending `cut here`, 0 when none
     _message: list[tuple[int, str, ReportKind | None]] = field(default_factory=list)
     _trace_done: bool = False
@@ -273,12 +283,16 @@ class ReportScanner:
             report.ended = True
         else:
             self._open, self._open_row, self._trace_done = report, row, False
+            self._open_end = row.end
+        self._trailing = None
         return report
 
-    def _close(self, ended: bool = False) -> None:
+    def _close(self, ended: bool = False, no: int = 0) -> None:
         if self._open is not None:
             self._open.ended = self._open.ended or ended
-        self._open, self._open_row = None, None
+            if ended and self._open_end is End.STACK and self._open_row is not None:
+                self._trailing = (self._open, self._open_row, no)
+        self._open, self._open_row, self._open_end = None, None, None
 
     def _outside(self, no: int, line: str) -> LineInfo:
         warn = WARN_LINE.search(line)
@@ -288,6 +302,13 @@ class ReportScanner:
         if row is not None:
             return LineInfo(started=self._start(row, no, line))
         if CALL_TRACE.search(line):
+            if self._trailing is not None and no - self._trailing[2] <= MAX_TRAILING_LINES:
+                # another task dump of the report that just ended (an RCU stall's kthread)
+                report, row, _ = self._trailing
+                self._open, self._open_row, self._open_end = report, row, row.end
+                self._trailing = None
+                report.lines, report.ended = no - report.line_no + 1, False
+                return LineInfo(inside=report)
             report = self._start(CALL_TRACE_KIND, no, line)
             report.call_trace = True
             return LineInfo(started=report)
@@ -320,27 +341,30 @@ class ReportScanner:
         return LineInfo(in_cut_here=True)
 
     def _in_report(self, no: int, line: str) -> LineInfo:
-        report, row = self._open, self._open_row
-        assert report is not None and row is not None
+        report, row, end = self._open, self._open_row, self._open_end
+        assert report is not None and row is not None and end is not None
         headline = classify(line, self.kinds)
-        if headline is not None and headline.severity is Severity.FATAL and \
-                headline.kind != report.kind:
-            self._close()
-            return LineInfo(started=self._start(headline, no, line))
+        if headline is not None and headline.kind != report.kind:
+            if headline.severity is Severity.FATAL and row.severity is Severity.FATAL \
+                    and headline.kind == "panic":
+                end = self._open_end = End.PANIC  # the fatal report's own panic
+            elif headline.severity is Severity.FATAL or (end is End.STACK and report.call_trace):
+                self._close()
+                return LineInfo(started=self._start(headline, no, line))
         report.lines += 1
         if CALL_TRACE.search(line):
             report.call_trace = True
         info = LineInfo(inside=report)
-        if END_TRACE.search(line) and row.end is not End.PANIC:
+        if END_TRACE.search(line) and end is not End.PANIC:
             self._close(ended=True)
-        elif row.end is End.PANIC and END_PANIC.search(line):
+        elif end is End.PANIC and END_PANIC.search(line):
             self._close(ended=True)
-        elif row.end is End.SEPARATOR and SEPARATOR.search(line.strip()):
+        elif end is End.SEPARATOR and SEPARATOR.search(line.strip()):
             self._close(ended=True)
-        elif row.end is End.FIX and (FIX_LINE.search(line) or SEPARATOR.search(line.strip())):
+        elif end is End.FIX and (FIX_LINE.search(line) or SEPARATOR.search(line.strip())):
             self._close(ended=True)
-        elif row.end is End.STACK and report.call_trace and TRACE_DONE.search(line):
-            self._close(ended=True)
+        elif end is End.STACK and report.call_trace and TRACE_DONE.search(line):
+            self._close(ended=True, no=no)
         elif report.lines > MAX_REPORT_LINES:
             self._close()
         return info

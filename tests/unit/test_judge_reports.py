@@ -225,6 +225,36 @@ def test_slub_report_ends_at_its_fix_line() -> None:
     assert result.reports[0].ended
 
 
+def test_a_fatal_report_owns_the_panic_it_ends_with() -> None:
+    serror = ["SError Interrupt on CPU5, code 0xbf000002 -- SError", "pc : x+0x178/0x268",
+              "Kernel panic - not syncing: Asynchronous SError Interrupt", "Call trace:",
+              " panic+0x15c/0x380", "---[ end Kernel panic - not syncing: Asynchronous SError ]---"]
+    result = judge(splice(serror), ON, CMDLINE, arch=ARCHES["arm64"])
+    assert [r.kind for r in result.reports] == ["SError"] and result.reports[0].ended
+
+
+def test_task_dumps_right_after_a_call_trace_report_belong_to_it() -> None:
+    stall = ["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "Call Trace:", " <TASK>",
+             " </TASK>", "rcu: RCU grace-period kthread stack dump:",
+             "task:rcu_preempt     state:I stack:0 pid:16", "Call Trace:", " <TASK>", " </TASK>"]
+    result = judge(splice(stall), ON, CMDLINE)
+    assert [r.kind for r in result.reports] == ["RCU stall"] and result.reports[0].ended
+    far = stall[:4] + ["random: crng init done"] * 31 + ["Call Trace:", " <TASK>", " </TASK>"]
+    assert [r.kind for r in judge(splice(far), ON, CMDLINE).reports] == ["RCU stall", "call trace"]
+    line_report = ["BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 59s!",
+                   "Call Trace:", " <TASK>", " </TASK>"]
+    assert [r.kind for r in judge(splice(line_report), ON, CMDLINE).reports] == [
+        "workqueue lockup", "call trace"]
+
+
+def test_a_call_trace_report_ends_at_the_next_headline_after_its_trace() -> None:
+    """arm64 prints no `</TASK>`: the hard lockup after an RCU stall's trace is its own report."""
+    stall = ["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "Call trace:",
+             " __switch_to+0xe4/0x168", "watchdog: Watchdog detected hard LOCKUP on cpu 3"]
+    result = judge(splice(stall), ON, CMDLINE, arch=ARCHES["arm64"])
+    assert [r.kind for r in result.reports] == ["RCU stall", "hard lockup"]
+
+
 def test_scan_reports_on_plain_lines() -> None:
     reports = scan_reports(["hello", "UBSAN: shift-out-of-bounds in x.c:1:2", "---[ end trace ]---",
                             "Call Trace:", " </TASK>"])

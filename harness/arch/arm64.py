@@ -19,7 +19,7 @@ REPORT_FORMS = (
     # 6.x before the 2025 debug-exception rework: die("BRK handler") via arm64_notify_die
     ReportForm("BRK", r"Internal error: (Oops - BRK|BRK handler)", "end-trace", "error",
                "arch/arm64/kernel/debug-monitors.c (do_el1_brk64 unhandled; `BRK handler` "
-               "before 6.17)"),
+               "before the 2025 rework)"),
     ReportForm("stack overflow", r"Insufficient stack space to handle exception", "panic",
                "fatal", TRAPS + " (panic_bad_stack)"),
     ReportForm("SError", r"SError Interrupt on CPU\d+", "panic", "fatal",

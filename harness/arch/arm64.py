@@ -16,8 +16,10 @@ REPORT_FORMS = (
                "error", "arch/arm64/mm/fault.c (die_kernel_fault)"),
     ReportForm("undefined instruction", r"Internal error: Oops - (Undefined instruction|BTI|FPAC)",
                "end-trace", "error", TRAPS + " (do_el1_undef, do_el1_bti, do_el1_fpac)"),
-    ReportForm("BRK", r"Internal error: Oops - BRK", "end-trace", "error",
-               "arch/arm64/kernel/debug-monitors.c (do_el1_brk64 unhandled)"),
+    # 6.x before the 2025 debug-exception rework: die("BRK handler") via arm64_notify_die
+    ReportForm("BRK", r"Internal error: (Oops - BRK|BRK handler)", "end-trace", "error",
+               "arch/arm64/kernel/debug-monitors.c (do_el1_brk64 unhandled; `BRK handler` "
+               "before the 2025 rework)"),
     ReportForm("stack overflow", r"Insufficient stack space to handle exception", "panic",
                "fatal", TRAPS + " (panic_bad_stack)"),
     ReportForm("SError", r"SError Interrupt on CPU\d+", "panic", "fatal",

@@ -9,14 +9,22 @@ dups guest, LKDTM) build their own rules on the reports.
 
 Rules the table cannot say by itself:
 
-- A WARN() splat is ``WARNING: CPU: N PID: P at FILE:LINE FUNC`` (or the older ``WARNING: at``),
-  usually after ``------------[ cut here ]------------`` and a message. The message names the
-  kind when it is one of the table's (``refcount_t:``, ``list_add corruption``, ``ODEBUG:``,
-  a fortify report, ...); otherwise the kind is ``warning``. Free text containing ``WARNING:``
+- A WARN() splat is ``WARNING: CPU: N PID: P at FILE:LINE FUNC`` (or the older ``WARNING: at``;
+  kernels since 2025 print ``WARNING: FILE:LINE at FUNC, CPU#N: COMM/PID``), usually after
+  ``------------[ cut here ]------------`` and a message. The message names the kind when
+  it is one of the table's (``refcount_t:``, ``list_add corruption``, ``ODEBUG:``, a fortify
+  report, ...); otherwise the kind is ``warning``. Free text containing ``WARNING:``
   (``Spectre V2 : WARNING: Unprivileged eBPF ...``) is not a report.
 - Lines inside an open report (its call trace, registers, SLUB's ``INFO:`` lines, KASAN's
   allocation stacks) belong to it; only a fatal headline (a panic) starts a new report there.
-- A ``Call Trace:`` outside every report is a report of its own (``call trace``: dump_stack()).
+- A ``Call Trace:`` outside every report is a report of its own (``call trace``: dump_stack()),
+  except right after a report that ends with its call trace: RCU stalls, hung tasks and lockups
+  go on with more task dumps (``rcu: RCU grace-period kthread stack dump:``, NMI backtraces),
+  which belong to that report.
+- A report that ends with its call trace ends at the next headline of another kind after it
+  (a trace without ``</TASK>``: an RCU stall followed by a hard lockup is two reports).
+- A fatal report owns the panic it ends with (``SError Interrupt`` then ``Kernel panic - not
+  syncing: Asynchronous SError Interrupt`` is one ``SError`` report).
 """
 
 from __future__ import annotations
@@ -93,7 +101,8 @@ REPORT_KINDS: tuple[ReportKind, ...] = (
        End.STACK, E, "kernel/rcu/tree_stall.h, kernel/rcu/tree_exp.h"),
     _k("hung task", r"INFO: task \S+ blocked (in I/O wait )?for more than \d+ seconds",
        End.STACK, E, "kernel/hung_task.c"),
-    _k("lockdep", r"WARNING: (possible (circular|recursive) locking|inconsistent lock state|"
+    _k("lockdep", r"(WARNING: |\[ (INFO|BUG): )(possible (circular|recursive) locking|"
+       r"inconsistent lock state|"
        r"bad unlock balance|suspicious RCU usage|held lock freed|lock held when returning|"
        r"possible irq lock inversion|\w+-safe -> \w+-unsafe lock order|"
        r"[Nn]ested lock was not taken|lock held at task exit|bad contention)|"
@@ -141,8 +150,10 @@ def table(arch: Arch | None = None) -> tuple[ReportKind, ...]:
     return (*arch_kinds(arch or archmod.default()), *REPORT_KINDS)
 
 
-# A WARN() splat's own line, and the lines around splats and traces.
-WARN_LINE = re.compile(r"^WARNING: (CPU: \d+ PID: \d+ at |at )(?P<where>\S+)?(?P<rest>.*)")
+# A WARN() splat's own line (up to 2025 `WARNING: CPU: N PID: P at FILE:LINE FUNC`, since then
+# `WARNING: FILE:LINE at FUNC, CPU#N: COMM/PID`), and the lines around splats and traces.
+WARN_LINE = re.compile(r"^WARNING: (CPU: \d+ PID: \d+ at |at |(?=\S+:\d+ at \S+, CPU#\d+: ))"
+                       r"(?P<where>\S+)?(?P<rest>.*)")
 CUT_HERE = "------------[ cut here ]------------"
 END_TRACE = re.compile(r"---\[ end trace( [0-9a-f]+)? \]---")
 END_PANIC = re.compile(r"---\[ end Kernel panic")
@@ -153,6 +164,7 @@ TRACE_DONE = re.compile(r"^\s*</TASK>\s*$")
 TAINTED = re.compile(r"\bTainted: ([A-Z ]{1,19})")
 MAX_REPORT_LINES = 400  # a report with no end in sight ends here
 MAX_MESSAGE_LINES = 6  # a `cut here` not followed by a WARNING/BUG line within this is noise
+MAX_TRAILING_LINES = 30  # a `Call Trace:` this close after a call-trace report belongs to it
 WARNING_KIND = ReportKind("warning", WARN_LINE, End.TRACE, W,
                           "kernel/panic.c (__warn), include/asm-generic/bug.h (WARN, WARN_ON)")
 CALL_TRACE_KIND = ReportKind("call trace", CALL_TRACE, End.STACK, E,
@@ -241,6 +253,8 @@ class ReportScanner:
     taint: list[str] = field(default_factory=list)  # from the last `Tainted:` line
     _open: Report | None = None
     _open_row: ReportKind | None = None
+    _open_end: End | None = None  # the open report's end (a fatal one's panic moves it)
+    _trailing: tuple[Report, ReportKind, int] | None = None  # call-trace report just ended
     _cut_here: int = 0  # line number of a pending `cut here`, 0 when none
     _message: list[tuple[int, str, ReportKind | None]] = field(default_factory=list)
     _trace_done: bool = False
@@ -269,12 +283,16 @@ class ReportScanner:
             report.ended = True
         else:
             self._open, self._open_row, self._trace_done = report, row, False
+            self._open_end = row.end
+        self._trailing = None
         return report
 
-    def _close(self, ended: bool = False) -> None:
+    def _close(self, ended: bool = False, no: int = 0) -> None:
         if self._open is not None:
             self._open.ended = self._open.ended or ended
-        self._open, self._open_row = None, None
+            if ended and self._open_end is End.STACK and self._open_row is not None:
+                self._trailing = (self._open, self._open_row, no)
+        self._open, self._open_row, self._open_end = None, None, None
 
     def _outside(self, no: int, line: str) -> LineInfo:
         warn = WARN_LINE.search(line)
@@ -284,6 +302,13 @@ class ReportScanner:
         if row is not None:
             return LineInfo(started=self._start(row, no, line))
         if CALL_TRACE.search(line):
+            if self._trailing is not None and no - self._trailing[2] <= MAX_TRAILING_LINES:
+                # another task dump of the report that just ended (an RCU stall's kthread)
+                report, row, _ = self._trailing
+                self._open, self._open_row, self._open_end = report, row, row.end
+                self._trailing = None
+                report.lines, report.ended = no - report.line_no + 1, False
+                return LineInfo(inside=report)
             report = self._start(CALL_TRACE_KIND, no, line)
             report.call_trace = True
             return LineInfo(started=report)
@@ -316,27 +341,30 @@ class ReportScanner:
         return LineInfo(in_cut_here=True)
 
     def _in_report(self, no: int, line: str) -> LineInfo:
-        report, row = self._open, self._open_row
-        assert report is not None and row is not None
+        report, row, end = self._open, self._open_row, self._open_end
+        assert report is not None and row is not None and end is not None
         headline = classify(line, self.kinds)
-        if headline is not None and headline.severity is Severity.FATAL and \
-                headline.kind != report.kind:
-            self._close()
-            return LineInfo(started=self._start(headline, no, line))
+        if headline is not None and headline.kind != report.kind:
+            if headline.severity is Severity.FATAL and row.severity is Severity.FATAL \
+                    and headline.kind == "panic":
+                end = self._open_end = End.PANIC  # the fatal report's own panic
+            elif headline.severity is Severity.FATAL or (end is End.STACK and report.call_trace):
+                self._close()
+                return LineInfo(started=self._start(headline, no, line))
         report.lines += 1
         if CALL_TRACE.search(line):
             report.call_trace = True
         info = LineInfo(inside=report)
-        if END_TRACE.search(line) and row.end is not End.PANIC:
+        if END_TRACE.search(line) and end is not End.PANIC:
             self._close(ended=True)
-        elif row.end is End.PANIC and END_PANIC.search(line):
+        elif end is End.PANIC and END_PANIC.search(line):
             self._close(ended=True)
-        elif row.end is End.SEPARATOR and SEPARATOR.search(line.strip()):
+        elif end is End.SEPARATOR and SEPARATOR.search(line.strip()):
             self._close(ended=True)
-        elif row.end is End.FIX and (FIX_LINE.search(line) or SEPARATOR.search(line.strip())):
+        elif end is End.FIX and (FIX_LINE.search(line) or SEPARATOR.search(line.strip())):
             self._close(ended=True)
-        elif row.end is End.STACK and report.call_trace and TRACE_DONE.search(line):
-            self._close(ended=True)
+        elif end is End.STACK and report.call_trace and TRACE_DONE.search(line):
+            self._close(ended=True, no=no)
         elif report.lines > MAX_REPORT_LINES:
             self._close()
         return info

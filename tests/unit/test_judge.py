@@ -381,3 +381,17 @@ def test_trace_warning_with_a_relative_source_path_passes() -> None:
     result = judge(text, cfg, "console=ttyS0 module.enable_dups_trace=1")
     assert result.verdict is Verdict.PASS, result.reasons
     assert result.phases["concurrent-fs"].dups_warnings == 7
+
+
+def test_trace_warning_in_the_2025_warn_format_passes() -> None:
+    """Kernels since 2025 print a WARN() as `WARNING: FILE:LINE at FUNC, CPU#N: COMM/PID`
+    (kernel/panic.c __warn; syzbot's consoles, tests/data/console/real/). The dups trace in that
+    form is still the dups trace, not a `call trace` report."""
+    text = (DATA / "dups-on-trace.log").read_text()
+    new = re.sub(r"WARNING: CPU: 0 PID: (\d+) at (kernel/module/dups.c:174) (\S+)",
+                 r"WARNING: \2 at \3, CPU#0: modprobe/\1", text)
+    assert new != text and "WARNING: CPU:" not in new
+    result = judge(new, ON, TRACE_CMDLINE)
+    assert result.verdict is Verdict.PASS, result.reasons
+    assert result.phases["concurrent-fs"].dups_warnings == (
+        judge(text, ON, TRACE_CMDLINE).phases["concurrent-fs"].dups_warnings)

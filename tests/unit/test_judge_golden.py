@@ -53,8 +53,8 @@ def test_measured_kind_is_the_crash_table(kernel: str, name: str, record: dict[s
 
 
 def test_golden_kinds() -> None:
-    """Which kinds of the table real logs cover (the rest: format-string headlines in
-    test_judge_reports.py, listed in docs/judge.md)."""
+    """Which kinds of the table LKDTM boots cover (the rest: real reports from other machines,
+    test_judge_real_reports.py; both listed in docs/judge.md)."""
     seen = {str(r["kind"]) for _, _, r in CASES if r["kind"]}
     assert seen <= set(KINDS)
     assert {"panic", "BUG", "warning", "oops", "UBSAN", "list corruption", "slab corruption",

@@ -56,6 +56,8 @@ HEADLINES: list[tuple[str, str]] = [
     ("INFO: task kworker/0:1:12 blocked in I/O wait for more than 122 seconds.", "hung task"),
     ("WARNING: possible circular locking dependency detected", "lockdep"),
     ("WARNING: suspicious RCU usage", "lockdep"),
+    ("[ INFO: possible circular locking dependency detected ]", "lockdep"),  # before 4.15
+    ("[ BUG: bad unlock balance detected! ]", "lockdep"),
     ("BUG: scheduling while atomic: init/45/0x00000002", "scheduling while atomic"),
     ("BUG: sleeping function called from invalid context at kernel/locking/mutex.c:283", "sleeping in atomic context"),
     ("usercopy: Kernel memory exposure attempt detected from SLUB object 'lkdtm-usercopy' (offset 16, size 1024)!", "usercopy"),
@@ -90,6 +92,7 @@ HEADLINES: list[tuple[str, str]] = [
     ("KMATRIX-ERROR mount debugfs: No such device", "guest harness error"),
     ("WARNING: CPU: 0 PID: 45 at drivers/misc/lkdtm/bugs.c:95 lkdtm_WARNING+0x11/0x20", "warning"),
     ("WARNING: at kernel/foo.c:12 foo+0x1/0x2()", "warning"),
+    ("WARNING: fs/dcache.c:829 at fast_dput+0x334/0x430, CPU#0: syz.0.17/6007", "warning"),
     ("Call Trace:", "call trace"),
 ]
 
@@ -99,6 +102,7 @@ ARCH_HEADLINES: list[tuple[str, str, str]] = [
     ("arm64", "Unable to handle kernel paging request at virtual address dead000000000108", "oops"),
     ("arm64", "Unable to handle kernel write to read-only memory at virtual address ffff800080e2c000", "oops"),
     ("arm64", "Internal error: Oops - BRK: 00000000f2000800 [#1] PREEMPT SMP", "BRK"),
+    ("arm64", "Internal error: BRK handler: 00000000f2000800 [#1] PREEMPT SMP", "BRK"),  # 6.12
     ("arm64", "Internal error: Oops - Undefined instruction: 0000000002000000 [#1] SMP", "undefined instruction"),
     ("arm64", "SError Interrupt on CPU0, code 0x00000000be000000 -- SError", "SError"),
     ("arm64", "Unhandled 64-bit el1h sync exception on CPU0, ESR 0x0000000096000044 -- DABT (current EL)", "unhandled exception"),
@@ -219,6 +223,36 @@ def test_slub_report_ends_at_its_fix_line() -> None:
     result = judge(splice(slub), ON, CMDLINE)
     assert [r.kind for r in result.reports] == ["slab corruption"]
     assert result.reports[0].ended
+
+
+def test_a_fatal_report_owns_the_panic_it_ends_with() -> None:
+    serror = ["SError Interrupt on CPU5, code 0xbf000002 -- SError", "pc : x+0x178/0x268",
+              "Kernel panic - not syncing: Asynchronous SError Interrupt", "Call trace:",
+              " panic+0x15c/0x380", "---[ end Kernel panic - not syncing: Asynchronous SError ]---"]
+    result = judge(splice(serror), ON, CMDLINE, arch=ARCHES["arm64"])
+    assert [r.kind for r in result.reports] == ["SError"] and result.reports[0].ended
+
+
+def test_task_dumps_right_after_a_call_trace_report_belong_to_it() -> None:
+    stall = ["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "Call Trace:", " <TASK>",
+             " </TASK>", "rcu: RCU grace-period kthread stack dump:",
+             "task:rcu_preempt     state:I stack:0 pid:16", "Call Trace:", " <TASK>", " </TASK>"]
+    result = judge(splice(stall), ON, CMDLINE)
+    assert [r.kind for r in result.reports] == ["RCU stall"] and result.reports[0].ended
+    far = stall[:4] + ["random: crng init done"] * 31 + ["Call Trace:", " <TASK>", " </TASK>"]
+    assert [r.kind for r in judge(splice(far), ON, CMDLINE).reports] == ["RCU stall", "call trace"]
+    line_report = ["BUG: workqueue lockup - pool cpus=0 node=0 flags=0x0 nice=0 stuck for 59s!",
+                   "Call Trace:", " <TASK>", " </TASK>"]
+    assert [r.kind for r in judge(splice(line_report), ON, CMDLINE).reports] == [
+        "workqueue lockup", "call trace"]
+
+
+def test_a_call_trace_report_ends_at_the_next_headline_after_its_trace() -> None:
+    """arm64 prints no `</TASK>`: the hard lockup after an RCU stall's trace is its own report."""
+    stall = ["rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:", "Call trace:",
+             " __switch_to+0xe4/0x168", "watchdog: Watchdog detected hard LOCKUP on cpu 3"]
+    result = judge(splice(stall), ON, CMDLINE, arch=ARCHES["arm64"])
+    assert [r.kind for r in result.reports] == ["RCU stall", "hard lockup"]
 
 
 def test_scan_reports_on_plain_lines() -> None:

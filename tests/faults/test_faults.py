@@ -10,6 +10,8 @@ machine's. Cases marked slow_fault run in `nox -s faults` only.
 from __future__ import annotations
 
 import json
+import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -34,14 +36,26 @@ from harness.verdict import EXIT_BAD_INPUT, EXIT_INFRA, EXIT_OK
 pytestmark = pytest.mark.integration
 slow = pytest.mark.slow_fault
 
-# A combination whose build takes long enough to be hit: SMP changes most of what `prepare`
-# generates and every kernel/module/ object.
-LONG = "  - {id: f-smp, config: {CONFIG_SMP: y}}\n"
+OWN = ("--trees", "own")
 
 
-def long_matrix(path: Path, tree: Path, timeout: float = 1800) -> Path:
+@pytest.fixture
+def smp(tmp_path):
+    """A combination whose build takes long enough to be hit: SMP changes most of what
+    `prepare` generates and every kernel/module/ object. A new id each test, run with
+    `--trees own`: its own tree, a fresh copy of the seed (the warm tree of an earlier run
+    would build nothing, and the fault would hit no build). Its trees are removed after."""
+    combo = f"f-smp-{secrets.token_hex(3)}"
+    yield combo
+    for record in tmp_path.glob(f"*/*/{combo}/record.json"):
+        out = json.loads(record.read_text()).get("output_dir")
+        if out and Path(out).name.startswith(combo):
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def long_matrix(path: Path, tree: Path, combo: str, timeout: float = 1800) -> Path:
     m = write_matrix(path, tree, timeout=timeout)
-    m.write_text(m.read_text() + LONG)
+    m.write_text(m.read_text() + f"  - {{id: {combo}, config: {{CONFIG_SMP: y}}}}\n")
     return m
 
 
@@ -73,88 +87,88 @@ def test_engine_killed_after_the_first_combination(tmp_path, kernel_tree, live_e
 
 
 @slow
-def test_engine_restarted_during_a_build(tmp_path, kernel_tree, live_engine: Engine):
-    m = long_matrix(tmp_path, kernel_tree)
-    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+def test_engine_restarted_during_a_build(tmp_path, kernel_tree, smp, live_engine: Engine):
+    m = long_matrix(tmp_path, kernel_tree, smp)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN)
     container_of(live_engine, "build")
     live_engine.restart()
     result = finish(proc, out, tmp_path / "res")
     assert result.code == EXIT_INFRA, result.out[-2000:]
     # (the run may end while the engine is still coming back: its stopped container is then
     # removed by the next run, checked below)
-    assert_sound(result, None, ["f-smp"])
-    assert result.verdicts["f-smp"] == "infra-error"
-    assert any("Docker" in r for r in result.reasons["f-smp"]), result.reasons
-    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
-    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
-    assert_sound(again, live_engine, ["f-smp"])
+    assert_sound(result, None, [smp])
+    assert result.verdicts[smp] == "infra-error"
+    assert any("Docker" in r for r in result.reasons[smp]), result.reasons
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", smp, *OWN)
+    assert again.verdicts == {smp: "pass"}, again.out[-2000:]
+    assert_sound(again, live_engine, [smp])
 
 
 @slow
-def test_build_killed_for_memory_is_infra_error(tmp_path, kernel_tree, live_engine: Engine):
-    m = long_matrix(tmp_path, kernel_tree)
-    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+def test_build_killed_for_memory_is_infra_error(tmp_path, kernel_tree, smp, live_engine: Engine):
+    m = long_matrix(tmp_path, kernel_tree, smp)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN)
     box = container_of(live_engine, "build")
     live_engine.docker("update", "--memory", "24m", "--memory-swap", "24m", box)
     result = finish(proc, out, tmp_path / "res")
     assert result.code == EXIT_INFRA, result.out[-2000:]
-    assert_sound(result, live_engine, ["f-smp"])
-    assert result.verdicts["f-smp"] == "infra-error"
-    assert any("memory" in r for r in result.reasons["f-smp"]), result.reasons
-    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
-    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
+    assert_sound(result, live_engine, [smp])
+    assert result.verdicts[smp] == "infra-error"
+    assert any("memory" in r for r in result.reasons[smp]), result.reasons
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", smp, *OWN)
+    assert again.verdicts == {smp: "pass"}, again.out[-2000:]
 
 
 @slow
-def test_step_timeout_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree,
+def test_step_timeout_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree, smp,
                                                              live_engine: Engine):
     """A build stopped at its limit leaves its tree dirty; the rerun repairs it (removes what
     the stopped step wrote) and gives the verdict of an unharmed run."""
-    m = long_matrix(tmp_path, kernel_tree, timeout=3)
-    result = run_to_end(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
-    assert result.verdicts == {"f-smp": "infra-error"}, result.out[-2000:]
-    assert any("timed out" in r for r in result.reasons["f-smp"]), result.reasons
-    assert_sound(result, live_engine, ["f-smp"])
-    m = long_matrix(tmp_path, kernel_tree)
-    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
-    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
-    log = (again.run_dir / "f-smp" / "build.log").read_text()
+    m = long_matrix(tmp_path, kernel_tree, smp, timeout=3)
+    result = run_to_end(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN)
+    assert result.verdicts == {smp: "infra-error"}, result.out[-2000:]
+    assert any("timed out" in r for r in result.reasons[smp]), result.reasons
+    assert_sound(result, live_engine, [smp])
+    m = long_matrix(tmp_path, kernel_tree, smp)
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", smp, *OWN)
+    assert again.verdicts == {smp: "pass"}, again.out[-2000:]
+    log = (again.run_dir / smp / "build.log").read_text()
     assert "was left by a stopped step: removed the" in log
 
 
 @slow
-def test_ctrl_c_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree,
+def test_ctrl_c_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree, smp,
                                                         live_engine: Engine):
     """Ctrl-C while make compiles: exit 130, the record `interrupted`, no container left, the
     tree marked dirty; the rerun repairs the tree and passes."""
-    m = long_matrix(tmp_path, kernel_tree)
-    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+    m = long_matrix(tmp_path, kernel_tree, smp)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN)
     container_of(live_engine, "build")
     time.sleep(5)  # well inside the compile
     proc.send_signal(signal.SIGINT)
     result = finish(proc, out, tmp_path / "res")
     assert result.code == 130, result.out[-2000:]
-    assert result.verdicts["f-smp"] in ("interrupted", "infra-error"), result.out[-2000:]
-    record = json.loads((result.run_dir / "f-smp" / "record.json").read_text())
+    assert result.verdicts[smp] in ("interrupted", "infra-error"), result.out[-2000:]
+    record = json.loads((result.run_dir / smp / "record.json").read_text())
     assert record["status"] == "interrupted"
     assert (Path(record["output_dir"]) / ".kmatrix-dirty").is_file()
-    assert_sound(result, live_engine, ["f-smp"])
-    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", "f-smp")
-    assert again.verdicts == {"f-smp": "pass"}, again.out[-2000:]
-    log = (again.run_dir / "f-smp" / "build.log").read_text()
+    assert_sound(result, live_engine, [smp])
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", smp, *OWN)
+    assert again.verdicts == {smp: "pass"}, again.out[-2000:]
+    log = (again.run_dir / smp / "build.log").read_text()
     assert "was left by a stopped step: removed the" in log
-    assert_sound(again, live_engine, ["f-smp"])
+    assert_sound(again, live_engine, [smp])
 
 
 @slow
-def test_a_paused_build_is_infra_error(tmp_path, kernel_tree, live_engine: Engine):
-    m = long_matrix(tmp_path, kernel_tree, timeout=40)
-    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", "f-smp")
+def test_a_paused_build_is_infra_error(tmp_path, kernel_tree, smp, live_engine: Engine):
+    m = long_matrix(tmp_path, kernel_tree, smp, timeout=40)
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN)
     live_engine.docker("pause", container_of(live_engine, "build"))
     result = finish(proc, out, tmp_path / "res")
-    assert result.verdicts == {"f-smp": "infra-error"}, result.out[-2000:]
-    assert any("paused" in r for r in result.reasons["f-smp"]), result.reasons
-    assert_sound(result, live_engine, ["f-smp"])
+    assert result.verdicts == {smp: "infra-error"}, result.out[-2000:]
+    assert any("paused" in r for r in result.reasons[smp]), result.reasons
+    assert_sound(result, live_engine, [smp])
 
 
 @slow

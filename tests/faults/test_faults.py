@@ -253,7 +253,8 @@ def test_a_frozen_qemu_is_infra_error_not_boot_timeout(tmp_path, live_engine: En
     assert any("paused from outside" in r for r in result.reasons["boot-dups-on"]), \
         result.reasons
     assert_sound(result, live_engine, ["boot-dups-on"])
-    again = run_to_end(m, tmp_path / "res2", live_engine.env, *BOOT, boot=True)
+    proc, out = start_run(m, tmp_path / "res2", live_engine.env, *BOOT, boot=True)
+    again = finish(proc, out, tmp_path / "res2")
     assert again.verdicts == {"boot-dups-on": "pass"}, again.out[-2000:]
     assert_sound(again, live_engine, ["boot-dups-on"])
 

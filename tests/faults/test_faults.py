@@ -142,7 +142,9 @@ def test_ctrl_c_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree, s
     """Ctrl-C while make compiles: exit 130, the record `interrupted`, no container left, the
     tree marked dirty; the rerun repairs the tree and passes."""
     m = long_matrix(tmp_path, kernel_tree, smp)
-    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN)
+    # no compiler cache: with it, the warm ccache builds the whole combination in seconds
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, "--only", smp, *OWN,
+                          "--no-ccache")
     container_of(live_engine, "build")
     time.sleep(5)  # well inside the compile
     proc.send_signal(signal.SIGINT)
@@ -153,7 +155,8 @@ def test_ctrl_c_mid_compile_then_rerun_in_the_same_tree(tmp_path, kernel_tree, s
     assert record["status"] == "interrupted"
     assert (Path(record["output_dir"]) / ".kmatrix-dirty").is_file()
     assert_sound(result, live_engine, [smp])
-    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", smp, *OWN)
+    again = run_to_end(m, tmp_path / "res2", live_engine.env, "--only", smp, *OWN,
+                       "--no-ccache")
     assert again.verdicts == {smp: "pass"}, again.out[-2000:]
     log = (again.run_dir / smp / "build.log").read_text()
     assert "was left by a stopped step: removed the" in log

@@ -226,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kmatrix: interrupted: finished records are kept; rerun to complete", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kmatrix verdict ... | head`: the reader left; no traceback,
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + 13  # and the status of a tool SIGPIPE stopped
 
 
 def _split_pytest_args(argv: list[str]) -> tuple[list[str], list[str]]:

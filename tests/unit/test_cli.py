@@ -4,6 +4,7 @@ CPU budget a run is split by."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -65,6 +66,23 @@ def test_python_m_harness_list(tmp_path: Path) -> None:
         "dups-n  CONFIG_MODULE_DEBUG_AUTOLOAD_DUPS=n",
         "stats  CONFIG_MODULE_STATS=y  [boot: module.enable_dups_trace=1]",
     ]
+
+
+def test_a_reader_that_leaves_early_is_no_traceback(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    """`kmatrix verdict LOG | head`: the pipe closes while the record is printed. Before, a
+    BrokenPipeError traceback; now the status of a tool SIGPIPE stopped, and nothing else."""
+    from harness import judge
+
+    def closed_pipe(*_: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(judge, "main_print", closed_pipe)
+    monkeypatch.setattr(os, "dup2", lambda *_: None)  # pytest's captured stdout stays
+    log, config = tmp_path / "console.log", tmp_path / "config"
+    log.write_text("")
+    config.write_text("")
+    assert cli.main(["verdict", str(log), "--config", str(config)]) == 141
 
 
 def test_python_m_harness_list_defaults_to_the_matrix_here() -> None:

@@ -27,7 +27,7 @@ from .kbuild import Kbuild, damaged_tree, first_errors, infra_trouble, step_outp
 from .kconfig import Config
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
-from .resolve import Resolution
+from .resolve import CONFIGS_DIR, Resolution, resolved_config_text
 from .resolve import load as load_resolutions
 from .settings import Job, RunSettings
 from .treeguard import run_guarded
@@ -309,15 +309,27 @@ class Chain:
         merged = kconfig.merge(base, requested)
         results.atomic_write(job.combo_dir / "input.config", kconfig.render_config(merged))
         resolved = kept_config(out, resolution)
+        rerun = job.runner.reproducer(self.tc.make_step(
+            "olddefconfig", out, "olddefconfig", timeout_s=job.matrix.build.timeout_s, jobs=1))
+        text = None if resolved is not None else resolved_config_text(job.run_dir, resolution)
         if resolved is not None:
             # a warm tree whose .config is already this request's answer: make olddefconfig
             # would write the same values again, and its new .config would make the build's
             # make run Kconfig once more (syncconfig) for nothing
-            rerun = job.runner.reproducer(self.tc.make_step(
-                "olddefconfig", out, "olddefconfig", timeout_s=job.matrix.build.timeout_s, jobs=1))
             write_log(log, f"kmatrix: olddefconfig not run: {out}/.config already is what it "
                       f"makes of this request (config hash {kconfig.config_hash(resolved)}, as "
                       f"the resolve step found it); kept. To run it: {rerun}\n")
+            _stage(record, "olddefconfig", "pass", 0.0, rerun)  # reproducer.sh runs it
+        elif text is not None:
+            # the resolve step's one Kconfig parse already ran make olddefconfig's own code on
+            # this very input (same tree, image, toolchain, base, request): its .config, byte
+            # for byte; the build's make runs Kconfig on it once (syncconfig) as after make
+            results.atomic_write(out / ".config", text)
+            resolved = kconfig.parse_config(text)
+            write_log(log, f"kmatrix: olddefconfig not run: {out}/.config written as the "
+                      f"resolve step's Kconfig made it of this request ({job.run_dir}/"
+                      f"{CONFIGS_DIR}/{job.combo.id}.config, config hash "
+                      f"{kconfig.config_hash(resolved)}). To run it: {rerun}\n")
             _stage(record, "olddefconfig", "pass", 0.0, rerun)  # reproducer.sh runs it
         else:
             resolved, step = olddefconfig(self.tc, job.runner, out, merged, log)

@@ -31,6 +31,9 @@ from .settings import Job, RunSettings
 from .verdict import InfraError
 
 RESOLVE_FILE = "resolve.json"
+# the exact .config `make olddefconfig` writes for each request that holds (the resolve step's
+# one Kconfig parse made it): a build tree takes it instead of running make olddefconfig again
+CONFIGS_DIR = "resolved-configs"
 MEMO_VERSION = 3  # bump when Resolution or the memo key changes (3: the toolchain)
 
 
@@ -156,24 +159,26 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
             groups.setdefault(kconfig_group(matrix, c), []).append(c)
     rest: list[Combination] = []
 
-    def one_group(group: str, own: IO[str]) -> tuple[list[Config | None], float]:
+    def one_group(group: str, own: IO[str]) -> tuple[list[str | None], float]:
         started = time.monotonic()
-        resolved = each_in_group(settings, views[group], runner, group, bases[group],
-                                 [requests[c.id] for c in groups[group]], fingerprint, scratch,
-                                 own)
-        return resolved, time.monotonic() - started
+        texts = each_in_group(settings, views[group], runner, group, bases[group],
+                              [requests[c.id] for c in groups[group]], fingerprint, scratch,
+                              own)
+        return texts, time.monotonic() - started
 
     # the groups (architectures, toolchains) side by side: each is one single-threaded parse
     done = side_by_side(log, list(groups), one_group, workers)
-    for (group, members), (resolved, seconds) in zip(groups.items(), done, strict=True):
+    for (group, members), (texts, seconds) in zip(groups.items(), done, strict=True):
         share = round(seconds / len(members), 1)
-        for c, config in zip(members, resolved, strict=True):
-            res = holding(c, bases[group], requests[c.id], config)
-            if res is None:
+        for c, text in zip(members, texts, strict=True):
+            res = holding(c, bases[group], requests[c.id],
+                          None if text is None else kconfig.parse_config(text))
+            if res is None or text is None:
                 rest.append(c)  # does not hold (or was not resolved): explained, repaired
                 continue
             res.seconds = share
             found[c.id] = res
+            results.atomic_write(known[c.id].with_suffix(".config"), text)
             results.atomic_write(known[c.id], json.dumps(asdict(res)))
 
     lanes = [rest[i::workers] for i in range(workers)]
@@ -196,6 +201,8 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
         with ThreadPoolExecutor(max_workers=workers) as pool:
             found.update({r.combination: r for rs in pool.map(lane, range(workers)) for r in rs})
     ordered = [found[c.id] for c in combos]
+    keep_configs(Path(settings.run_dir), {c.id: known[c.id].with_suffix(".config") for c in combos},
+                 found)
     boots = {c.id for c in combos if Job(settings, matrix, c, symbols, runner).boots}
     for name in views:  # trees are never shared across architectures or toolchains
         theirs = [r for r in ordered if variant_of[r.combination] == name]
@@ -207,11 +214,12 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
 
 def each_in_group(settings: RunSettings, matrix: Matrix, runner: Runner, group: str, base: Config,
                   configs: list[Config], fingerprint: str, scratch: Path,
-                  log: IO[str]) -> list[Config | None]:
+                  log: IO[str]) -> list[str | None]:
     """base + each request through `make olddefconfig`'s own code, one parse for them all, in a
     Kconfig session kept in the cache for the tree, image and group (prepared once, under a
-    lock). A session that cannot be prepared or run resolves nothing here: None for each, and
-    every request is resolved one make at a time instead."""
+    lock): the .config text make olddefconfig writes for each. A session that cannot be
+    prepared or run resolves nothing here: None for each, and every request is resolved one
+    make at a time instead."""
     from . import locks
     from .kconfig.config import merge
 
@@ -228,13 +236,43 @@ def each_in_group(settings: RunSettings, matrix: Matrix, runner: Runner, group: 
             session.prepare_each(base)
             with contextlib.suppress(OSError):
                 os.utime(home / key)  # its last use, for `kmatrix cache --prune`
-            return session.resolve_each(
+            return session.resolve_each_text(
                 [merge(base, {kconfig.config_name(k): v for k, v in r.items()}) for r in configs],
                 scratch / f"each-{key}")
     except InfraError as exc:
         log.write(f"kmatrix: one Kconfig session for {len(configs)} requests failed ({exc}): "
                   "resolving each with make\n")
         return [None] * len(configs)
+
+
+def keep_configs(run_dir: Path, memo_texts: dict[str, Path],
+                 found: dict[str, Resolution]) -> None:
+    """Copy into the run directory (CONFIGS_DIR/COMBINATION.config) the remembered .config text
+    of every combination whose request holds, when it is the one its resolution names (its
+    config hash): what the build tree takes as its .config (resolved_config_text)."""
+    for combo, memo_text in memo_texts.items():
+        res = found.get(combo)
+        if res is None or not res.holds or res.added or res.unsatisfiable:
+            continue
+        try:
+            text = memo_text.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue  # remembered before the texts were kept: the tree runs make olddefconfig
+        if kconfig.config_hash(kconfig.parse_config(text)) == res.config_hash:
+            results.atomic_write(run_dir / CONFIGS_DIR / f"{combo}.config", text)
+
+
+def resolved_config_text(run_dir: Path, res: Resolution | None) -> str | None:
+    """The exact .config `make olddefconfig` writes for this combination's request, as the
+    resolve step's Kconfig parse wrote it (kept by keep_configs); None when there is none or
+    it is not the one the resolution names."""
+    if res is None or not res.config_hash:
+        return None
+    try:
+        text = (run_dir / CONFIGS_DIR / f"{res.combination}.config").read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if kconfig.config_hash(kconfig.parse_config(text)) == res.config_hash else None
 
 
 def holding(combo: Combination, base: Config, requested: Config,

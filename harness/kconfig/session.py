@@ -159,6 +159,12 @@ class KconfigSession:
         dumper's --each: a child per config, each from the state right after parsing, as a
         fresh `conf --olddefconfig` in the environment `make` gave Kconfig). The resolved
         configs in order; None where one was not resolved (the caller resolves it with make)."""
+        return [None if text is None else parse_config(text)
+                for text in self.resolve_each_text(configs, work)]
+
+    def resolve_each_text(self, configs: list[Config], work: Path) -> list[str | None]:
+        """resolve_each, as the bytes `make olddefconfig` writes to .config for each config (a
+        build tree can take them as its .config instead of running make olddefconfig)."""
         binary = self.dumper()
         work.mkdir(parents=True, exist_ok=True)
         files = []
@@ -177,11 +183,10 @@ class KconfigSession:
         result = self._step(Step("kconfig:olddefconfig-each", (*argv, "Kconfig"),
                                  self.kbuild.mounts(self.out, Mount(work, read_only=False)),
                                  workdir=str(self.out), env=env, timeout_s=self.timeout_s))
-        out: list[Config | None] = []
+        out: list[str | None] = []
         for path in files:
             resolved = path.with_name(path.name + ".resolved")
-            out.append(parse_config(resolved.read_text())
-                       if result.ok and resolved.exists() else None)
+            out.append(resolved.read_text() if result.ok and resolved.exists() else None)
         return out
 
     def dump(self, config_name: str = ".config", write: str | None = None) -> KconfigDump:

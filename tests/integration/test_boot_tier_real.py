@@ -78,6 +78,12 @@ def run_both(tmp_path: Path, kernel_tree: Path, boot_on: str, boot_off: str) -> 
     assert 0 < len(compiled) < 60, compiled
     assert "CC      kernel/module/dups.o" in compiled
     assert f"starts as a copy of {boot_off}, the config before it" in log
+    # each tree took the resolve step's .config (no make olddefconfig): Kconfig ran once in
+    # the build (SYNC), and the kernels below behave as their configs say
+    for combo in (boot_on, boot_off):
+        first_log = (run_dir / combo / "build.log").read_text()
+        assert "written as the resolve step's Kconfig made it" in first_log, combo
+        assert "SYNC    include/config/auto.conf.cmd" in first_log, combo
 
     # and each kernel behaves as its config says (docs/boot.md)
     assert on["boot"]["verdict"] == off["boot"]["verdict"] == "pass"

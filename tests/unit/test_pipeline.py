@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -529,6 +530,42 @@ def test_a_warm_tree_whose_config_is_already_the_answer_runs_no_olddefconfig(
     dirty = FakeMake()
     run(tmp_path, matrix, "dups-y", dirty, pristine=False, ccache=False)
     assert "olddefconfig" in [s.name for s in dirty.steps]
+
+
+def test_a_new_tree_takes_the_resolve_steps_config_instead_of_running_olddefconfig(
+        tmp_path: Path, matrix: Matrix) -> None:
+    """The resolve step's one Kconfig parse wrote the exact .config make olddefconfig makes of
+    this request: a new tree takes it (one Kconfig run fewer: the build's syncconfig is the
+    only one), config truth still judges it, and the reproducer still runs olddefconfig. A
+    text that is not the resolution's answer is never taken."""
+    from harness import resolve
+
+    probe = run(tmp_path / "probe", matrix, "dups-y", FakeMake(), pristine=False, ccache=False)
+    text = (Path(probe.output_dir) / ".config").read_text()
+    answer = kconfig.config_hash(kconfig.parse_config(text))
+    settings = settings_for(tmp_path, matrix, pristine=False, ccache=False)
+    run_dir = Path(settings.run_dir)
+    resolve.save(run_dir, {"dups-y": resolve.Resolution("dups-y", config_hash=answer,
+                                                        tree="dups-y")})
+    results.atomic_write(run_dir / resolve.CONFIGS_DIR / "dups-y.config", text)
+    taken = FakeMake()
+    rec = run(tmp_path, matrix, "dups-y", taken, pristine=False, ccache=False)
+    assert [s.name for s in taken.steps] == ["base-config", "build"]
+    assert rec.verdict == "pass" and rec.resolved_config_hash == answer
+    assert (Path(rec.output_dir) / ".config").read_text() == text
+    stage = next(s for s in rec.stages if s.name == "olddefconfig")
+    assert stage.duration_s == 0.0 and stage.command.endswith(" olddefconfig")
+    log = (tmp_path / "results/r1/dups-y/build.log").read_text()
+    assert f"kmatrix: olddefconfig not run: {rec.output_dir}/.config written as the resolve " \
+        "step's Kconfig made it" in log
+
+    # another request's text under this name: make olddefconfig runs, as without one
+    shutil.rmtree(tmp_path / "cache/work")
+    results.atomic_write(run_dir / resolve.CONFIGS_DIR / "dups-y.config",
+                         kconfig.render_config({"CONFIG_MODULES": "n"}))
+    other = FakeMake()
+    run(tmp_path, matrix, "dups-y", other, pristine=False, ccache=False)
+    assert [s.name for s in other.steps] == ["base-config", "olddefconfig", "build"]
 
 
 def test_a_tree_sequence_gives_each_config_its_own_directory_and_reruns_rebuild_nothing(

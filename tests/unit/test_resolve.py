@@ -10,6 +10,7 @@ from pathlib import Path
 from testhelpers import MINI_TREE
 
 from harness import resolve
+from harness.kconfig import parse_config, render_config
 
 
 def test_fingerprint_changes_when_a_kconfig_file_changes(tmp_path: Path) -> None:
@@ -81,8 +82,8 @@ def test_one_session_resolves_what_holds_and_the_rest_is_explained_one_by_one(
 
     def each(settings, matrix, runner, group, base, configs, fingerprint, scratch, log):
         sessions.append(configs)
-        return [None if c.get("CONFIG_D") == "y" else {**base, **c, "CONFIG_C": "n"}
-                for c in configs]
+        return [None if c.get("CONFIG_D") == "y" else
+                render_config({**base, **c, "CONFIG_C": "n"}) for c in configs]
 
     def resolve_one(session, base, requested, combo):
         one_by_one.append(combo.id)
@@ -98,9 +99,19 @@ def test_one_session_resolves_what_holds_and_the_rest_is_explained_one_by_one(
         assert found["a-y"].holds and found["a-y"].delta == {"CONFIG_A": "y"}
         assert found["a-n"].config_hash != found["a-y"].config_hash
         assert not found["needs-b"].holds and found["needs-b"].why == ["why: C needs B"]
+        # what holds keeps make olddefconfig's own .config text for its build tree
+        kept = resolve.resolved_config_text(tmp_path, found["a-y"])
+        assert kept is not None and parse_config(kept)["CONFIG_A"] == "y"
+        assert resolve.resolved_config_text(tmp_path, found["needs-b"]) is None
+        assert sorted(p.name for p in (tmp_path / resolve.CONFIGS_DIR).iterdir()) == \
+            ["a-n.config", "a-y.config"]
+        (tmp_path / resolve.CONFIGS_DIR / "a-y.config").write_text(render_config({"CONFIG_A": "n"}))
+        assert resolve.resolved_config_text(tmp_path, found["a-y"]) is None  # not its answer
         sessions.clear(), one_by_one.clear()
         again = resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_X": "y"},
                                     tmp_path / "scratch", log)
     assert sessions == [] and one_by_one == []
+    # a rerun that asks Kconfig nothing still has every text (remembered beside the answer)
+    assert resolve.resolved_config_text(tmp_path, again["a-y"]) is not None
     assert {k: (v.config_hash, v.holds) for k, v in again.items()} == \
         {k: (v.config_hash, v.holds) for k, v in found.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import shlex
 import shutil
 import subprocess
@@ -22,6 +23,7 @@ from typing import IO
 
 from . import boot_stage, cores, kconfig, linkcheck, locks, results, treeguard, variants
 from . import matrix as matrixmod
+from .cache import SEED_MARKER
 from .container import Runner, StepResult, write_log
 from .kbuild import Kbuild, damaged_tree, first_errors, infra_trouble, step_output
 from .kconfig import Config
@@ -132,11 +134,13 @@ def branch_of(resolutions: dict[str, Resolution], resolution: Resolution | None,
 
 
 def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
-               variant: str = variants.DEFAULT, parent: str = "") -> Path:
+               variant: str = variants.DEFAULT, parent: str = "",
+               make_seed: Callable[[], Path | None] | None = None) -> Path:
     """The combination's output tree: warm (kept from the last run, or a new one copied from
-    `parent`, the directory before it in its tree's sequence, else from the seed) unless
-    --pristine, which always starts from an empty directory. Called with the tree's lock held;
-    a tree a stopped step left dirty is repaired first (harness/treeguard.py)."""
+    `parent`, the directory before it in its tree's sequence, else from the seed, which
+    `make_seed` makes first when the run has not made it whole yet) unless --pristine, which
+    always starts from an empty directory. Called with the tree's lock held; a tree a stopped
+    step left dirty is repaired first (harness/treeguard.py)."""
     if settings.pristine:
         out = Path(settings.cache) / "pristine" / settings.run_id / name
         shutil.rmtree(out, ignore_errors=True)
@@ -153,6 +157,8 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
             "its tree's sequence (an incremental build)")
         copy_tree(source, out)
     if not out.is_dir() and (seed := settings.seed_for(variant)):
+        if make_seed is not None and not (Path(seed) / SEED_MARKER).exists():
+            make_seed()  # its base config only so far (seeds.ensure_base)
         copy_seed(Path(seed), out, say)
     out.mkdir(parents=True, exist_ok=True)
     treeguard.repair(out, say)
@@ -164,7 +170,7 @@ def copy_seed(seed: Path, out: Path, say: Callable[[str], None]) -> None:
     cache --prune` cannot delete it halfway); a seed that is gone meanwhile gives an empty
     tree (a cold build, said in the log), never a half copy."""
     with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}", say):
-        if not (seed / ".kmatrix-seed-done").exists():
+        if not (seed / SEED_MARKER).exists():
             say(f"kmatrix: seed tree {seed} is gone (pruned?): {out.name} builds from empty")
             return
         copy_tree(seed, out, "the seed tree")
@@ -181,7 +187,7 @@ def copy_tree(source: Path, out: Path, what: str = "a tree") -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise InfraError(f"copying {what} failed ({done.stderr.strip()[:160]}): is the "
                          f"disk under {out.parent} full?")
-    (tmp / ".kmatrix-seed-done").unlink(missing_ok=True)
+    (tmp / SEED_MARKER).unlink(missing_ok=True)
     tmp.rename(out)
 
 
@@ -221,8 +227,14 @@ def run_combination(job: Job) -> results.Record:
                                 _say_to(log)):
                     where, parent = branch_of(resolutions, resolution, name) \
                         if settings.trees != "lanes" else (name, "")  # lanes: least disk
+                    def make_seed() -> Path | None:
+                        from .seeds import ensure_seed  # seeds builds on this module
+
+                        return ensure_seed(settings, matrix, job.symbols, job.runner, log,
+                                           os.cpu_count() or 1)
+
                     chain = Chain(job, record, log, output_dir(settings, where, _say_to(log),
-                                                           matrix.variant, parent),
+                                                           matrix.variant, parent, make_seed),
                                   resolution)
                     outcome = chain.run(requested)
     except InfraError as exc:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import IO
 
 from . import kconfig, results, variants
-from .container import Runner
+from .cache import SEED_MARKER
+from .container import Runner, write_log
 from .kconfig import Config, SymbolTable
 from .kconfig.session import KconfigSession
 from .matrix import Combination, Matrix
@@ -106,7 +107,7 @@ def base_config(settings: RunSettings, matrix: Matrix, runner: Runner, scratch: 
     from .pipeline import BASE_CONFIG
 
     seed = settings.seed_for(matrix.variant)
-    if seed:
+    if seed and (Path(seed) / BASE_CONFIG).is_file():  # made whole, or its base only
         return kconfig.parse_config((Path(seed) / BASE_CONFIG).read_text())
     if matrix.base in BASES:
         return KconfigSession(Path(settings.tree), scratch / f"base-{matrix.variant}", runner, log,
@@ -140,15 +141,16 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     requests = {c.id: requested_for(settings, matrix, c, symbols, runner) for c in combos}
     known: dict[str, Path] = {}
     found: dict[str, Resolution] = {}
-    for c in combos:
-        view = views[variant_of[c.id]]
+
+    def memo_file(view: Matrix, request: Config, repair: bool) -> Path:
         # the same tree, image, toolchain, base and request always resolve the same way
-        key = hashlib.sha256(json.dumps([MEMO_VERSION, fingerprint, settings.image,
-                                         view.arch.name, view.toolchain.name,
-                                         sorted(bases[view.variant].items()),
-                                         sorted(requests[c.id].items()),
-                                         c.repair]).encode()).hexdigest()[:20]
-        known[c.id] = memo / f"{key}.json"
+        return memo / (hashlib.sha256(json.dumps([
+            MEMO_VERSION, fingerprint, settings.image, view.arch.name, view.toolchain.name,
+            sorted(bases[view.variant].items()), sorted(request.items()), repair]).encode()
+        ).hexdigest()[:20] + ".json")
+
+    for c in combos:
+        known[c.id] = memo_file(views[variant_of[c.id]], requests[c.id], c.repair)
         res = remembered(known[c.id], c.id, log)
         if res is not None:
             found[c.id] = res
@@ -157,19 +159,41 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     for c in combos:
         if c.id not in found:
             groups.setdefault(kconfig_group(matrix, c), []).append(c)
+    # a seed made only up to its base config (seeds.ensure_base): its config-to-be (what
+    # make olddefconfig makes of base + common config) is asked in its group's parse, so the
+    # trees are planned from it as from a made seed's .config
+    seed_configs: dict[str, Config] = {}
+    seed_asks: dict[str, tuple[Config, Path]] = {}
+    for name, view in views.items():
+        seed = settings.seed_for(name)
+        if not seed or (Path(seed) / SEED_MARKER).exists():
+            continue
+        from .seeds import seed_request  # seeds builds on the pipeline, which builds on this
+
+        ask = seed_request(view, symbols)
+        text_file = memo_file(view, ask, False).with_suffix(".config")
+        try:
+            seed_configs[name] = kconfig.parse_config(text_file.read_text())
+        except (OSError, UnicodeDecodeError):
+            seed_asks[name] = (ask, text_file)
+            groups.setdefault(name, [])
     rest: list[Combination] = []
 
     def one_group(group: str, own: IO[str]) -> tuple[list[str | None], float]:
         started = time.monotonic()
-        texts = each_in_group(settings, views[group], runner, group, bases[group],
-                              [requests[c.id] for c in groups[group]], fingerprint, scratch,
-                              own)
-        return texts, time.monotonic() - started
+        asks = [requests[c.id] for c in groups[group]] + \
+            ([seed_asks[group][0]] if group in seed_asks else [])
+        texts = each_in_group(settings, views[group], runner, group, bases[group], asks,
+                              fingerprint, scratch, own)
+        if group in seed_asks and texts[-1] is not None:
+            results.atomic_write(seed_asks[group][1], texts[-1])
+            seed_configs[group] = kconfig.parse_config(texts[-1])
+        return texts[:len(groups[group])], time.monotonic() - started
 
     # the groups (architectures, toolchains) side by side: each is one single-threaded parse
     done = side_by_side(log, list(groups), one_group, workers)
     for (group, members), (texts, seconds) in zip(groups.items(), done, strict=True):
-        share = round(seconds / len(members), 1)
+        share = round(seconds / max(1, len(members)), 1)
         for c, text in zip(members, texts, strict=True):
             res = holding(c, bases[group], requests[c.id],
                           None if text is None else kconfig.parse_config(text))
@@ -207,9 +231,38 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     for name in views:  # trees are never shared across architectures or toolchains
         theirs = [r for r in ordered if variant_of[r.combination] == name]
         mark_duplicates(theirs)
-        place_in_trees(settings, theirs, boots, seed_delta(settings, bases[name], name),
+        place_in_trees(settings, theirs, boots,
+                       seed_delta(settings, bases[name], name, seed_configs.get(name)),
                        "" if name == matrix.variant else f"{name}-")
     return {r.combination: r for r in ordered}
+
+
+def group_session(settings: RunSettings, matrix: Matrix, runner: Runner, group: str,
+                  fingerprint: str, log: IO[str]) -> tuple[KconfigSession, Path]:
+    """The Kconfig session kept in the cache for the tree, image and group, and its lock."""
+    key = hashlib.sha256(json.dumps([fingerprint, settings.image, group]).encode()).hexdigest()[:16]
+    home = Path(settings.cache) / "kconfig-session"
+    home.mkdir(parents=True, exist_ok=True)
+    return (KconfigSession(Path(settings.tree), home / key, runner, log, arch=matrix.arch,
+                           toolchain=matrix.toolchain), home / f"{key}.lock")
+
+
+def prepare_session(settings: RunSettings, matrix: Matrix, runner: Runner, log: IO[str]) -> None:
+    """Prepare the Kconfig session of `matrix`'s group (its conf, lkc objects and the dumper)
+    ahead of the resolve step, side by side with the seeds: it needs no base config (any
+    config builds conf and shows Kconfig's environment). A failure here is only logged: the
+    resolve step tries again, and falls back to one make per request."""
+    from . import locks
+
+    session, lock = group_session(settings, matrix, runner, matrix.variant,
+                                  kconfig_fingerprint(Path(settings.tree)), log)
+    try:
+        with locks.held(lock, f"the Kconfig session {session.out}", lambda ln: write_log(
+                log, ln + "\n")):
+            session.prepare_each({})
+    except InfraError as exc:
+        log.write(f"kmatrix: the Kconfig session {session.out} could not be prepared ahead "
+                  f"({exc}); the resolve step tries again\n")
 
 
 def each_in_group(settings: RunSettings, matrix: Matrix, runner: Runner, group: str, base: Config,
@@ -223,22 +276,19 @@ def each_in_group(settings: RunSettings, matrix: Matrix, runner: Runner, group: 
     from . import locks
     from .kconfig.config import merge
 
-    key = hashlib.sha256(json.dumps([fingerprint, settings.image, group]).encode()).hexdigest()[:16]
-    home = Path(settings.cache) / "kconfig-session"
-    home.mkdir(parents=True, exist_ok=True)
-    session = KconfigSession(Path(settings.tree), home / key, runner, log,
-                             arch=matrix.arch, toolchain=matrix.toolchain)
+    session, lock = group_session(settings, matrix, runner, group, fingerprint, log)
+
     def note(line: str) -> None:
         log.write(line + "\n")
 
     try:
-        with locks.held(home / f"{key}.lock", f"the Kconfig session {home / key}", note):
+        with locks.held(lock, f"the Kconfig session {session.out}", note):
             session.prepare_each(base)
             with contextlib.suppress(OSError):
-                os.utime(home / key)  # its last use, for `kmatrix cache --prune`
+                os.utime(session.out)  # its last use, for `kmatrix cache --prune`
             return session.resolve_each_text(
                 [merge(base, {kconfig.config_name(k): v for k, v in r.items()}) for r in configs],
-                scratch / f"each-{key}")
+                scratch / f"each-{session.out.name}")
     except InfraError as exc:
         log.write(f"kmatrix: one Kconfig session for {len(configs)} requests failed ({exc}): "
                   "resolving each with make\n")
@@ -306,12 +356,16 @@ def mark_duplicates(ordered: list[Resolution]) -> None:
             first[res.config_hash] = res.combination
 
 
-def seed_delta(settings: RunSettings, base: Config, variant: str = variants.DEFAULT) -> Config:
+def seed_delta(settings: RunSettings, base: Config, variant: str = variants.DEFAULT,
+               to_be: Config | None = None) -> Config:
     """The seed tree's resolved config (base + common values) as a delta from the base: where
-    every new output tree starts."""
+    every new output tree starts (`to_be`: a seed not made yet, as the resolve step found it)."""
+    if to_be is not None:
+        return delta_from(base, to_be)
     seed = settings.seed_for(variant)
     seed_config = Path(seed) / ".config" if seed else None
-    if seed_config is None or not seed_config.is_file():
+    if seed_config is None or not (Path(seed) / SEED_MARKER).exists() or \
+            not seed_config.is_file():
         return {}
     return delta_from(base, kconfig.parse_config(seed_config.read_text()))
 

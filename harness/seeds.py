@@ -1,7 +1,12 @@
 """Seed trees: one prepared output tree per tree, image, architecture, toolchain, base and
 common config (base config, olddefconfig, `make prepare`, the build targets warmed), kept in
 the cache and copied into every new output tree of its key; checked whole each time a run
-takes it (harness/treeguard.py)."""
+takes it (harness/treeguard.py).
+
+Before the builds, a run makes its own architecture and toolchain's seed whole, and of every
+other seed only the base config (what the resolve step needs), side by side with the resolve
+step's Kconfig sessions: the rest of such a seed is made by the first combination that needs
+it, while the critical path (the bootable kernel, in the matrix's own seed) already builds."""
 
 from __future__ import annotations
 
@@ -9,12 +14,13 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
 from . import kconfig, locks, results, treeguard
 from . import matrix as matrixmod
-from .cache import touch_seed
+from .cache import SEED_MARKER, touch_seed
 from .container import Runner, write_log
 from .matrix import Combination, Matrix
 from .parallel import side_by_side
@@ -24,6 +30,50 @@ from .treeguard import run_guarded
 from .verdict import InfraError
 
 SEED_TIMEOUT_S = 1800.0
+BASE_MARKER = ".kmatrix-seed-base"  # only its base config is made (ensure_base)
+
+
+def seed_request(matrix: Matrix, symbols: kconfig.SymbolTable) -> kconfig.Config:
+    """What a seed holds besides its base config: the matrix's common config."""
+    return matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
+
+
+def seed_dir(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable) -> Path | None:
+    """Where the seed of `matrix`'s architecture and toolchain is kept (None: --pristine)."""
+    if settings.pristine:
+        return None
+    common = seed_request(matrix, symbols)
+    key = hashlib.sha256(json.dumps([settings.tree, settings.image, base_key(matrix),
+                                     matrix.toolchain.name,
+                                     sorted(common.items()), settings.ccache, "fixed-out",
+                                     matrix.build.targets]).encode()
+                         ).hexdigest()[:12]
+    return Path(settings.cache) / "seeds" / key
+
+
+def is_made(seed: Path) -> bool:
+    return (seed / SEED_MARKER).exists()
+
+
+def ensure_base(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
+                runner: Runner, log: IO[str]) -> Path | None:
+    """Of a seed, only its base config (tinyconfig & co, kept as BASE_CONFIG): what the
+    resolve step needs before any build. ensure_seed goes on from there in place."""
+    seed = seed_dir(settings, matrix, symbols)
+    if seed is None:
+        return None
+    seed.parent.mkdir(parents=True, exist_ok=True)
+    with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}", _say_to(log)):
+        if is_made(seed) or (seed / BASE_MARKER).exists():
+            return seed
+        shutil.rmtree(seed, ignore_errors=True)
+        base, _ = base_config_stage(settings.kbuild(matrix, 1), runner, matrix, seed, log)
+        if base is None:
+            raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
+        (seed / BASE_MARKER).write_text(results.now() + "\n")
+        write_log(log, f"kmatrix: seed tree {seed}: base config made; the rest when a "
+                  "combination first needs it\n")
+    return seed
 
 
 def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
@@ -33,26 +83,27 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
     Built once per tree, image, base and common config, and kept in the cache. Kbuild's own
     dependency tracking (fixdep) rebuilds whatever a combination's config changes.
     """
-    if settings.pristine:
+    seed = seed_dir(settings, matrix, symbols)
+    if seed is None:
         return None
-    common = matrixmod.requested_config(matrix, Combination("seed", (), 0), symbols)
-    key = hashlib.sha256(json.dumps([settings.tree, settings.image, base_key(matrix),
-                                     matrix.toolchain.name,
-                                     sorted(common.items()), settings.ccache, "fixed-out",
-                                     matrix.build.targets]).encode()
-                         ).hexdigest()[:12]
-    seeds = Path(settings.cache) / "seeds"
-    seeds.mkdir(parents=True, exist_ok=True)
-    seed = seeds / key
-    with locks.held(seeds / f"{key}.lock", f"seed tree {key}",
+    common = seed_request(matrix, symbols)
+    seed.parent.mkdir(parents=True, exist_ok=True)
+    with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}",
                     _say_to(log)):
-        if (seed / ".kmatrix-seed-done").exists():
+        if is_made(seed):
             if (damage := treeguard.damage(seed)) is None:
                 touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
                 return seed
             # every tree copied from it would be damaged too: made again, never used
             write_log(log, f"kmatrix: seed tree {seed} is damaged ({damage}): made again\n")
-        shutil.rmtree(seed, ignore_errors=True)
+            shutil.rmtree(seed, ignore_errors=True)
+        elif (seed / BASE_MARKER).exists():
+            # its base config was made before the builds (ensure_base): go on from there; a
+            # stop from here on leaves no marker, and the next run makes it whole again
+            (seed / BASE_MARKER).unlink()
+            write_log(log, f"kmatrix: seed tree {seed}: made now, from its base config\n")
+        else:
+            shutil.rmtree(seed, ignore_errors=True)
         tc = settings.kbuild(matrix, jobs)
         base, failed = base_config_stage(tc, runner, matrix, seed, log)
         if base is None:
@@ -76,19 +127,31 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
             log.write("kmatrix: the seed could not build the targets; each combination "
                       "builds them itself\n")
             treeguard.repair(seed, _say_to(log))  # a killed warm-up leaves no half objects
-        (seed / ".kmatrix-seed-done").write_text(results.now() + "\n")
+        (seed / SEED_MARKER).write_text(results.now() + "\n")
     return seed
 
 
 def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
-                 runner: Runner, log: IO[str], jobs: int) -> None:
+                 runner: Runner, log: IO[str], jobs: int,
+                 beside: Sequence[Callable[[IO[str]], None]] = (), whole: bool = False) -> None:
     """A seed tree for every architecture and toolchain the selected combinations build with
-    (settings.seeds), the matrix's own also as settings.seed. The seeds of several variants
-    are made side by side (much of a seed is single-threaded: Kconfig, `make prepare`'s
-    serial parts), each one's log kept together in `log`."""
+    (settings.seeds), the matrix's own also as settings.seed: the matrix's own made whole, the
+    others only up to their base config unless `whole` (the first combination that needs one
+    makes the rest). These and `beside` (the resolve step's Kconfig sessions) run side by
+    side (much of a seed is single-threaded: Kconfig, `make prepare`'s serial parts), each
+    one's log kept together in `log`."""
     views = matrix.views(settings.only)
-    made = side_by_side(log, views, lambda view, own: ensure_seed(
-        settings, view, symbols, runner, own, jobs), os.cpu_count() or 1)
-    for view, seed in zip(views, made, strict=True):
+
+    def one(item: Matrix | Callable[[IO[str]], None], own: IO[str]) -> Path | None:
+        if not isinstance(item, Matrix):
+            item(own)
+            return None
+        if whole or item.variant == matrix.variant:
+            return ensure_seed(settings, item, symbols, runner, own, jobs)
+        return ensure_base(settings, item, symbols, runner, own)
+
+    items: list[Matrix | Callable[[IO[str]], None]] = [*views, *beside]
+    made = side_by_side(log, items, one, os.cpu_count() or 1)
+    for view, seed in zip(views, made, strict=False):
         settings.seeds[view.variant] = str(seed) if seed else ""
     settings.seed = settings.seeds.get(matrix.variant, "")

@@ -208,7 +208,14 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             f"Linux {tree.version} ({tree.origin}), {workers} in parallel x make -j{jobs}, "
             f"{mem_bytes >> 20} MiB each, in {settings.runtime_version or engine}")
         with open(run_dir / "seed.log", "w") as log:
-            ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1)
+            # the resolve step's Kconfig sessions are prepared side by side with the seeds
+            from functools import partial
+
+            from .resolve import prepare_session
+
+            ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1,
+                         beside=[partial(prepare_session, settings, view, runner)
+                                 for view in matrix.views(settings.only)])
         settings.save()
         resolve_first(settings, matrix, symbols, runner, say, opts.random)
         if matrix.deferred or opts.random is not None:  # the combinations are known now

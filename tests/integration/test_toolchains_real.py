@@ -43,6 +43,12 @@ def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
         session.Options(matrix=path, results=tmp_path / "results", workers=1, jobs=2),
         say=lambda *_: None)
     assert [c.id for c in matrix.combinations] == ["gcc-11.dups-y", "clang-16.dups-y"]
+    # the run's own seed is made whole before the builds, the other only up to its base
+    # config: the clang-16 combination makes the rest of it
+    from harness import seeds as seedsmod
+
+    assert seedsmod.is_made(Path(settings.seeds["x86_64-gcc-11"]))
+    assert (Path(settings.seeds["x86_64-clang-16"]) / seedsmod.BASE_MARKER).exists()
     symbols = session.load_symbols(Path(settings.run_dir))
     records = {}
     for combo in matrix.combinations:
@@ -68,6 +74,7 @@ def test_gcc_11_and_clang_16_build_the_object_tier_apart(tmp_path, kernel_tree):
     # the build log shows the make command line that chose each toolchain
     assert "CC=ccache gcc-11" in (run_dir / "gcc-11.dups-y" / "build.log").read_text()
     assert "LLVM=-16" in (run_dir / "clang-16.dups-y" / "build.log").read_text()
+    assert "made now, from its base config" in (run_dir / "clang-16.dups-y" / "build.log").read_text()
 
     # nothing shared: a seed, a compiler cache and an output tree each
     seeds = settings.seeds

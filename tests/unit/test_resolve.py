@@ -115,3 +115,60 @@ def test_one_session_resolves_what_holds_and_the_rest_is_explained_one_by_one(
     assert resolve.resolved_config_text(tmp_path, again["a-y"]) is not None
     assert {k: (v.config_hash, v.holds) for k, v in again.items()} == \
         {k: (v.config_hash, v.holds) for k, v in found.items()}
+
+
+def test_a_seed_not_made_yet_is_resolved_in_its_groups_parse_and_remembered(
+        tmp_path: Path, monkeypatch) -> None:
+    """A run makes other seeds only up to their base config (seeds.ensure_base); the trees
+    are still planned from what the seed will hold: its base + common config goes into its
+    group's one Kconfig parse, as one more config, and is remembered like a combination's."""
+    from harness import matrix as matrixmod
+    from harness import variants
+    from harness.kconfig import SymbolTable
+    from harness.settings import RunSettings
+
+    (tmp_path / "m.yaml").write_text(MATRIX_YAML.replace("base: tinyconfig",
+                                                          "base: tinyconfig\nconfig: {CONFIG_X: y}"))
+    matrix = matrixmod.load_matrix(tmp_path / "m.yaml")
+    symbols = SymbolTable({f"CONFIG_{s}": "bool" for s in "ABCDX"})
+    tree = tmp_path / "tree"
+    shutil.copytree(MINI_TREE, tree)
+    seed = tmp_path / "cache" / "seeds" / "s1"
+    seed.mkdir(parents=True)  # its base config only: no done marker
+    settings = RunSettings(run_id="r", matrix_path=str(tmp_path / "m.yaml"), run_dir=str(tmp_path),
+                           cache=str(tmp_path / "cache"), tree=str(tree), kernel={}, image="img",
+                           seeds={variants.DEFAULT: str(seed)}, seed=str(seed))
+    batches: list[list[dict[str, str]]] = []
+    planned: list[dict[str, str]] = []
+
+    def each(settings, matrix, runner, group, base, configs, fingerprint, scratch, log):
+        batches.append(configs)
+        return [render_config({**base, **c, "CONFIG_Y": "y"}) for c in configs]
+
+    real_place = resolve.place_in_trees
+
+    def place(settings, ordered, boots, seed, prefix=""):
+        planned.append(seed)
+        real_place(settings, ordered, boots, seed, prefix)
+
+    monkeypatch.setattr(resolve, "each_in_group", each)
+    monkeypatch.setattr(resolve, "resolve_one", lambda *a: resolve.Resolution("x", holds=False))
+    monkeypatch.setattr(resolve, "place_in_trees", place)
+    with open(tmp_path / "log", "w") as log:
+        resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_B": "n"},
+                            tmp_path / "scratch", log)
+        assert len(batches) == 1 and batches[0][-1] == {"CONFIG_X": "y"}
+        assert len(batches[0]) == len(matrix.combinations) + 1
+        assert planned == [{"CONFIG_X": "y", "CONFIG_Y": "y"}]
+        # remembered: a rerun plans the same trees and asks Kconfig nothing
+        batches.clear(), planned.clear()
+        resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_B": "n"},
+                            tmp_path / "scratch", log)
+        assert batches == [] and planned == [{"CONFIG_X": "y", "CONFIG_Y": "y"}]
+        # a made seed plans from its own .config, and is not asked
+        (seed / ".kmatrix-seed-done").write_text("now\n")
+        (seed / ".config").write_text(render_config({"CONFIG_B": "n", "CONFIG_X": "y"}))
+        planned.clear()
+        resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_B": "n"},
+                            tmp_path / "scratch", log)
+        assert batches == [] and planned == [{"CONFIG_X": "y"}]

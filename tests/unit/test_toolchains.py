@@ -275,7 +275,7 @@ def test_every_toolchain_gets_its_own_seed_tree_made_with_it(tmp_path: Path) -> 
     settings = settings_for(tmp_path, matrix, pristine=False)
     runner = FakeMake()
     with open(tmp_path / "seed.log", "w") as log:
-        seeds.ensure_seeds(settings, matrix, SYMBOLS, runner, log, 2)
+        seeds.ensure_seeds(settings, matrix, SYMBOLS, runner, log, 2, whole=True)
     clang, gcc11 = f"{HOST.name}-clang-16", f"{HOST.name}-gcc-11"
     assert set(settings.seeds) == {variants.DEFAULT, clang, gcc11}
     assert len(set(settings.seeds.values())) == 3 and settings.seed == settings.seeds[
@@ -284,6 +284,27 @@ def test_every_toolchain_gets_its_own_seed_tree_made_with_it(tmp_path: Path) -> 
     # made side by side: in any order
     assert sorted(a[-2] for a in prepares) == ["CC=ccache clang-16", "CC=ccache gcc",
                                                 "HOSTCC=gcc-11"]
+
+    # a run makes its own seed whole and of the others only the base config, beside what it
+    # is given (the resolve step's Kconfig sessions); a combination makes the rest later
+    settings = settings_for(tmp_path / "lazy", matrix, pristine=False)
+    runner, beside = FakeMake(), []
+    with open(tmp_path / "seed.log", "w") as log:
+        seeds.ensure_seeds(settings, matrix, SYMBOLS, runner, log, 2,
+                           beside=[lambda own: beside.append(own)])
+    assert len(beside) == 1
+    assert [s.argv[-2] for s in runner.steps if s.name == "prepare"] == ["CC=ccache gcc"]
+    assert sorted(s.name for s in runner.steps).count("base-config") == 3
+    clang_seed = Path(settings.seeds[clang])
+    assert (clang_seed / seeds.BASE_MARKER).exists() and not seeds.is_made(clang_seed)
+    later = FakeMake()
+    with open(tmp_path / "combo.log", "w") as log:
+        made = seeds.ensure_seed(settings, matrix.built_with(next(
+            c for c in matrix.combinations if c.toolchain == "clang-16")), SYMBOLS, later, log, 2)
+    assert made == clang_seed and seeds.is_made(clang_seed)
+    assert not (clang_seed / seeds.BASE_MARKER).exists()
+    assert [s.name for s in later.steps] == ["olddefconfig", "prepare", "warm-targets"]
+    assert "made now, from its base config" in (tmp_path / "combo.log").read_text()
     settings.only = ["sig-default"]  # a selection builds only the seeds it needs
     settings.seeds = {}
     with open(tmp_path / "seed.log", "w") as log:

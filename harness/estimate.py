@@ -114,15 +114,30 @@ def time_left(estimates: Estimates, queued: list[str], running: Mapping[str, flo
     return max(sum(left.values()) / max(1, workers), max(left.values()))
 
 
-def prepare(run_dir: Path, boots: set[str]) -> Estimates:
-    """The run's estimates from its resolve.json and the previous comparable run's records."""
+def seed_costs(unmade: Mapping[str, list[str]]) -> dict[str, float]:
+    """The rest of each seed the run did not make before the builds (seeds.ensure_base), made
+    by whichever of its combinations comes first: its expected cost spread over them all, so
+    neither the time left nor the pace (seeds.py) takes it for a slow machine."""
+    from .shard import SEED_REST_COST_S
+
+    return {c: SEED_REST_COST_S / len(combos) for combos in unmade.values() for c in combos}
+
+
+def prepare(run_dir: Path, boots: set[str],
+            unmade_seeds: Mapping[str, list[str]] | None = None) -> Estimates:
+    """The run's estimates from its resolve.json and the previous comparable run's records;
+    `unmade_seeds`: the combinations of each seed not made yet (their first one makes it)."""
     from . import compare, resolve, shard
     from .results import read_records
 
     found = resolve.load(run_dir)
     previous = compare.previous_comparable_run(run_dir.parent, run_dir)
     known = shard.known_durations(read_records(previous)) if previous else {}
-    estimates = Estimates(expected(found, boots, known),
+    seconds = expected(found, boots, known)
+    for combo, extra in seed_costs(unmade_seeds or {}).items():
+        if combo in seconds and combo not in known:
+            seconds[combo] += extra
+    estimates = Estimates(seconds,
                           {c: r.tree_group for c, r in found.items()},
                           f"durations of {previous.name} where known" if previous
                           else "per-tier estimates")

@@ -155,3 +155,15 @@ def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolT
     for view, seed in zip(views, made, strict=False):
         settings.seeds[view.variant] = str(seed) if seed else ""
     settings.seed = settings.seeds.get(matrix.variant, "")
+
+
+def unmade(settings: RunSettings, matrix: Matrix) -> dict[str, list[str]]:
+    """The selected combinations of each seed the run has not made yet, by variant (the first
+    of them to run makes the rest of it)."""
+    out: dict[str, list[str]] = {}
+    for combo in matrix.combinations:
+        variant = matrix.built_with(combo).variant
+        seed = settings.seed_for(variant)
+        if seed and not is_made(Path(seed)) and (not settings.only or combo.id in settings.only):
+            out.setdefault(variant, []).append(combo.id)
+    return out

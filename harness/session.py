@@ -227,10 +227,11 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             settings.only = mine
             settings.save()
         fit_to_trees(settings, opts, say)
-        from . import estimate
+        from . import estimate, seeds
 
         estimate.prepare(run_dir, {c.id for c in matrix.combinations
-                                   if c.boot is not None and settings.boot})
+                                   if c.boot is not None and settings.boot},
+                         seeds.unmade(settings, matrix))
         return settings, matrix
     except BaseException as exc:
         container.reap(client, run_id)

@@ -28,11 +28,13 @@ from .matrix import BASES, Matrix
 from .resolve import Resolution
 from .verdict import InputError
 
-# Expected seconds when the previous run does not say (docs/performance.md, FACTS.md: an
-# object-tier combination 4 to 7 s warm, the first bootable kernel 144 to 500 s, each further
-# kernel in its tree 13 to 17 s with its boot)
+# Expected seconds when the previous run does not say (docs/performance.md, docs/speed.md,
+# FACTS.md: an object-tier combination 4 to 7 s warm, the first bootable kernel 144 to 500 s
+# (188 s cold beside the object tier on 2 cores, 2026-11-30), each further kernel in its tree
+# 13 to 17 s with its boot; the rest of a seed made after the resolve step 20 to 60 s)
 OBJECT_COST_S = 10.0
-BOOT_FIRST_COST_S = 400.0
+BOOT_FIRST_COST_S = 250.0
+SEED_REST_COST_S = 30.0
 BOOT_NEXT_COST_S = 30.0
 DUPLICATE_COST_S = 5.0  # same .config as the one before it in its tree: no build
 UNSATISFIABLE_COST_S = 1.0

@@ -187,3 +187,25 @@ def test_a_loaded_machine_stretches_what_is_left_by_the_pace_of_what_finished() 
     assert slow == 4.0 and estimate.pace(est, {"a": 1000.0}) == 10.0
     assert estimate.time_left(est, ["k"], {}, 2, slow) == 1600.0
     assert estimate.time_left(est, ["k"], {}, 2) == 400.0
+
+
+def test_a_seed_made_by_a_combination_is_expected_not_taken_for_a_slow_machine(
+        tmp_path: Path) -> None:
+    """The run made the arm64 seed only up to its base config: whichever of its two
+    combinations comes first makes the rest (33 s here, against 10 s for an object
+    combination). Its expected cost is spread over both, so the pace of what finished stays
+    near 1 and the time left does not jump tenfold (what the first cold run with lazy seeds
+    showed: "about 1010 s left" with 170 s to go)."""
+    from harness import resolve, shard
+
+    found = {c: Resolution(c, tree=c) for c in ("arm-on", "arm-off", "x-1", "x-2")}
+    resolve.save(tmp_path, found)
+    est = estimate.prepare(tmp_path, set(), {"arm64-gcc-12": ["arm-on", "arm-off"]})
+    half = shard.SEED_REST_COST_S / 2
+    assert est.seconds == {"arm-on": shard.OBJECT_COST_S + half,
+                           "arm-off": shard.OBJECT_COST_S + half,
+                           "x-1": shard.OBJECT_COST_S, "x-2": shard.OBJECT_COST_S}
+    first_made_it = {"arm-off": 33.0, "arm-on": 11.0, "x-1": 10.0}
+    assert 0.7 < estimate.pace(est, first_made_it) < 1.3
+    without = estimate.Estimates({c: shard.OBJECT_COST_S for c in found})
+    assert estimate.pace(without, first_made_it) >= 1.8

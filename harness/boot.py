@@ -27,6 +27,7 @@ from . import arch as archmod
 from . import cpio
 from .arch import Arch
 from .container import Mount, Progress, Runner, Step, file_size
+from .cores import LONG_SHARES
 from .judge import Judgement, PhaseCounts, judge, open_console, tail_reason
 from .matrix import DEFAULT_BOOT_TIMEOUT_S
 from .verdict import InfraError, InputError, Outcome, Verdict
@@ -217,7 +218,7 @@ def boot_step(req: BootSpec) -> Step:
                 qemu_argv(req.kernel, req.console_log, req.cmdline, req.accel, req.initramfs,
                           req.mem_mb, hard + CONTAINER_SLACK_S, req.arch, req.cpu),
                 unique, workdir=str(req.work_dir), timeout_s=req.limit_s,
-                cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20,
+                cpus=1.0, mem_bytes=(req.mem_mb + 512) << 20, cpu_shares=LONG_SHARES,
                 devices=("/dev/kvm",) if req.accel == "kvm" else (),
                 progress=Progress(req.console_log, hard, min(STALL_S, req.limit_s / 3),
                                   req.console_cap))

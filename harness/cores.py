@@ -29,11 +29,13 @@ from . import results
 from .runstate import owner_alive, owner_id
 
 BUDGET_FILE = "cores.json"
-# The CPU weight of a long build (cgroup cpu shares, against the default 1024 of every other
-# step): the bootable kernel is the run's critical path (its tree's boots wait for it), so it
-# takes the cores whenever it can use them and the short builds fill the rest (make's serial
-# phases, the link). It finishes almost as soon as if it ran alone, and no core idles.
-LONG_SHARES = 4096
+# The CPU weight of a long build and of a boot (cgroup cpu shares, against the default 1024
+# of every other step): the bootable kernel is the run's critical path (its tree's boots wait
+# for it), so it takes the cores whenever it can use them and the short builds fill the rest
+# (make's serial phases, the link); it finishes almost as soon as if it ran alone, and no core
+# idles. A boot gets the same weight: a guest starved of its core by object builds would only
+# run slower against its limits (docs/speed.md: 4x left the kernel 1.6 of 2 cores, 16x 1.9).
+LONG_SHARES = 16384
 
 
 @dataclass(frozen=True)

@@ -376,7 +376,7 @@ class Chain:
             tc = self.tc
             if budget is not None:
                 claim = held.enter_context(budget.claim(long=job.boots))
-                tc = replace(tc, jobs=claim.jobs, cpus=float(claim.jobs),
+                tc = replace(tc, jobs=claim.jobs, cpus=float(min(claim.jobs, budget.cores)),
                              cpu_shares=cores.LONG_SHARES if claim.long else 0)
             step = run_guarded(job.runner, tc.make_step("build", out, *targets,
                                                         timeout_s=matrix.build.timeout_s),

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO
 
@@ -22,6 +23,7 @@ from . import kconfig, locks, results, treeguard
 from . import matrix as matrixmod
 from .cache import SEED_MARKER, touch_seed
 from .container import Runner, write_log
+from .cores import LONG_SHARES
 from .matrix import Combination, Matrix
 from .parallel import side_by_side
 from .pipeline import _say_to, base_config_stage, base_key, olddefconfig
@@ -77,11 +79,12 @@ def ensure_base(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
 
 
 def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
-                runner: Runner, log: IO[str], jobs: int) -> Path | None:
+                runner: Runner, log: IO[str], jobs: int, cpu_shares: int = 0) -> Path | None:
     """A prepared output tree (base + common config, `make prepare` done) to copy from.
 
     Built once per tree, image, base and common config, and kept in the cache. Kbuild's own
     dependency tracking (fixdep) rebuilds whatever a combination's config changes.
+    `cpu_shares`: the steps' CPU weight (the run's own seed is on its critical path).
     """
     seed = seed_dir(settings, matrix, symbols)
     if seed is None:
@@ -104,7 +107,7 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
             write_log(log, f"kmatrix: seed tree {seed}: made now, from its base config\n")
         else:
             shutil.rmtree(seed, ignore_errors=True)
-        tc = settings.kbuild(matrix, jobs)
+        tc = replace(settings.kbuild(matrix, jobs), cpu_shares=cpu_shares)
         base, failed = base_config_stage(tc, runner, matrix, seed, log)
         if base is None:
             raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
@@ -146,7 +149,9 @@ def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolT
         if not isinstance(item, Matrix):
             item(own)
             return None
-        if whole or item.variant == matrix.variant:
+        if item.variant == matrix.variant:  # the bootable kernel's, first: the critical path
+            return ensure_seed(settings, item, symbols, runner, own, jobs, LONG_SHARES)
+        if whole:
             return ensure_seed(settings, item, symbols, runner, own, jobs)
         return ensure_base(settings, item, symbols, runner, own)
 

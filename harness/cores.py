@@ -34,12 +34,10 @@ BUDGET_FILE = "cores.json"
 # path (its tree's boots wait for it, and it waits for the seed), so it takes the cores
 # whenever it can use them and the short builds fill the rest (make's serial phases, the
 # link). A boot gets the same weight: a guest starved of its core would only run slower
-# against its limits. More weight is not faster: at 16x the kernel built in 184 s instead of
-# 188 s, and the object tier it starved became a tail of a minute (docs/speed.md).
+# against its limits. More weight is not faster, nor are more make jobs (docs/speed.md: at 16x
+# the kernel built in 184 s instead of 188 s and the object tier it starved became a tail of
+# a minute; at -j3 it took 202 s, the weight, not the job count, deciding its share).
 LONG_SHARES = 4096
-# a long build runs one make job more than its cores: alone at -jN a kernel build leaves a
-# core idle in its serial steps (184 s at -j2 with the object tier starved: 1.6 of 2 cores)
-LONG_EXTRA_JOBS = 1
 
 
 @dataclass(frozen=True)
@@ -57,14 +55,13 @@ def jobs_for(cores: int, workers: int, others: list[Claim], long: bool,
     """The jobs and the reserved cores of a step that starts now, beside `others` (the steps
     running), with `queued` combinations not started yet (None: unknown, plenty).
 
-    A long step takes every core, and one make job more (it will be alone at the end), but
-    reserves only its fair share while others run. A short step shares the cores the others
+    A long step takes every core (it will be alone at the end) but reserves only its fair
+    share while others run. A short step shares the cores the others
     do not reserve with the workers that will start one too (no more of them than there are
     queued combinations), at least one."""
     cores, workers = max(1, cores), max(1, workers)
     if long:
-        return Claim(owner_id(), cores + LONG_EXTRA_JOBS if cores > 1 else 1,
-                     max(1, cores // workers), True)
+        return Claim(owner_id(), cores, max(1, cores // workers), True)
     free = cores - sum(c.reserves for c in others)
     idle = max(1, workers - len(others))
     sharing = idle if queued is None else max(1, min(idle, 1 + queued))

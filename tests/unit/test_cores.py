@@ -18,11 +18,9 @@ def other(jobs: int, reserves: int, long: bool = False) -> Claim:
 
 
 def test_a_bootable_kernel_takes_every_core_beside_the_object_tier() -> None:
-    # 2 cores, 2 workers: the long build runs -j3 (a job more than the cores, for its serial
-    # steps) and reserves one core; the object tier -j1
+    # 2 cores, 2 workers: the long build runs -j2 and reserves one core; the object tier -j1
     long = jobs_for(2, 2, [other(1, 1)], long=True)
-    assert (long.jobs, long.reserves) == (3, 1)
-    assert jobs_for(1, 1, [], long=True).jobs == 1  # one core: no extra job
+    assert (long.jobs, long.reserves) == (2, 1)
     short = jobs_for(2, 2, [long], long=False, queued=10)
     assert (short.jobs, short.reserves) == (1, 1)
 
@@ -34,7 +32,7 @@ def test_short_builds_share_the_cores_and_the_last_ones_take_them_all() -> None:
     assert jobs_for(8, 8, [], long=False, queued=100).jobs == 1
     assert jobs_for(8, 4, [other(2, 2)], long=False, queued=0).jobs == 6
     assert jobs_for(2, 2, [other(2, 2), other(2, 2)], long=False).jobs == 1  # never below one
-    assert jobs_for(8, 2, [], long=True).jobs == 9
+    assert jobs_for(8, 2, [], long=True).jobs == 8
 
 
 def test_the_budget_file_holds_the_running_claims_and_forgets_dead_workers(tmp_path: Path) -> None:
@@ -56,7 +54,7 @@ def test_the_budget_file_holds_the_running_claims_and_forgets_dead_workers(tmp_p
     with budget.claim(long=False) as last:
         assert last.jobs == 2  # nothing queued, nobody running: the last build takes both
     with budget.claim(long=True) as long:
-        assert long.jobs == 3
+        assert long.jobs == 2
 
 
 def test_a_boot_holds_its_one_core_so_a_build_beside_it_takes_the_other(tmp_path: Path) -> None:

@@ -247,15 +247,16 @@ def group_session(settings: RunSettings, matrix: Matrix, runner: Runner, group: 
                            toolchain=matrix.toolchain), home / f"{key}.lock")
 
 
-def prepare_session(settings: RunSettings, matrix: Matrix, runner: Runner, log: IO[str]) -> None:
+def prepare_session(settings: RunSettings, matrix: Matrix, runner: Runner, fingerprint: str,
+                    log: IO[str]) -> None:
     """Prepare the Kconfig session of `matrix`'s group (its conf, lkc objects and the dumper)
     ahead of the resolve step, side by side with the seeds: it needs no base config (any
-    config builds conf and shows Kconfig's environment). A failure here is only logged: the
-    resolve step tries again, and falls back to one make per request."""
+    config builds conf and shows Kconfig's environment). `fingerprint`: kconfig_fingerprint of
+    the tree, made once for all groups. A failure here is only logged: the resolve step tries
+    again, and falls back to one make per request."""
     from . import locks
 
-    session, lock = group_session(settings, matrix, runner, matrix.variant,
-                                  kconfig_fingerprint(Path(settings.tree)), log)
+    session, lock = group_session(settings, matrix, runner, matrix.variant, fingerprint, log)
     try:
         with locks.held(lock, f"the Kconfig session {session.out}", lambda ln: write_log(
                 log, ln + "\n")):

@@ -211,10 +211,11 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             # the resolve step's Kconfig sessions are prepared side by side with the seeds
             from functools import partial
 
-            from .resolve import prepare_session
+            from .resolve import kconfig_fingerprint, prepare_session
 
+            fingerprint = kconfig_fingerprint(tree.path)
             ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1,
-                         beside=[partial(prepare_session, settings, view, runner)
+                         beside=[partial(prepare_session, settings, view, runner, fingerprint)
                                  for view in matrix.views(settings.only)])
         settings.save()
         resolve_first(settings, matrix, symbols, runner, say, opts.random)

@@ -172,3 +172,34 @@ def test_a_seed_not_made_yet_is_resolved_in_its_groups_parse_and_remembered(
         resolve.resolve_all(settings, matrix, symbols, object(), {"CONFIG_B": "n"},
                             tmp_path / "scratch", log)
         assert batches == [] and planned == [{"CONFIG_X": "y"}]
+
+
+def test_a_session_prepared_beside_the_seeds_is_the_one_the_resolve_step_uses(
+        tmp_path: Path) -> None:
+    """prepare_session (run side by side with the seeds) prepares the very session directory
+    and lock each_in_group takes for that group, with no base config; when it fails it only
+    says so (the resolve step prepares it then, or resolves one make at a time)."""
+    from testhelpers import RecordingRunner
+
+    from harness import matrix as matrixmod
+    from harness.container import StepResult
+    from harness.settings import RunSettings
+
+    class Failing(RecordingRunner):
+        def act(self, step, log):
+            return StepResult(step.name, step.argv, 2, 0.1, False, ["no compiler"], "")
+
+    (tmp_path / "m.yaml").write_text(MATRIX_YAML)
+    matrix = matrixmod.load_matrix(tmp_path / "m.yaml")
+    settings = RunSettings(run_id="r", matrix_path=str(tmp_path / "m.yaml"), run_dir=str(tmp_path),
+                           cache=str(tmp_path / "cache"), tree=str(MINI_TREE), kernel={},
+                           image="img")
+    runner = Failing()
+    with open(tmp_path / "log", "w") as log:
+        resolve.prepare_session(settings, matrix, runner, "fp", log)
+        session, lock = resolve.group_session(settings, matrix, runner, matrix.variant, "fp", log)
+    assert [s.name for s in runner.steps] == ["kconfig:olddefconfig"]
+    assert runner.steps[0].workdir == str(session.out) and lock.name == f"{session.out.name}.lock"
+    assert render_config({}) == (session.out / ".config").read_text()  # no base config needed
+    text = (tmp_path / "log").read_text()
+    assert f"the Kconfig session {session.out} could not be prepared ahead" in text

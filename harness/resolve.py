@@ -248,18 +248,23 @@ def group_session(settings: RunSettings, matrix: Matrix, runner: Runner, group: 
 
 
 def prepare_session(settings: RunSettings, matrix: Matrix, runner: Runner, fingerprint: str,
-                    log: IO[str]) -> None:
+                    seed: Path | None, log: IO[str]) -> None:
     """Prepare the Kconfig session of `matrix`'s group (its conf, lkc objects and the dumper)
     ahead of the resolve step, side by side with the seeds: it needs no base config (any
     config builds conf and shows Kconfig's environment). `fingerprint`: kconfig_fingerprint of
-    the tree, made once for all groups. A failure here is only logged: the resolve step tries
-    again, and falls back to one make per request."""
+    the tree, made once for all groups; `seed`: the group's seed tree, whose conf it takes once
+    its base config is made (no second compile of conf). A failure here is only logged: the
+    resolve step tries again, and falls back to one make per request."""
     from . import locks
 
     session, lock = group_session(settings, matrix, runner, matrix.variant, fingerprint, log)
     try:
         with locks.held(lock, f"the Kconfig session {session.out}", lambda ln: write_log(
                 log, ln + "\n")):
+            from .pipeline import BASE_CONFIG
+
+            if seed is not None and (seed / BASE_CONFIG).is_file():  # its config target ended
+                session.adopt_conf(seed)
             session.prepare_each({})
     except InfraError as exc:
         log.write(f"kmatrix: the Kconfig session {session.out} could not be prepared ahead "

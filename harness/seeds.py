@@ -14,7 +14,8 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import IO
@@ -79,12 +80,14 @@ def ensure_base(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
 
 
 def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
-                runner: Runner, log: IO[str], jobs: int, cpu_shares: int = 0) -> Path | None:
+                runner: Runner, log: IO[str], jobs: int, cpu_shares: int = 0,
+                on_base: Callable[[], object] | None = None) -> Path | None:
     """A prepared output tree (base + common config, `make prepare` done) to copy from.
 
     Built once per tree, image, base and common config, and kept in the cache. Kbuild's own
     dependency tracking (fixdep) rebuilds whatever a combination's config changes.
-    `cpu_shares`: the steps' CPU weight (the run's own seed is on its critical path).
+    `cpu_shares`: the steps' CPU weight (the run's own seed is on its critical path);
+    `on_base`: called once its base config is there.
     """
     seed = seed_dir(settings, matrix, symbols)
     if seed is None:
@@ -96,6 +99,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
         if is_made(seed):
             if (damage := treeguard.damage(seed)) is None:
                 touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
+                if on_base is not None:
+                    on_base()
                 return seed
             # every tree copied from it would be damaged too: made again, never used
             write_log(log, f"kmatrix: seed tree {seed} is damaged ({damage}): made again\n")
@@ -111,6 +116,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
         base, failed = base_config_stage(tc, runner, matrix, seed, log)
         if base is None:
             raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
+        if on_base is not None:
+            on_base()
         resolved, result = olddefconfig(tc, runner, seed, kconfig.merge(base, common), log)
         if resolved is None:
             raise InfraError(f"olddefconfig failed in the seed tree: see {log.name}")
@@ -136,26 +143,39 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
 
 def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
                  runner: Runner, log: IO[str], jobs: int,
-                 beside: Sequence[Callable[[IO[str]], None]] = (), whole: bool = False) -> None:
+                 sessions: Callable[[Matrix, IO[str]], None] | None = None,
+                 whole: bool = False) -> None:
     """A seed tree for every architecture and toolchain the selected combinations build with
     (settings.seeds), the matrix's own also as settings.seed: the matrix's own made whole, the
     others only up to their base config unless `whole` (the first combination that needs one
-    makes the rest). These and `beside` (the resolve step's Kconfig sessions) run side by
+    makes the rest). `sessions(view, log)` prepares the resolve step's Kconfig session of each
+    view once its seed's base config is made (the session takes the seed's conf). All side by
     side (much of a seed is single-threaded: Kconfig, `make prepare`'s serial parts), each
     one's log kept together in `log`."""
     views = matrix.views(settings.only)
+    own_base = threading.Event()  # the matrix's own seed has its base config (or failed)
 
-    def one(item: Matrix | Callable[[IO[str]], None], own: IO[str]) -> Path | None:
-        if not isinstance(item, Matrix):
-            item(own)
+    def one(item: Matrix | str, own: IO[str]) -> Path | None:
+        if isinstance(item, str):  # the matrix's own view's session, once its base is made
+            own_base.wait(SEED_TIMEOUT_S)
+            if sessions is not None:
+                sessions(matrix_views[item], own)
             return None
         if item.variant == matrix.variant:  # the bootable kernel's, first: the critical path
-            return ensure_seed(settings, item, symbols, runner, own, jobs, LONG_SHARES)
-        if whole:
-            return ensure_seed(settings, item, symbols, runner, own, jobs)
-        return ensure_base(settings, item, symbols, runner, own)
+            try:
+                return ensure_seed(settings, item, symbols, runner, own, jobs, LONG_SHARES,
+                                   on_base=own_base.set)
+            finally:
+                own_base.set()
+        seed = ensure_seed(settings, item, symbols, runner, own, jobs) if whole else \
+            ensure_base(settings, item, symbols, runner, own)
+        if sessions is not None:
+            sessions(item, own)
+        return seed
 
-    items: list[Matrix | Callable[[IO[str]], None]] = [*views, *beside]
+    matrix_views = {v.variant: v for v in views}
+    items: list[Matrix | str] = [*views] + ([matrix.variant] if matrix.variant in matrix_views
+                                            and sessions is not None else [])
     made = side_by_side(log, items, one, os.cpu_count() or 1)
     for view, seed in zip(views, made, strict=False):
         settings.seeds[view.variant] = str(seed) if seed else ""

@@ -209,14 +209,14 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             f"{mem_bytes >> 20} MiB each, in {settings.runtime_version or engine}")
         with open(run_dir / "seed.log", "w") as log:
             # the resolve step's Kconfig sessions are prepared side by side with the seeds
-            from functools import partial
-
             from .resolve import kconfig_fingerprint, prepare_session
+            from .seeds import seed_dir
 
             fingerprint = kconfig_fingerprint(tree.path)
             ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1,
-                         beside=[partial(prepare_session, settings, view, runner, fingerprint)
-                                 for view in matrix.views(settings.only)])
+                         sessions=lambda view, own: prepare_session(
+                             settings, view, runner, fingerprint,
+                             seed_dir(settings, view, symbols), own))
         settings.save()
         resolve_first(settings, matrix, symbols, runner, say, opts.random)
         if matrix.deferred or opts.random is not None:  # the combinations are known now

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -145,6 +146,20 @@ class KconfigSession:
                        workdir=str(self.out), timeout_s=self.timeout_s))
         partial.replace(binary)
         return binary
+
+    def adopt_conf(self, built: Path) -> bool:
+        """Take the tree's `conf`, lkc objects and fixdep (scripts/kconfig, scripts/basic) from
+        `built`, an output tree whose config target ran to the end in the same image with the
+        same toolchain, instead of compiling them again: make finds them up to date (their .cmd
+        files hold the same command lines), and builds them as before if anything differs.
+        Only into a session that has none yet; False when nothing was taken."""
+        if (self.out / "scripts" / "kconfig" / "conf").exists() or \
+                not (built / "scripts" / "kconfig" / "conf").is_file():
+            return False
+        for sub in ("scripts/basic", "scripts/kconfig"):
+            shutil.copytree(built / sub, self.out / sub, symlinks=True, dirs_exist_ok=True)
+        self.log.write(f"kmatrix: {self.out}: conf and the lkc objects taken from {built}\n")
+        return True
 
     def prepare_each(self, base: Config) -> Path:
         """Make OUT ready for resolve_each: the tree's conf and lkc objects (one olddefconfig of

@@ -196,7 +196,7 @@ def test_a_session_prepared_beside_the_seeds_is_the_one_the_resolve_step_uses(
                            image="img")
     runner = Failing()
     with open(tmp_path / "log", "w") as log:
-        resolve.prepare_session(settings, matrix, runner, "fp", log)
+        resolve.prepare_session(settings, matrix, runner, "fp", None, log)
         session, lock = resolve.group_session(settings, matrix, runner, matrix.variant, "fp", log)
     assert [s.name for s in runner.steps] == ["kconfig:olddefconfig"]
     assert runner.steps[0].workdir == str(session.out) and lock.name == f"{session.out.name}.lock"

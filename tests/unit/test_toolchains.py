@@ -12,7 +12,7 @@ import pytest
 from test_pipeline import SEED_RULES, SYMBOLS, FakeMake, settings_for
 from testhelpers import MINI_TREE
 
-from harness import arch, image, makefile, toolchains, variants
+from harness import arch, image, makefile, pipeline, toolchains, variants
 from harness.kbuild import Kbuild
 from harness.matrix import Combination, load_matrix
 from harness.pipeline import run_combination
@@ -288,11 +288,15 @@ def test_every_toolchain_gets_its_own_seed_tree_made_with_it(tmp_path: Path) -> 
     # a run makes its own seed whole and of the others only the base config, beside what it
     # is given (the resolve step's Kconfig sessions); a combination makes the rest later
     settings = settings_for(tmp_path / "lazy", matrix, pristine=False)
-    runner, beside = FakeMake(), []
+    runner, sessions = FakeMake(), []
     with open(tmp_path / "seed.log", "w") as log:
         seeds.ensure_seeds(settings, matrix, SYMBOLS, runner, log, 2,
-                           beside=[lambda own: beside.append(own)])
-    assert len(beside) == 1
+                           sessions=lambda view, own: sessions.append(
+                               (view.variant, (seeds.seed_dir(settings, view, SYMBOLS)
+                                               / pipeline.BASE_CONFIG).is_file())))
+    # a session per variant, each once its seed's base config is there (it takes its conf)
+    assert sorted(v for v, _ in sessions) == sorted(settings.seeds)
+    assert all(ready for _, ready in sessions), sessions
     assert [s.argv[-2] for s in runner.steps if s.name == "prepare"] == ["CC=ccache gcc"]
     assert sorted(s.name for s in runner.steps).count("base-config") == 3
     clang_seed = Path(settings.seeds[clang])

@@ -124,12 +124,14 @@ def kconfig_group(matrix: Matrix, combo: Combination) -> str:
 
 
 def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, runner: Runner,
-                base: Config, scratch: Path, log: IO[str], workers: int = 2) -> dict[str, Resolution]:
+                base: Config, scratch: Path, log: IO[str], workers: int = 2,
+                fingerprint: str = "") -> dict[str, Resolution]:
     """Resolve the selected combinations: every request of a Kconfig group (an architecture
     and toolchain) in one container and one Kconfig parse (KconfigSession.resolve_each); the
     requests that do not hold then get their explanations and repairs, `workers` scratch trees
     in parallel, as before. `base` is the matrix's own base config; a combination with its own
-    architecture or toolchain resolves against theirs, in a session of theirs."""
+    architecture or toolchain resolves against theirs, in a session of theirs. `fingerprint`:
+    the tree's kconfig_fingerprint when the caller has it (it reads every Kconfig file)."""
     combos = [c for c in matrix.combinations if not settings.only or c.id in settings.only]
     views = {v.variant: v for v in matrix.views([c.id for c in combos])}
     bases = {name: base if name == matrix.variant else
@@ -137,7 +139,7 @@ def resolve_all(settings: RunSettings, matrix: Matrix, symbols: SymbolTable, run
     variant_of = {c.id: matrix.built_with(c).variant for c in combos}
     memo = Path(settings.cache) / "resolved"
     memo.mkdir(parents=True, exist_ok=True)
-    fingerprint = kconfig_fingerprint(Path(settings.tree))
+    fingerprint = fingerprint or kconfig_fingerprint(Path(settings.tree))
     requests = {c.id: requested_for(settings, matrix, c, symbols, runner) for c in combos}
     known: dict[str, Path] = {}
     found: dict[str, Resolution] = {}

@@ -218,7 +218,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
                              settings, view, runner, fingerprint,
                              seed_dir(settings, view, symbols), own))
         settings.save()
-        resolve_first(settings, matrix, symbols, runner, say, opts.random)
+        resolve_first(settings, matrix, symbols, runner, say, opts.random, fingerprint)
         if matrix.deferred or opts.random is not None:  # the combinations are known now
             settings.matrix_info = runinfo.describe_matrix(matrix)
             settings.save()
@@ -257,13 +257,16 @@ def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None
 
 
 def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
-                  runner: Runner, say: Say = print, random: RandomSpec | None = None) -> None:
-    """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs."""
+                  runner: Runner, say: Say = print, random: RandomSpec | None = None,
+                  fingerprint: str = "") -> None:
+    """Every combination through Kconfig before any build: duplicates, unsatisfiable, repairs.
+    `fingerprint`: the tree's kconfig_fingerprint, if the caller made it already."""
     import time
 
     from . import cover, resolve
 
     run_dir = Path(settings.run_dir)
+    fingerprint = fingerprint or resolve.kconfig_fingerprint(Path(settings.tree))
     # scratch output trees of this run only: concurrent runs must never share a .config
     scratch = Path(settings.cache) / "resolve" / settings.run_id
     start = time.monotonic()
@@ -284,13 +287,14 @@ def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,
             impossible = cover.sample_first(Path(settings.tree), matrix, symbols, runner, base,
                                             scratch, log, say)
         found = resolve.resolve_all(settings, matrix, symbols, runner, base, scratch, log,
-                                    workers=workers)
+                                    workers=workers, fingerprint=fingerprint)
         # coverage after Kconfig, and cover combinations for the gaps
         if matrix.sample.sampled and not settings.only and random is None:
             found, measured = cover.complete(
                 matrix, base, found, impossible,
                 lambda m, _: resolve.resolve_all(settings, m, symbols, runner, base, scratch,
-                                                 log, workers=workers), say)
+                                                 log, workers=workers,
+                                                 fingerprint=fingerprint), say)
             measured.save(run_dir)
         if deferred:
             cover.save_combinations(run_dir, matrix)

@@ -62,32 +62,19 @@ def ensure_base(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
                 runner: Runner, log: IO[str]) -> Path | None:
     """Of a seed, only its base config (tinyconfig & co, kept as BASE_CONFIG): what the
     resolve step needs before any build. ensure_seed goes on from there in place."""
-    seed = seed_dir(settings, matrix, symbols)
-    if seed is None:
-        return None
-    seed.parent.mkdir(parents=True, exist_ok=True)
-    with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}", _say_to(log)):
-        if is_made(seed) or (seed / BASE_MARKER).exists():
-            return seed
-        shutil.rmtree(seed, ignore_errors=True)
-        base, _ = base_config_stage(settings.kbuild(matrix, 1), runner, matrix, seed, log)
-        if base is None:
-            raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
-        (seed / BASE_MARKER).write_text(results.now() + "\n")
-        write_log(log, f"kmatrix: seed tree {seed}: base config made; the rest when a "
-                  "combination first needs it\n")
-    return seed
+    return ensure_seed(settings, matrix, symbols, runner, log, 1, upto_base=True)
 
 
 def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTable,
                 runner: Runner, log: IO[str], jobs: int, cpu_shares: int = 0,
-                on_base: Callable[[], object] | None = None) -> Path | None:
+                on_base: Callable[[], object] | None = None,
+                upto_base: bool = False) -> Path | None:
     """A prepared output tree (base + common config, `make prepare` done) to copy from.
 
     Built once per tree, image, base and common config, and kept in the cache. Kbuild's own
     dependency tracking (fixdep) rebuilds whatever a combination's config changes.
     `cpu_shares`: the steps' CPU weight (the run's own seed is on its critical path);
-    `on_base`: called once its base config is there.
+    `on_base`: called once its base config is there; `upto_base`: stop there (ensure_base).
     """
     seed = seed_dir(settings, matrix, symbols)
     if seed is None:
@@ -96,6 +83,8 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
     seed.parent.mkdir(parents=True, exist_ok=True)
     with locks.held(seed.parent / f"{seed.name}.lock", f"seed tree {seed.name}",
                     _say_to(log)):
+        if upto_base and (is_made(seed) or (seed / BASE_MARKER).exists()):
+            return seed
         if is_made(seed):
             if (damage := treeguard.damage(seed)) is None:
                 touch_seed(seed)  # in use: `kmatrix cache --prune` keeps it
@@ -116,6 +105,11 @@ def ensure_seed(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolTa
         base, failed = base_config_stage(tc, runner, matrix, seed, log)
         if base is None:
             raise InfraError(f"could not make the base config for the seed tree: see {log.name}")
+        if upto_base:
+            (seed / BASE_MARKER).write_text(results.now() + "\n")
+            write_log(log, f"kmatrix: seed tree {seed}: base config made; the rest when a "
+                      "combination first needs it\n")
+            return seed
         if on_base is not None:
             on_base()
         resolved, result = olddefconfig(tc, runner, seed, kconfig.merge(base, common), log)

@@ -56,9 +56,9 @@ def jobs_for(cores: int, workers: int, others: list[Claim], long: bool,
     running), with `queued` combinations not started yet (None: unknown, plenty).
 
     A long step takes every core (it will be alone at the end) but reserves only its fair
-    share while others run. A short step shares the cores the others
-    do not reserve with the workers that will start one too (no more of them than there are
-    queued combinations), at least one."""
+    share while others run. A short step shares the cores the others do not reserve with the
+    workers that will start one too (no more of them than there are queued combinations), at
+    least one."""
     cores, workers = max(1, cores), max(1, workers)
     if long:
         return Claim(owner_id(), cores, max(1, cores // workers), True)

@@ -320,28 +320,28 @@ class Chain:
             requested = self.repair(base, requested)
         merged = kconfig.merge(base, requested)
         results.atomic_write(job.combo_dir / "input.config", kconfig.render_config(merged))
+        # make olddefconfig is not run when the tree's .config already is this request's
+        # answer (a warm tree: a new .config would only make the build run Kconfig again), or
+        # when the resolve step's one Kconfig parse wrote that answer, byte for byte, for this
+        # very input (same tree, image, toolchain, base, request): the build's make then runs
+        # Kconfig on it once (syncconfig), as after make olddefconfig
         resolved = kept_config(out, resolution)
-        rerun = job.runner.reproducer(self.tc.make_step(
-            "olddefconfig", out, "olddefconfig", timeout_s=job.matrix.build.timeout_s, jobs=1))
-        text = None if resolved is not None else resolved_config_text(job.run_dir, resolution)
-        if resolved is not None:
-            # a warm tree whose .config is already this request's answer: make olddefconfig
-            # would write the same values again, and its new .config would make the build's
-            # make run Kconfig once more (syncconfig) for nothing
-            write_log(log, f"kmatrix: olddefconfig not run: {out}/.config already is what it "
-                      f"makes of this request (config hash {kconfig.config_hash(resolved)}, as "
-                      f"the resolve step found it); kept. To run it: {rerun}\n")
-            _stage(record, "olddefconfig", "pass", 0.0, rerun)  # reproducer.sh runs it
-        elif text is not None:
-            # the resolve step's one Kconfig parse already ran make olddefconfig's own code on
-            # this very input (same tree, image, toolchain, base, request): its .config, byte
-            # for byte; the build's make runs Kconfig on it once (syncconfig) as after make
+        taken = ""  # where the .config written now comes from
+        if resolved is None and (text := resolved_config_text(job.run_dir, resolution)) is not None:
             results.atomic_write(out / ".config", text)
             resolved = kconfig.parse_config(text)
-            write_log(log, f"kmatrix: olddefconfig not run: {out}/.config written as the "
-                      f"resolve step's Kconfig made it of this request ({job.run_dir}/"
-                      f"{CONFIGS_DIR}/{job.combo.id}.config, config hash "
-                      f"{kconfig.config_hash(resolved)}). To run it: {rerun}\n")
+            taken = f"{job.run_dir}/{CONFIGS_DIR}/{job.combo.id}.config"
+        if resolved is not None:
+            rerun = job.runner.reproducer(self.tc.make_step(
+                "olddefconfig", out, "olddefconfig", timeout_s=job.matrix.build.timeout_s,
+                jobs=1))
+            digest = kconfig.config_hash(resolved)
+            how = (f"written as the resolve step's Kconfig made it of this request ({taken}, "
+                   f"config hash {digest})." if taken else
+                   f"already is what it makes of this request (config hash {digest}, as the "
+                   "resolve step found it); kept.")
+            write_log(log, f"kmatrix: olddefconfig not run: {out}/.config {how} To run it: "
+                      f"{rerun}\n")
             _stage(record, "olddefconfig", "pass", 0.0, rerun)  # reproducer.sh runs it
         else:
             resolved, step = olddefconfig(self.tc, job.runner, out, merged, log)

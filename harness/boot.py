@@ -110,7 +110,8 @@ def guest_steps(guest_out: Path, guest_src: Path = GUEST_SRC, arch: Arch | None 
     ]
 
 
-def initramfs_entries(init: bytes, busybox: bytes, modprobe: bytes) -> list[cpio.Entry]:
+def initramfs_entries(init: bytes, busybox: bytes, modprobe: bytes, arrived: bytes
+                      ) -> list[cpio.Entry]:
     return [
         cpio.directory("dev"),
         cpio.char_device("dev/console", 5, 1),
@@ -125,17 +126,20 @@ def initramfs_entries(init: bytes, busybox: bytes, modprobe: bytes) -> list[cpio
         cpio.directory("sys"),
         cpio.directory("mnt"),
         cpio.directory("kmatrix"),
+        cpio.regular_file("kmatrix/arrived.awk", arrived, 0o644),
     ]
 
 
 def write_initramfs(guest_out: Path, dest: Path | None = None,
                     guest_src: Path = GUEST_SRC) -> Path:
-    """Pack init + busybox (built by guest_steps) and the modprobe script as an uncompressed cpio."""
+    """Pack init + busybox (built by guest_steps), the modprobe script and the awk program it
+    asks whether its phase's requests are all in, as an uncompressed cpio."""
     dest = dest or guest_out / "initramfs.cpio"
     try:
         blob = cpio.newc_bytes(initramfs_entries((guest_out / "init").read_bytes(),
                                                  (guest_out / "busybox").read_bytes(),
-                                                 (guest_src / "modprobe").read_bytes()))
+                                                 (guest_src / "modprobe").read_bytes(),
+                                                 (guest_src / "arrived.awk").read_bytes()))
     except FileNotFoundError as exc:
         raise InputError(f"guest file missing ({exc.filename}): run the guest steps first") from exc
     tmp = dest.with_suffix(".tmp")

@@ -201,11 +201,29 @@ def test_two_runs_on_one_cache_while_a_prune_loops(tmp_path, kernel_tree, live_e
 
 DEFAULT_MATRIX = Path(__file__).resolve().parents[2] / "matrix.yaml"
 BOOT = ("--only", "boot-dups-on")
+HOLD_S = 10
+
+
+def held_boot_matrix(path: Path, boot_timeout: int | None = None) -> Path:
+    """The default matrix with boot-dups-on's guest modprobe held HOLD_S seconds a run
+    (`kmatrix.modprobe_hold`, harness/guest/modprobe): its boot lasts half a minute, long
+    enough to be hit while it runs (it otherwise ends about a second after QEMU starts)."""
+    import yaml
+
+    matrix = yaml.safe_load(DEFAULT_MATRIX.read_text())
+    for combo in matrix["include"]:
+        if combo["id"] == "boot-dups-on":
+            combo["boot"] = {"cmdline": f"kmatrix.modprobe_hold={HOLD_S}"}
+    if boot_timeout is not None:
+        matrix.setdefault("build", {})["boot_timeout"] = boot_timeout
+    path.write_text(yaml.safe_dump(matrix, sort_keys=False))
+    return path
 
 
 @slow
 def test_engine_restarted_during_a_boot(tmp_path, live_engine: Engine):
-    proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res", live_engine.env, *BOOT, boot=True)
+    m = held_boot_matrix(tmp_path / "matrix.yaml")
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, *BOOT, boot=True)
     container_of(live_engine, "boot-tcg", timeout=1800)
     time.sleep(3)
     live_engine.restart()
@@ -213,7 +231,7 @@ def test_engine_restarted_during_a_boot(tmp_path, live_engine: Engine):
     assert result.code == EXIT_INFRA, result.out[-2000:]
     assert result.verdicts == {"boot-dups-on": "infra-error"}, result.reasons
     assert_sound(result, None, ["boot-dups-on"])
-    proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res2", live_engine.env, *BOOT, boot=True)
+    proc, out = start_run(m, tmp_path / "res2", live_engine.env, *BOOT, boot=True)
     again = finish(proc, out, tmp_path / "res2")
     assert again.verdicts == {"boot-dups-on": "pass"}, again.out[-2000:]
     assert_sound(again, live_engine, ["boot-dups-on"])
@@ -221,7 +239,8 @@ def test_engine_restarted_during_a_boot(tmp_path, live_engine: Engine):
 
 @slow
 def test_boot_killed_for_memory_is_infra_error(tmp_path, live_engine: Engine):
-    proc, out = start_run(DEFAULT_MATRIX, tmp_path / "res", live_engine.env, *BOOT, boot=True)
+    m = held_boot_matrix(tmp_path / "matrix.yaml")
+    proc, out = start_run(m, tmp_path / "res", live_engine.env, *BOOT, boot=True)
     box = container_of(live_engine, "boot-tcg", timeout=1800)
     # memory pressure from inside: a limit just above what the container holds now (cgroup v1
     # takes no less), then a process that eats memory until the OOM killer picks its victim,
@@ -241,12 +260,7 @@ def test_a_frozen_qemu_is_infra_error_not_boot_timeout(tmp_path, live_engine: En
     """`docker pause` of the boot container while QEMU boots: its console stops, the boot is
     stopped at its limit (40 s here) and named paused from outside, never `boot-timeout`;
     unpaused, a rerun passes."""
-    import yaml
-
-    matrix = yaml.safe_load(DEFAULT_MATRIX.read_text())
-    matrix.setdefault("build", {})["boot_timeout"] = 40
-    m = tmp_path / "matrix.yaml"
-    m.write_text(yaml.safe_dump(matrix, sort_keys=False))
+    m = held_boot_matrix(tmp_path / "matrix.yaml", boot_timeout=40)
     proc, out = start_run(m, tmp_path / "res", live_engine.env, *BOOT, boot=True)
     box = container_of(live_engine, "boot-tcg", timeout=1800)
     time.sleep(2)

@@ -115,6 +115,9 @@ def test_guest_steps_and_initramfs(tmp_path: Path) -> None:
     assert entries["dev/kmsg"].rdev == (1, 11)
     assert entries["sbin/modprobe"].data.startswith(b"#!/bin/busybox sh")
     assert entries["sbin/modprobe"].mode & 0o111
+    # the helper asks the kernel log with the awk program at the path it names
+    assert b"-f /kmatrix/arrived.awk" in entries["sbin/modprobe"].data
+    assert entries["kmatrix/arrived.awk"].data == (boot.GUEST_SRC / "arrived.awk").read_bytes()
     assert entries["init"].data == b"\x7fELF init"
 
 

@@ -195,20 +195,75 @@ def pytest_configure(config: pytest.Config) -> None:
     if run_dir and hasattr(config, "workerinput"):
         # an xdist worker sent SIGTERM stops its step (and removes its container) like Ctrl-C
         runstate.install_terminate_as_interrupt()
+        config.pluginmanager.register(WorkerEnd(Path(run_dir), config.workerinput.get(
+            "workerid", "gw?")), "kmatrix-worker-end")
     if run_dir and not hasattr(config, "workerinput"):
         settings = RunSettings.load(Path(run_dir))
         config.pluginmanager.register(
             ProgressReporter(Progress(settings.workers, estimate.Estimates.load(Path(run_dir))),
-                             settings.core_budget()), "kmatrix-progress")
+                             settings.core_budget(), Path(run_dir)), "kmatrix-progress")
+
+
+WORKERS_LOG = "workers.log"
+SLOW_END_S = 5.0
+
+
+class WorkerEnd:
+    """When each xdist worker ended its session and its configuration, in the run directory's
+    workers.log: the controller names them when the workers took long to end after the last
+    combination (once seen: 20 s between the last record and the reports, with no container
+    running and the run's own processes idle)."""
+
+    def __init__(self, run_dir: Path, worker: str) -> None:
+        self.path, self.worker = run_dir / WORKERS_LOG, worker
+
+    def _note(self, what: str) -> None:
+        try:
+            with open(self.path, "a") as f:
+                f.write(f"{time.time():.3f} {self.worker} {what}\n")
+        except OSError:
+            pass  # a diagnostic only
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self) -> None:
+        self._note("sessionfinish")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self) -> None:
+        self._note("unconfigure")
+
+
+def slow_end_line(run_dir: Path, last_report: float, ended: float) -> str | None:
+    """One line when pytest took over SLOW_END_S (wall clock) from the last combination's
+    report to the end of its session (xdist stopping its workers), with what workers.log
+    says of each worker's end; None otherwise."""
+    if not last_report or ended - last_report <= SLOW_END_S:
+        return None
+    notes = []
+    try:
+        lines = (run_dir / WORKERS_LOG).read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            at, worker, what = line.split(" ", 2)
+            notes.append(f"{worker} {what} at +{float(at) - last_report:.1f} s")
+        except ValueError:
+            continue
+    return (f"kmatrix: note: pytest took {ended - last_report:.1f} s after the last "
+            f"combination's report to end its session ({'; '.join(notes) or 'no worker noted its end'})")
 
 
 class ProgressReporter:
     """The progress line, and the number of combinations not started yet for the workers'
     core budget (harness/cores.py: the last builds take the cores the idle workers leave)."""
 
-    def __init__(self, progress: Progress, budget: CoreBudget | None = None) -> None:
+    def __init__(self, progress: Progress, budget: CoreBudget | None = None,
+                 run_dir: Path | None = None) -> None:
         self.progress = progress
         self.budget = budget
+        self.run_dir = run_dir
+        self.last_report = 0.0  # wall clock: compared with the workers' notes
 
     def _collected(self, ids: list[str]) -> None:
         self.progress.total = len(ids)
@@ -235,6 +290,14 @@ class ProgressReporter:
             line = self.progress.finished(report.nodeid, str(verdict), report.duration)
             self._tell_budget()
             print("\n" + line, flush=True)
+            self.last_report = time.time()
+
+    @pytest.hookimpl(trylast=True)  # after xdist's own, which stops the workers
+    def pytest_sessionfinish(self) -> None:
+        if self.run_dir is not None:
+            line = slow_end_line(self.run_dir, self.last_report, time.time())
+            if line:
+                print("\n" + line, flush=True)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: object, ids: list[str]) -> None:

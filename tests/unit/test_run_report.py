@@ -120,3 +120,22 @@ def test_exit_status_from_pytest_and_the_records() -> None:
     assert cli.run_exit_status(2, tracker(["a"], interrupted=True), []) == 130
     with pytest.raises(InputError):  # -k selected nothing: bad input
         cli.run_exit_status(5, tracker([]), [])
+
+
+def test_a_slow_end_of_the_workers_is_one_note_with_their_times(tmp_path: Path) -> None:
+    from harness.pytest_plugin import WorkerEnd, slow_end_line
+
+    assert slow_end_line(tmp_path, 100.0, 104.0) is None  # ending in time says nothing
+    assert slow_end_line(tmp_path, 0.0, 104.0) is None  # no combination reported
+    line = slow_end_line(tmp_path, 100.0, 121.0)
+    assert line is not None and "21.0 s" in line and "no worker noted its end" in line
+    end = WorkerEnd(tmp_path, "gw1")
+    end.pytest_sessionfinish()
+    end.pytest_unconfigure()
+    (tmp_path / "workers.log").write_text((tmp_path / "workers.log").read_text()
+                                          + "110.5 gw0 sessionfinish\nnot a note\n")
+    assert len((tmp_path / "workers.log").read_text().splitlines()) == 4
+    line = slow_end_line(tmp_path, 100.0, 121.0)
+    assert line is not None and "gw1 sessionfinish at" in line and "gw1 unconfigure at" in line
+    (tmp_path / "workers.log").write_text("bad\n110.5 gw0 sessionfinish\n")
+    assert "gw0 sessionfinish at +10.5 s" in str(slow_end_line(tmp_path, 100.0, 121.0))

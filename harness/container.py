@@ -150,13 +150,19 @@ def host_workdir(step: Step) -> str:
     return step.workdir
 
 
+def cpu_limit(step: Step) -> float:
+    """The step's CPU limit (`--cpus`), at most the cores here: the engine refuses more ("Range
+    of CPUs is from 0.01 to N"), which `--workers`/`--jobs` with `--oversubscribe` asked for."""
+    return min(step.cpus, float(os.cpu_count() or 1))
+
+
 def docker_run_line(image: str, step: Step, cli: tuple[str, ...] = ("docker",)) -> str:
     """The equivalent `docker run` (or `podman --url URL run`) command line, for logs and
     reproducers (display only): the same flags under both runtimes."""
     args = [*cli, "run", "--rm", "--network", "none", "--user", user_spec(),
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--init",
             "--read-only", "--pids-limit", str(PIDS_LIMIT),
-            "--cpus", f"{step.cpus:g}", "--memory", str(step.mem_bytes),
+            "--cpus", f"{cpu_limit(step):g}", "--memory", str(step.mem_bytes),
             "--memory-swap", str(step.mem_bytes)]
     if step.cpu_shares:
         args += ["--cpu-shares", str(step.cpu_shares)]
@@ -249,7 +255,7 @@ class DockerRunner:
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
                 group_add=[str(g) for g in device_groups(step)],
                 working_dir=step.workdir, environment={"HOME": HOME, **dict(step.env)},
-                nano_cpus=int(step.cpus * 1e9), cpu_shares=step.cpu_shares or None,
+                nano_cpus=int(cpu_limit(step) * 1e9), cpu_shares=step.cpu_shares or None,
                 mem_limit=step.mem_bytes,
                 memswap_limit=step.mem_bytes,  # no swap beyond the memory limit
                 labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step),

@@ -55,3 +55,20 @@ def test_a_commit_bisect_has_its_own_compiler_cache(tmp_path: Path) -> None:
 
     assert ccache_of("") == tmp_path / "cache" / "ccache" / "x86_64-gcc-12"
     assert ccache_of("bisect") == tmp_path / "cache" / "ccache-bisect" / "x86_64-gcc-12"
+
+
+def test_the_cpu_limit_is_at_most_the_cores_here(monkeypatch) -> None:
+    """`--workers 4 --oversubscribe` on 2 cores gave a long build `--cpus 4`, which the engine
+    refuses ("Range of CPUs is from 0.01 to 2.00"): three boot combinations infra-error."""
+    from dataclasses import replace
+
+    monkeypatch.setattr(container.os, "cpu_count", lambda: 2)
+    wide = replace(STEP, cpus=4.0)
+    client = FakeClient(FakeContainer(0))
+    DockerRunner("kmatrix-builder:x", client, run_id="r1").run(wide, io.StringIO())
+    assert client.kwargs["nano_cpus"] == 2 * 10**9
+    assert "--cpus 2 " in container.docker_run_line("kmatrix-builder:x", wide)
+    client = FakeClient(FakeContainer(0))
+    DockerRunner("kmatrix-builder:x", client, run_id="r1").run(replace(STEP, cpus=1.5),
+                                                                io.StringIO())
+    assert client.kwargs["nano_cpus"] == 15 * 10**8

@@ -49,15 +49,19 @@ class Estimates:
 
 
 def expected(resolutions: Mapping[str, Resolution], boots: set[str],
-             known: Mapping[str, float]) -> dict[str, float]:
+             known: Mapping[str, float], warm: set[str] | None = None) -> dict[str, float]:
     """Each combination's expected seconds, its tree's members taken in build order (the first
-    bootable kernel of a tree costs minutes, the next ones in that tree an incremental build)."""
+    bootable kernel of a tree costs minutes, the next ones in that tree an incremental build).
+    A `warm` combination (its output tree already holds its .config) costs a no-op make, and
+    its boot: at most that, whatever it took last time (the last run may have been cold)."""
     from .shard import (
         BOOT_FIRST_COST_S,
         BOOT_NEXT_COST_S,
         DUPLICATE_COST_S,
         OBJECT_COST_S,
         UNSATISFIABLE_COST_S,
+        WARM_BOOT_COST_S,
+        WARM_OBJECT_COST_S,
     )
 
     out: dict[str, float] = {}
@@ -74,6 +78,8 @@ def expected(resolutions: Mapping[str, Resolution], boots: set[str],
             cost = BOOT_NEXT_COST_S if group in booted else BOOT_FIRST_COST_S
         else:
             cost = OBJECT_COST_S
+        if warm and r.combination in warm and not r.unsatisfiable:
+            cost = min(cost, WARM_BOOT_COST_S if r.combination in boots else WARM_OBJECT_COST_S)
         if r.combination in boots:
             booted.add(group)
         out[r.combination] = cost
@@ -124,16 +130,18 @@ def seed_costs(unmade: Mapping[str, list[str]]) -> dict[str, float]:
 
 
 def prepare(run_dir: Path, boots: set[str],
-            unmade_seeds: Mapping[str, list[str]] | None = None) -> Estimates:
+            unmade_seeds: Mapping[str, list[str]] | None = None,
+            warm: set[str] | None = None) -> Estimates:
     """The run's estimates from its resolve.json and the previous comparable run's records;
-    `unmade_seeds`: the combinations of each seed not made yet (their first one makes it)."""
+    `unmade_seeds`: the combinations of each seed not made yet (their first one makes it);
+    `warm`: those whose output tree already holds their .config (pipeline.warm_combinations)."""
     from . import compare, resolve, shard
     from .results import read_records
 
     found = resolve.load(run_dir)
     previous = compare.previous_comparable_run(run_dir.parent, run_dir)
     known = shard.known_durations(read_records(previous)) if previous else {}
-    seconds = expected(found, boots, known)
+    seconds = expected(found, boots, known, warm)
     for combo, extra in seed_costs(unmade_seeds or {}).items():
         if combo in seconds and combo not in known:
             seconds[combo] += extra

@@ -232,7 +232,7 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
 
         estimate.prepare(run_dir, {c.id for c in matrix.combinations
                                    if c.boot is not None and settings.boot},
-                         seeds.unmade(settings, matrix))
+                         seeds.unmade(settings, matrix), warm_combinations(settings, matrix))
         return settings, matrix
     except BaseException as exc:
         container.reap(client, run_id)
@@ -254,6 +254,27 @@ def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None
         settings.workers, settings.jobs, settings.cpus_per_build = workers, jobs, float(jobs)
         settings.save()
         say(f"kmatrix: {trees} output tree(s): {workers} in parallel x make -j{jobs}")
+
+
+def warm_combinations(settings: RunSettings, matrix: Matrix) -> set[str]:
+    """The combinations whose output tree already holds their .config (pipeline.kept_config):
+    a rerun's no-op makes, which the estimates count as such. None under --pristine."""
+    from . import pipeline, resolve
+
+    if settings.pristine:
+        return set()
+    found = resolve.load(Path(settings.run_dir))
+    warm = set()
+    for combo in matrix.combinations:
+        r = found.get(combo.id)
+        if r is None or r.unsatisfiable:
+            continue
+        where = pipeline.branch_of(found, r, r.tree_group)[0] if settings.trees != "lanes" \
+            else r.tree_group
+        if pipeline.kept_config(settings.work_dir(matrix.built_with(combo).variant) / where,
+                                r) is not None:
+            warm.add(combo.id)
+    return warm
 
 
 def resolve_first(settings: RunSettings, matrix: Matrix, symbols: SymbolTable,

@@ -94,6 +94,24 @@ def test_each_tier_has_its_own_cost_and_known_durations_win() -> None:
     assert known["boot-1"] == 123.0
 
 
+def test_a_tree_that_already_holds_its_config_costs_a_no_op_make() -> None:
+    """A rerun after a cold run: the last durations are the cold build's (minutes for the
+    bootable kernel), but each tree already holds its .config: a warm rerun's first line said
+    "about 106 s left" for a run of 23 s."""
+    from harness.shard import OBJECT_COST_S, WARM_BOOT_COST_S, WARM_OBJECT_COST_S
+
+    last = {"boot-1": 198.0, "boot-2": 13.0, "obj-a": 34.0, "obj-b": 1.0}
+    warm = estimate.expected(resolutions(), {"boot-1", "boot-2"}, last,
+                             {"boot-1", "boot-2", "obj-a", "obj-b", "never"})
+    assert warm["boot-1"] == warm["boot-2"] == WARM_BOOT_COST_S
+    assert warm["obj-a"] == WARM_OBJECT_COST_S
+    assert warm["obj-b"] == 1.0  # a warm duration known is kept
+    assert warm["never"] < WARM_OBJECT_COST_S  # not built at all
+    cold = estimate.expected(resolutions(), {"boot-1", "boot-2"}, last, {"obj-b"})
+    assert cold["boot-1"] == 198.0 and cold["obj-a"] == 34.0
+    assert estimate.expected(resolutions(), set(), {}, {"obj-b"})["obj-a"] == OBJECT_COST_S
+
+
 def test_the_costliest_tree_starts_first(tmp_path: Path) -> None:
     found = resolutions()
     est = estimate.Estimates(estimate.expected(found, {"boot-1", "boot-2"}, {}),

@@ -587,7 +587,11 @@ def test_a_tree_sequence_gives_each_config_its_own_directory_and_reruns_rebuild_
     resolve.save(Path(settings.run_dir), {
         c: resolve.Resolution(c, config_hash=hashes[c], tree="lane-1", position=i)
         for i, c in enumerate(("dups-y", "dups-n"))})
+    from harness.session import warm_combinations
+
+    assert warm_combinations(settings, matrix) == set()  # nothing built yet: cold estimates
     first = run(tmp_path, matrix, "dups-y", FakeMake(), pristine=False, ccache=False)
+    assert warm_combinations(settings, matrix) == {"dups-y"}
     second = run(tmp_path, matrix, "dups-n", FakeMake(), pristine=False, ccache=False)
     work = Path(first.output_dir).parent
     assert Path(first.output_dir).name == "lane-1"
@@ -600,6 +604,12 @@ def test_a_tree_sequence_gives_each_config_its_own_directory_and_reruns_rebuild_
         again = FakeMake()
         assert run(tmp_path, matrix, combo, again, pristine=False, ccache=False).verdict == "pass"
         assert [s.name for s in again.steps] == ["build"], combo
+    # the estimates count both as a no-op make; not under --pristine, nor in a lane that
+    # holds the other config
+    assert warm_combinations(settings, matrix) == {"dups-y", "dups-n"}
+    assert warm_combinations(settings_for(tmp_path, matrix, pristine=True), matrix) == set()
+    assert warm_combinations(settings_for(tmp_path, matrix, pristine=False, trees="lanes"),
+                             matrix) == {"dups-y"}
     lanes = run(tmp_path, matrix, "dups-n", FakeMake(), pristine=False, ccache=False,
                 trees="lanes")  # `lanes`: one directory per lane, the least disk
     assert Path(lanes.output_dir).name == "lane-1"

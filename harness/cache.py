@@ -19,8 +19,6 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .schedule import BRANCH
-
 PARTS = {  # what each top-level directory holds, and whether kmatrix remakes it on demand
     "trees": "unpacked kernel sources (remade from the Debian package or tarball)",
     "work": "warm output trees, one per tree name (remade from the seed)",
@@ -90,8 +88,9 @@ def candidates(root: Path) -> Iterator[Stale]:
         for tree in sorted(p for p in key_dir.iterdir() if p.is_dir() and
                            not p.name.startswith(".")):
             used = max(_mtime(tree / ".config"), _mtime(tree))
-            # a tree's further directories (tree~hash, harness/schedule.py) share its lock
-            yield Stale(tree, key_dir / f"{tree.name.split(BRANCH)[0]}.lock", used, 0)
+            # each directory of a tree (tree, tree~hash: harness/schedule.py) has its own lock:
+            # a run building in it holds it, and so does one copying it to start another
+            yield Stale(tree, key_dir / f"{tree.name}.lock", used, 0)
     for seed in sorted(p for p in (root / "seeds").glob("*") if p.is_dir()):
         used = max(_mtime(seed / SEED_MARKER), _mtime(seed / ".config"))
         yield Stale(seed, seed.parent / f"{seed.name}.lock", used, 0)
@@ -118,9 +117,8 @@ def leftover_candidates(root: Path) -> Iterator[Stale]:
     seeds that never finished, --pristine and resolve scratch trees of dead runs, the root
     filesystem of an interrupted image build, a half-unpacked kernel source."""
     for key_dir in sorted(p for p in (root / "work").glob("*") if p.is_dir()):
-        for half in sorted(key_dir.glob(".*.copy")):
-            tree = half.name[1:-len(".copy")].split(BRANCH)[0]
-            yield Stale(half, key_dir / f"{tree}.lock", _mtime(half), 0)
+        for half in sorted(key_dir.glob(".*.copy")):  # made under the lock of its directory
+            yield Stale(half, key_dir / f"{half.name[1:-len('.copy')]}.lock", _mtime(half), 0)
     for seed in sorted(p for p in (root / "seeds").glob("*") if p.is_dir()):
         if not (seed / SEED_MARKER).exists():
             yield Stale(seed, seed.parent / f"{seed.name}.lock", _newest(seed), 0)

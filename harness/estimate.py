@@ -11,7 +11,7 @@ expected cost of what is left, not the mean of what finished.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,9 @@ ESTIMATES_FILE = "estimates.json"
 @dataclass
 class Estimates:
     seconds: dict[str, float] = field(default_factory=dict)  # expected, by combination
-    tree: dict[str, str] = field(default_factory=dict)  # the output tree of each combination
+    # each combination's output tree, or its own directory of it when that is warm: the unit
+    # the workers take (pytest-xdist's group) and the time left adds up
+    tree: dict[str, str] = field(default_factory=dict)
     source: str = "per-tier estimates"  # or "durations of RUN where known"
 
     def save(self, run_dir: Path) -> None:
@@ -49,7 +51,8 @@ class Estimates:
 
 
 def expected(resolutions: Mapping[str, Resolution], boots: set[str],
-             known: Mapping[str, float], warm: set[str] | None = None) -> dict[str, float]:
+             known: Mapping[str, float], warm: Collection[str] | None = None
+             ) -> dict[str, float]:
     """Each combination's expected seconds, its tree's members taken in build order (the first
     bootable kernel of a tree costs minutes, the next ones in that tree an incremental build).
     A `warm` combination (its output tree already holds its .config) costs a no-op make, and
@@ -131,10 +134,11 @@ def seed_costs(unmade: Mapping[str, list[str]]) -> dict[str, float]:
 
 def prepare(run_dir: Path, boots: set[str],
             unmade_seeds: Mapping[str, list[str]] | None = None,
-            warm: set[str] | None = None) -> Estimates:
+            warm: Mapping[str, str] | None = None) -> Estimates:
     """The run's estimates from its resolve.json and the previous comparable run's records;
     `unmade_seeds`: the combinations of each seed not made yet (their first one makes it);
-    `warm`: those whose output tree already holds their .config (pipeline.warm_combinations)."""
+    `warm`: those whose output directory already holds their .config, and its name
+    (session.warm_combinations): scheduled by that directory instead of their tree."""
     from . import compare, resolve, shard
     from .results import read_records
 
@@ -146,7 +150,7 @@ def prepare(run_dir: Path, boots: set[str],
         if combo in seconds and combo not in known:
             seconds[combo] += extra
     estimates = Estimates(seconds,
-                          {c: r.tree_group for c, r in found.items()},
+                          {c: (warm or {}).get(c, r.tree_group) for c, r in found.items()},
                           f"durations of {previous.name} where known" if previous
                           else "per-tier estimates")
     estimates.save(run_dir)

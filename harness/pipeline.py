@@ -139,8 +139,9 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
     """The combination's output tree: warm (kept from the last run, or a new one copied from
     `parent`, the directory before it in its tree's sequence, else from the seed, which
     `make_seed` makes first when the run has not made it whole yet) unless --pristine, which
-    always starts from an empty directory. Called with the tree's lock held; a tree a stopped
-    step left dirty is repaired first (harness/treeguard.py)."""
+    always starts from an empty directory. Called with the directory's lock held (and takes
+    `parent`'s while copying it); a tree a stopped step left dirty is repaired first
+    (harness/treeguard.py)."""
     if settings.pristine:
         out = Path(settings.cache) / "pristine" / settings.run_id / name
         shutil.rmtree(out, ignore_errors=True)
@@ -151,11 +152,13 @@ def output_dir(settings: RunSettings, name: str, say: Callable[[str], None],
         say(f"kmatrix: tree {out} was found damaged: made again from the seed")
         shutil.rmtree(out)
     source = settings.work_dir(variant) / parent if parent else None
-    if not out.is_dir() and source is not None and source.is_dir() and \
-            treeguard.dirty_since(source) != 0:
-        say(f"kmatrix: tree {out.name} starts as a copy of {parent}, the config before it in "
-            "its tree's sequence (an incremental build)")
-        copy_tree(source, out)
+    if not out.is_dir() and source is not None and source.is_dir():
+        # under the source's own lock too: another worker may be building in it
+        with locks.held(source.parent / f"{parent}.lock", f"output tree {parent}", say):
+            if source.is_dir() and treeguard.dirty_since(source) != 0:
+                say(f"kmatrix: tree {out.name} starts as a copy of {parent}, the config "
+                    "before it in its tree's sequence (an incremental build)")
+                copy_tree(source, out)
     if not out.is_dir() and (seed := settings.seed_for(variant)):
         if make_seed is not None and not (Path(seed) / SEED_MARKER).exists():
             make_seed()  # its base config only so far (seeds.ensure_base)
@@ -223,10 +226,12 @@ def run_combination(job: Job) -> results.Record:
                 name = _tree_of(resolution, combo)
                 work = settings.work_dir(matrix.variant)
                 work.mkdir(parents=True, exist_ok=True)
-                with locks.held(work / f"{name}.lock", f"output tree {name}",
+                where, parent = branch_of(resolutions, resolution, name) \
+                    if settings.trees != "lanes" else (name, "")  # lanes: least disk
+                # each directory of a tree has its own lock (a warm rerun may build two
+                # directories of one tree at once: session.warm_combinations)
+                with locks.held(work / f"{where}.lock", f"output tree {where}",
                                 _say_to(log)):
-                    where, parent = branch_of(resolutions, resolution, name) \
-                        if settings.trees != "lanes" else (name, "")  # lanes: least disk
                     def make_seed() -> Path | None:
                         from .seeds import ensure_seed  # seeds builds on this module
 

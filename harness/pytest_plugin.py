@@ -67,16 +67,20 @@ class MatrixFile(pytest.File):
         # the costliest trees first (a bootable kernel's minutes are the critical path: it must
         # not start last), each tree's combinations in the order the schedule chose (nearest
         # config first); `kmatrix run` keeps this order for xdist (--no-loadscope-reorder)
-        rank = estimate.tree_rank(estimate.Estimates.load(run_dir))
-        combos.sort(key=lambda c: (rank.get(places[c.id].tree_group if c.id in places else c.id,
-                                            len(rank)),
+        estimates = estimate.Estimates.load(run_dir)
+        rank = estimate.tree_rank(estimates)
+
+        def group(combo: Combination) -> str:  # its tree, or its warm directory (estimate.py)
+            return estimates.tree.get(combo.id) or tree_name(settings, combo)
+
+        combos.sort(key=lambda c: (rank.get(group(c), len(rank)),
                                    places[c.id].position if c.id in places else 0))
         for combo in combos:
             item = CombinationItem.from_parent(self, name=combo.id, combo=combo,
                                                matrix=matrix, settings=settings)
             # Combinations that share an output tree go to the same worker, one after the
             # other (pytest-xdist --dist loadgroup), instead of one worker waiting on the other.
-            item.add_marker(pytest.mark.xdist_group(tree_name(settings, combo)))
+            item.add_marker(pytest.mark.xdist_group(group(combo)))
             yield item
 
 

@@ -256,24 +256,26 @@ def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None
         say(f"kmatrix: {trees} output tree(s): {workers} in parallel x make -j{jobs}")
 
 
-def warm_combinations(settings: RunSettings, matrix: Matrix) -> set[str]:
-    """The combinations whose output tree already holds their .config (pipeline.kept_config):
-    a rerun's no-op makes, which the estimates count as such. None under --pristine."""
+def warm_combinations(settings: RunSettings, matrix: Matrix) -> dict[str, str]:
+    """The combinations whose output directory already holds their .config
+    (pipeline.kept_config), each with that directory's name: a rerun's no-op makes, which the
+    estimates count as such and which need no other directory of their tree (each directory
+    has its own lock), so they are scheduled by directory, not by tree. None under
+    --pristine, nor with `build.trees: lanes` (one directory per tree)."""
     from . import pipeline, resolve
 
-    if settings.pristine:
-        return set()
+    if settings.pristine or settings.trees == "lanes":
+        return {}
     found = resolve.load(Path(settings.run_dir))
-    warm = set()
+    warm = {}
     for combo in matrix.combinations:
         r = found.get(combo.id)
         if r is None or r.unsatisfiable:
             continue
-        where = pipeline.branch_of(found, r, r.tree_group)[0] if settings.trees != "lanes" \
-            else r.tree_group
+        where = pipeline.branch_of(found, r, r.tree_group)[0]
         if pipeline.kept_config(settings.work_dir(matrix.built_with(combo).variant) / where,
                                 r) is not None:
-            warm.add(combo.id)
+            warm[combo.id] = where
     return warm
 
 

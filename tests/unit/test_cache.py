@@ -156,10 +156,15 @@ def test_removing_a_leftover_root_filesystem_never_reaches_through_its_mounts(
                        capture_output=True)
 
 
-def test_a_trees_further_directories_are_guarded_by_the_trees_own_lock(root: Path) -> None:
+def test_each_directory_of_a_tree_is_guarded_by_its_own_lock(root: Path) -> None:
+    """A run builds in one directory of a tree (tree~hash) under that directory's lock (a warm
+    rerun may build two of them at once), and one copying it to start another takes it too."""
     branch = tree(root, "work/abc/lane-1~0123456789ab", 10)
     found = {s.path: s for s in cache.stale(root, 7 * DAY)}
-    assert found[branch].lock == root / "work/abc/lane-1.lock"
-    with FileLock(str(root / "work/abc/lane-1.lock")):  # a run builds in lane-1's sequence
+    assert found[branch].lock == root / "work/abc/lane-1~0123456789ab.lock"
+    with FileLock(str(root / "work/abc/lane-1~0123456789ab.lock")):  # a run builds in it
         removed, busy = cache.prune([found[branch]])
     assert (removed, [b.path for b in busy]) == ([], [branch]) and branch.is_dir()
+    with FileLock(str(root / "work/abc/lane-1.lock")):  # another directory of its tree
+        removed, busy = cache.prune([found[branch]])
+    assert [r.path for r in removed] == [branch] and not branch.exists()

@@ -589,9 +589,9 @@ def test_a_tree_sequence_gives_each_config_its_own_directory_and_reruns_rebuild_
         for i, c in enumerate(("dups-y", "dups-n"))})
     from harness.session import warm_combinations
 
-    assert warm_combinations(settings, matrix) == set()  # nothing built yet: cold estimates
+    assert warm_combinations(settings, matrix) == {}  # nothing built yet: cold estimates
     first = run(tmp_path, matrix, "dups-y", FakeMake(), pristine=False, ccache=False)
-    assert warm_combinations(settings, matrix) == {"dups-y"}
+    assert warm_combinations(settings, matrix) == {"dups-y": "lane-1"}
     second = run(tmp_path, matrix, "dups-n", FakeMake(), pristine=False, ccache=False)
     work = Path(first.output_dir).parent
     assert Path(first.output_dir).name == "lane-1"
@@ -604,12 +604,13 @@ def test_a_tree_sequence_gives_each_config_its_own_directory_and_reruns_rebuild_
         again = FakeMake()
         assert run(tmp_path, matrix, combo, again, pristine=False, ccache=False).verdict == "pass"
         assert [s.name for s in again.steps] == ["build"], combo
-    # the estimates count both as a no-op make; not under --pristine, nor in a lane that
-    # holds the other config
-    assert warm_combinations(settings, matrix) == {"dups-y", "dups-n"}
-    assert warm_combinations(settings_for(tmp_path, matrix, pristine=True), matrix) == set()
+    # the estimates count both as a no-op make, each scheduled by its own directory; not
+    # under --pristine, nor with lanes (one directory a tree)
+    assert warm_combinations(settings, matrix) == {
+        "dups-y": "lane-1", "dups-n": f"lane-1~{hashes['dups-n'][:12]}"}
+    assert warm_combinations(settings_for(tmp_path, matrix, pristine=True), matrix) == {}
     assert warm_combinations(settings_for(tmp_path, matrix, pristine=False, trees="lanes"),
-                             matrix) == {"dups-y"}
+                             matrix) == {}
     lanes = run(tmp_path, matrix, "dups-n", FakeMake(), pristine=False, ccache=False,
                 trees="lanes")  # `lanes`: one directory per lane, the least disk
     assert Path(lanes.output_dir).name == "lane-1"

@@ -104,9 +104,14 @@ def test_sigkill_mid_build_is_shown_as_killed_and_the_next_run_removes_its_conta
         other = tmp_path / "next"
         other.mkdir()
         m = write_matrix(other, kernel_tree, "  - {id: it-next, config: {}}")
+        # any kmatrix run on this machine removes it: under `pytest -n 2` another test's run
+        # may come first (seen once in CI: the summary step leaves it time), and then this one
+        # has nothing left to remove
+        still = containers(RUN_LABEL, run_dir.name)
         rerun = run_kmatrix("run", str(m), "--results", str(other / "res"), "--workers", "1",
                             timeout=1800)
-        assert "container(s) of killed runs" in rerun.stdout, rerun.stdout + rerun.stderr
+        if still:
+            assert "container(s) of killed runs" in rerun.stdout, rerun.stdout + rerun.stderr
         assert containers(RUN_LABEL, run_dir.name) == []
     finally:
         for cid in orphans:  # never leave the fault behind, whatever failed above

@@ -112,20 +112,22 @@ def tree_name(settings: RunSettings, combo: Combination) -> str:
     combination's own (by id); a combination that resolves to the same .config as an earlier one
     (say, one kernel booted with two command lines) builds right after it in its tree, so the
     kernel is built once. Without a resolve step (bisects), the combination's own."""
-    return _tree_of(load_resolutions(Path(settings.run_dir)).get(combo.id), combo)
+    return tree_of(load_resolutions(Path(settings.run_dir)).get(combo.id), combo)
 
 
-def _tree_of(resolution: Resolution | None, combo: Combination) -> str:
+def tree_of(resolution: Resolution | None, combo: Combination) -> str:
+    """`tree_name` from a resolution already loaded."""
     return resolution.tree_group if resolution is not None else combo.id
 
 
 def branch_of(resolutions: dict[str, Resolution], resolution: Resolution | None,
-              name: str) -> tuple[str, str]:
+              name: str, trees: str = "") -> tuple[str, str]:
     """The directory of tree `name` this combination builds in, and the one a new directory
-    starts as a copy of ("": the seed); see schedule.branch_dirs."""
+    starts as a copy of ("": the seed); see schedule.branch_dirs. `trees`: the run's
+    `build.trees`; under `lanes` (the least disk) a tree is one directory."""
     from .schedule import branch_dirs
 
-    if resolution is None or not resolution.tree:
+    if resolution is None or not resolution.tree or trees == "lanes":
         return name, ""
     members = sorted((r for r in resolutions.values()
                       if r.tree == name and not r.unsatisfiable), key=lambda r: r.position)
@@ -223,11 +225,10 @@ def run_combination(job: Job) -> results.Record:
             if outcome is None and resolution is not None:  # its time, for the reports
                 _stage(record, "resolve", "pass", resolution.seconds)
             if outcome is None:  # a request that can never hold takes no tree at all
-                name = _tree_of(resolution, combo)
+                name = tree_of(resolution, combo)
                 work = settings.work_dir(matrix.variant)
                 work.mkdir(parents=True, exist_ok=True)
-                where, parent = branch_of(resolutions, resolution, name) \
-                    if settings.trees != "lanes" else (name, "")  # lanes: least disk
+                where, parent = branch_of(resolutions, resolution, name, settings.trees)
                 # each directory of a tree has its own lock (a warm rerun may build two
                 # directories of one tree at once: session.warm_combinations)
                 with locks.held(work / f"{where}.lock", f"output tree {where}",

@@ -22,7 +22,7 @@ from . import cover, estimate, resolve, results, runstate
 from . import matrix as matrixmod
 from .cores import CoreBudget
 from .matrix import Combination, Matrix
-from .pipeline import run_combination, tree_name
+from .pipeline import run_combination, tree_of
 from .session import load_symbols
 from .settings import Job, RunSettings
 from .verdict import KmatrixError, Verdict
@@ -71,7 +71,7 @@ class MatrixFile(pytest.File):
         rank = estimate.tree_rank(estimates)
 
         def group(combo: Combination) -> str:  # its tree, or its warm directory (estimate.py)
-            return estimates.tree.get(combo.id) or tree_name(settings, combo)
+            return estimates.tree.get(combo.id) or tree_of(places.get(combo.id), combo)
 
         combos.sort(key=lambda c: (rank.get(group(c), len(rank)),
                                    places[c.id].position if c.id in places else 0))

@@ -272,7 +272,7 @@ def warm_combinations(settings: RunSettings, matrix: Matrix) -> dict[str, str]:
         r = found.get(combo.id)
         if r is None or r.unsatisfiable:
             continue
-        where = pipeline.branch_of(found, r, r.tree_group)[0]
+        where = pipeline.branch_of(found, r, r.tree_group, settings.trees)[0]
         if pipeline.kept_config(settings.work_dir(matrix.built_with(combo).variant) / where,
                                 r) is not None:
             warm[combo.id] = where

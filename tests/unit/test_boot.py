@@ -275,3 +275,45 @@ def test_prepare_guest_failure_is_infra(tmp_path: Path) -> None:
     runner = FakeRunner(lambda s: StepResult(s.name, s.argv, 1, 0.1, False, ["gcc: error"]))
     with pytest.raises(InfraError, match="guest-init"):
         boot.prepare_guest(runner, tmp_path / "guest", io.StringIO())
+
+
+def test_the_guest_is_built_once_and_kept_in_the_cache_by_what_it_is_made_of(
+        tmp_path: Path) -> None:
+    """A run copies /init and busybox an earlier run built with the same image, architecture
+    and init.c from the cache; another image builds them again; a run keeps its own copy."""
+    from harness import arch as archmod
+    from harness import boot_stage
+
+    def action(step: Step) -> StepResult:
+        Path(step.argv[step.argv.index("-o") + 1] if "-o" in step.argv else step.argv[-1]) \
+            .write_bytes(b"\x7fELF " + step.name.encode())
+        return StepResult(step.name, step.argv, 0, 0.1)
+
+    x86, cache = archmod.default(), tmp_path / "cache"
+    first = FakeRunner(action)
+    made = boot_stage.ensure_guest(tmp_path / "run1", first, io.StringIO(), x86, cache)
+    assert [s.name for s in first.steps] == ["guest-init", "guest-busybox"]
+    again = FakeRunner(action)
+    log = io.StringIO()
+    copied = boot_stage.ensure_guest(tmp_path / "run2", again, log, x86, cache)
+    assert again.steps == [] and "from " + str(cache / "guest") in log.getvalue()
+    assert copied.read_bytes() == made.read_bytes() and copied.parent.parent.parent.name == "run2"
+    assert boot_stage.ensure_guest(tmp_path / "run2", again, log, x86, cache) == copied
+
+    class OtherImage(FakeRunner):
+        def image_id(self) -> str:
+            return "sha256:other"
+
+    other = OtherImage(action)
+    boot_stage.ensure_guest(tmp_path / "run3", other, io.StringIO(), x86, cache)
+    assert [s.name for s in other.steps] == ["guest-init", "guest-busybox"]
+    assert len(list((cache / "guest").iterdir())) == 2
+    # a kept directory missing a file is not used: the guest is built again
+    for kept in (cache / "guest").iterdir():
+        (kept / "busybox").unlink()
+    rebuilt = FakeRunner(action)
+    boot_stage.ensure_guest(tmp_path / "run4", rebuilt, io.StringIO(), x86, cache)
+    assert [s.name for s in rebuilt.steps] == ["guest-init", "guest-busybox"]
+    fixed = FakeRunner(action)
+    boot_stage.ensure_guest(tmp_path / "run5", fixed, io.StringIO(), x86, cache)
+    assert fixed.steps == []  # run4 replaced the damaged directory with whole files

@@ -396,11 +396,12 @@ def place_in_trees(settings: RunSettings, ordered: list[Resolution],
         r.tree, r.position = slots[r.combination].tree, slots[r.combination].position
 
 
-def kconfig_fingerprint(tree: Path) -> str:
-    """Every Kconfig file of the tree by path, size and mtime: a tree that changed (a git
-    checkout moved, a file edited) never reuses a remembered resolution."""
+def kconfig_fingerprint(tree: Path, files: list[Path] | None = None) -> str:
+    """Every Kconfig file of the tree by path, size and mtime (`files`: kconfig.kconfig_files,
+    if the caller listed them already): a tree that changed (a git checkout moved, a file
+    edited) never reuses a remembered resolution, nor a remembered symbol scan."""
     digest = hashlib.sha256(str(tree).encode())
-    for path in sorted(tree.rglob("Kconfig*")):
+    for path in kconfig.kconfig_files(tree) if files is None else files:
         st = path.stat()
         digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return digest.hexdigest()

@@ -75,7 +75,8 @@ def prepare(results_dir: Path, given: Path | None,
     matrix, tree, symbols = session.load_checked(opts)
     tag, client, runner = session.open_engine(source.cache_root(), say, settings.runtime)
     kernel = {"version": tree.version, "origin": tree.origin, "commit": tree.commit}
-    now = shardmod.fingerprint(matrix, kernel, tag, imagemod.installed_packages(tag, client),
+    packages = imagemod.packages_of(tag, runner.image_id(), client, source.cache_root())
+    now = shardmod.fingerprint(matrix, kernel, tag, packages,
                                chosen, settings.boot)
     differs = shardmod.fingerprint_difference(settings.fingerprint, now)
     if differs:

@@ -9,6 +9,7 @@ from the records.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -112,16 +113,44 @@ def cpu_budget(cores: int, combos: int, workers: int | None, jobs: int | None,
 
 
 def load_checked(opts: Options) -> tuple[Matrix, source.KernelTree, SymbolTable]:
+    matrix, tree, symbols, _ = load_checked_tree(opts)
+    return matrix, tree, symbols
+
+
+def load_checked_tree(opts: Options) -> tuple[Matrix, source.KernelTree, SymbolTable, str]:
+    """load_checked, and the tree's Kconfig fingerprint (resolve.kconfig_fingerprint)."""
     matrix = matrixmod.load_matrix(opts.matrix)
     if opts.kernel:
         matrix.source = opts.kernel
     tree = source.resolve(matrix.source)
-    symbols = kconfig.scan_symbols(tree.path)
+    symbols, fingerprint = tree_symbols(tree.path)
     matrixmod.check_against_tree(matrix, symbols)
     # sampled and random combinations are known after Kconfig: their ids are not checked here
     for combo_id in opts.only if not (matrix.deferred or opts.random) else ():
         matrix.combination(combo_id)
-    return matrix, tree, symbols
+    return matrix, tree, symbols, fingerprint
+
+
+def tree_symbols(tree: Path) -> tuple[SymbolTable, str]:
+    """The symbols the tree's Kconfig files define, and the files' fingerprint. The scan is
+    remembered in the cache by that fingerprint (every Kconfig file's path, size and mtime): an
+    unchanged tree is listed and stat'ed, not read again; a damaged memo is scanned again."""
+    from .resolve import kconfig_fingerprint
+
+    files = kconfig.kconfig_files(tree)
+    fingerprint = kconfig_fingerprint(tree, files)
+    memo = source.cache_root() / "symbols" / f"{fingerprint[:32]}.json"
+    try:
+        types = json.loads(memo.read_text())
+        if isinstance(types, dict) and all(isinstance(v, str) for v in types.values()):
+            return SymbolTable(types), fingerprint
+    except (OSError, ValueError):
+        pass
+    symbols = kconfig.scan_symbols(tree, files)
+    with contextlib.suppress(OSError):  # a cache that cannot be written only costs a rescan
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        results.atomic_write(memo, json.dumps(symbols.types))
+    return symbols, fingerprint
 
 
 def check_disk(path: Path) -> None:
@@ -150,7 +179,7 @@ def open_engine(cache: Path, say: Say = print,
 
 
 def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
-    matrix, tree, symbols = load_checked(opts)
+    matrix, tree, symbols, fingerprint = load_checked_tree(opts)
     cache = source.cache_root()
     check_disk(cache)
     check_disk(opts.results)
@@ -175,17 +204,18 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
     results.point_latest(opts.results, run_dir)  # a run killed from here on shows as killed
     runner = container.make_runner(tag, client, run_id, runtimemod.runtime(engine))
     try:
+        image_id = runner.image_id()
         settings = RunSettings(
             run_id=run_id, matrix_path=str(matrix.path), run_dir=str(run_dir), cache=str(cache),
             tree=str(tree.path),
             kernel={"version": tree.version, "origin": tree.origin, "commit": tree.commit,
                     "path": str(tree.path)},
-            image=tag, image_id=runner.image_id(), jobs=jobs, workers=workers,
+            image=tag, image_id=image_id, jobs=jobs, workers=workers,
             cpus_per_build=float(jobs), mem_bytes=mem_bytes, pristine=opts.pristine,
             ccache=opts.ccache, adaptive_jobs=opts.jobs is None, disk_budget=disk_budget(),
             boot=opts.boot, only=list(opts.only),
             trees="own" if opts.pristine else (opts.trees or matrix.build.trees),
-            image_packages=imagemod.installed_packages(tag, client),
+            image_packages=imagemod.packages_of(tag, image_id, client, cache),
             matrix_info=runinfo.describe_matrix(matrix), runtime=engine,
             runtime_version=runtimemod.engine_version(client))
         settings.fingerprint = shardmod.fingerprint(matrix, settings.kernel, tag,
@@ -209,10 +239,9 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             f"{mem_bytes >> 20} MiB each, in {settings.runtime_version or engine}")
         with open(run_dir / "seed.log", "w") as log:
             # the resolve step's Kconfig sessions are prepared side by side with the seeds
-            from .resolve import kconfig_fingerprint, prepare_session
+            from .resolve import prepare_session
             from .seeds import seed_dir
 
-            fingerprint = kconfig_fingerprint(tree.path)
             ensure_seeds(settings, matrix, symbols, runner, log, os.cpu_count() or 1,
                          sessions=lambda view, own: prepare_session(
                              settings, view, runner, fingerprint,
@@ -227,12 +256,13 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
             settings.shard = shardmod.shard_info(opts.shard, list(opts.only), parts)
             settings.only = mine
             settings.save()
-        fit_to_trees(settings, opts, say)
+        warm = warm_combinations(settings, matrix)
+        fit_to_trees(settings, opts, say, warm)
         from . import estimate, seeds
 
         estimate.prepare(run_dir, {c.id for c in matrix.combinations
                                    if c.boot is not None and settings.boot},
-                         seeds.unmade(settings, matrix), warm_combinations(settings, matrix))
+                         seeds.unmade(settings, matrix), warm)
         return settings, matrix
     except BaseException as exc:
         container.reap(client, run_id)
@@ -241,13 +271,19 @@ def prepare_run(opts: Options, say: Say = print) -> tuple[RunSettings, Matrix]:
         raise
 
 
-def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print) -> None:
+def fit_to_trees(settings: RunSettings, opts: Options, say: Say = print,
+                 warm: dict[str, str] | None = None) -> None:
     """Combinations of one tree run one after the other: with fewer trees than workers, give
-    the idle workers' cores to make -j instead (unless --workers/--jobs said otherwise)."""
+    the idle workers' cores to make -j instead (unless --workers/--jobs said otherwise). A
+    warm combination (`warm`: warm_combinations) is scheduled by its own directory, so each
+    warm directory counts as one more thing that can run at once."""
     from . import resolve
 
+    warm = warm or {}
     found = resolve.load(Path(settings.run_dir))
-    trees = len({r.tree_group for r in found.values() if not r.unsatisfiable}) or 1
+    units = {("dir", warm[c]) if c in warm else ("tree", r.tree_group)
+             for c, r in found.items() if not r.unsatisfiable}
+    trees = len(units) or 1
     workers, jobs = cpu_budget(os.cpu_count() or 1, trees, opts.workers, opts.jobs,
                                opts.oversubscribe)
     if (workers, jobs) != (settings.workers, settings.jobs) and workers <= settings.workers:

@@ -22,6 +22,7 @@ from .config import (
     config_name,
     config_truth,
     config_value,
+    kconfig_files,
     merge,
     normalize,
     parse_config,
@@ -31,4 +32,5 @@ from .config import (
 
 __all__ = ["SYMBOL_RE", "TRISTATE_VALUES", "Config", "Mismatch", "SymbolTable", "actual_value",
            "bare_name", "check_value", "config_hash", "config_name", "config_truth",
-           "config_value", "merge", "normalize", "parse_config", "render_config", "scan_symbols"]
+           "config_value", "kconfig_files", "merge", "normalize", "parse_config",
+           "render_config", "scan_symbols"]

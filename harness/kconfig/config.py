@@ -118,19 +118,29 @@ class SymbolTable:
                                                                    n=n)]
 
 
-def scan_symbols(tree: Path) -> SymbolTable:
-    """Read every Kconfig* file of a tree (every architecture) for `config`/`menuconfig` lines.
+def kconfig_files(tree: Path) -> list[Path]:
+    """Every Kconfig* file of a tree (every architecture), sorted: the files Kconfig can
+    source. Hidden directories (.git) are skipped, and of Documentation/ only its top Kconfig,
+    which the top Kconfig sources."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(tree):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "Documentation"]
+        found.extend(Path(dirpath) / f for f in filenames if f.startswith("Kconfig"))
+    if (tree / "Documentation" / "Kconfig").is_file():
+        found.append(tree / "Documentation" / "Kconfig")
+    return sorted(found)
+
+
+def scan_symbols(tree: Path, files: list[Path] | None = None) -> SymbolTable:
+    """Read every Kconfig* file of a tree (`files`: kconfig_files(tree), if the caller made
+    it already) for `config`/`menuconfig` lines.
 
     This is a lexical scan, good for "does this symbol exist and what is its type"; what a
     symbol resolves to is always left to the tree's own Kconfig (make olddefconfig).
     """
     types: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(tree):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "Documentation"]
-        for filename in filenames:
-            if filename.startswith("Kconfig"):
-                _scan_file(Path(dirpath) / filename, types)
-    _scan_file(tree / "Documentation" / "Kconfig", types)  # sourced by the top Kconfig
+    for path in kconfig_files(tree) if files is None else files:
+        _scan_file(path, types)
     return SymbolTable(types)
 
 

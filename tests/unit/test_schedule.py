@@ -158,6 +158,33 @@ def test_fewer_trees_than_workers_give_the_cores_to_make(tmp_path: Path, monkeyp
     assert (pinned.workers, pinned.jobs) == (2, 1)
 
 
+def test_warm_directories_of_one_tree_keep_their_workers(tmp_path: Path, monkeypatch) -> None:
+    """A warm rerun schedules each warm directory by itself: one tree whose two configs are
+    both built already is two things to run at once, not one tree at make -j2."""
+    from harness import session
+    from harness.pipeline import RunSettings
+
+    monkeypatch.setattr(session.os, "cpu_count", lambda: 2)
+    found = {"on": resolve.Resolution("on", tree="boot-lane-1"),
+             "off": resolve.Resolution("off", tree="boot-lane-1", position=1)}
+    resolve.save(tmp_path, found)
+    said: list[str] = []
+    warm = RunSettings("r", "m.yaml", str(tmp_path), str(tmp_path), "/t", {}, "img",
+                       jobs=1, workers=2, cpus_per_build=1.0)
+    session.fit_to_trees(warm, session.Options(Path("m.yaml"), tmp_path), said.append,
+                         {"on": "boot-lane-1", "off": "boot-lane-1~0123456789ab"})
+    assert (warm.workers, warm.jobs, said) == (2, 1, [])
+    half = RunSettings("r", "m.yaml", str(tmp_path), str(tmp_path), "/t", {}, "img",
+                       jobs=1, workers=2, cpus_per_build=1.0)
+    session.fit_to_trees(half, session.Options(Path("m.yaml"), tmp_path), said.append,
+                         {"on": "boot-lane-1"})  # "off" is built in turn after its tree
+    assert (half.workers, half.jobs) == (2, 1)
+    cold = RunSettings("r", "m.yaml", str(tmp_path), str(tmp_path), "/t", {}, "img",
+                       jobs=1, workers=2, cpus_per_build=1.0)
+    session.fit_to_trees(cold, session.Options(Path("m.yaml"), tmp_path), said.append, {})
+    assert (cold.workers, cold.jobs) == (1, 2)
+
+
 # the seed's own delta (base + common config): where every new tree starts
 SEED = {"CONFIG_MODULES": "y", "CONFIG_DEBUG_FS": "y"}
 

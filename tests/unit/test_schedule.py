@@ -255,3 +255,36 @@ def test_each_config_of_a_tree_keeps_a_directory_started_from_the_one_before() -
     }
     assert schedule.branch_dirs("t", [("only", "", True)]) == {"only": ("t", "")}
     assert all(schedule.BRANCH not in c for c in "abc-._+0")  # never part of an id
+
+
+def test_a_mostly_warm_run_gets_one_worker_more_than_cores(tmp_path: Path, monkeypatch) -> None:
+    """No-op makes wait on the container engine for much of their time: with at least half
+    the combinations warm and more of them than cores, one worker more keeps the cores busy;
+    not when --workers or --jobs is given, not for a mostly cold run, not without memory."""
+    from harness import session
+    from harness.pipeline import RunSettings
+
+    monkeypatch.setattr(session.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(session, "mem_available", lambda: 16 << 30)
+    resolve.save(tmp_path, {c: resolve.Resolution(c, tree=f"t-{c}") for c in "abcd"} |
+                 {"x": resolve.Resolution("x", unsatisfiable="needs MIPS")})
+    warm = {c: f"t-{c}" for c in "abc"}
+
+    def fitted(opts: session.Options, warm: dict[str, str]) -> tuple[RunSettings, list[str]]:
+        settings = RunSettings("r", "m.yaml", str(tmp_path), str(tmp_path), "/t", {}, "img",
+                               jobs=1, workers=2, cpus_per_build=1.0, mem_bytes=4 << 30)
+        said: list[str] = []
+        session.fit_to_trees(settings, opts, said.append, warm)
+        return settings, said
+
+    plain = session.Options(Path("m.yaml"), tmp_path)
+    settings, said = fitted(plain, warm)
+    assert (settings.workers, settings.jobs, settings.cpus_per_build) == (3, 1, 1.0)
+    assert RunSettings.load(tmp_path).workers == 3
+    assert said == ["kmatrix: 3 of 4 combinations built already (no-op makes that mostly wait on "
+                    "the container engine): 3 in parallel x make -j1 on 2 cores"]
+    assert fitted(plain, {"a": "t-a"})[0].workers == 2  # mostly cold
+    assert fitted(session.Options(Path("m.yaml"), tmp_path, workers=2), warm)[0].workers == 2
+    assert fitted(session.Options(Path("m.yaml"), tmp_path, jobs=1), warm)[0].workers == 2
+    monkeypatch.setattr(session, "mem_available", lambda: 3 << 30)  # two builds' worth
+    assert fitted(plain, warm)[0].workers == 2

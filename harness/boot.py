@@ -26,10 +26,11 @@ from typing import IO
 from . import arch as archmod
 from . import cpio
 from .arch import Arch
-from .container import Mount, Progress, Runner, Step, file_size
+from .container import Mount, Progress, Runner, Step
 from .cores import LONG_SHARES
 from .judge import Judgement, PhaseCounts, judge, open_console, tail_reason
 from .matrix import DEFAULT_BOOT_TIMEOUT_S
+from .stepwatch import file_size
 from .verdict import InfraError, InputError, Outcome, Verdict
 
 HARNESS_DIR = Path(__file__).resolve().parent

@@ -8,21 +8,22 @@ use a fake runner; ``DockerRunner`` is the real one. Nothing here builds a shell
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shlex
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from .ownership import hand_over, step_ids
 from .runstate import owner_alive, owner_id
 from .runtime import Runtime
 from .runtime import connect as connect_runtime
 from .runtime import runtime as runtime_named
+from .stepwatch import StepTimeout, engine_answers, kill_quietly, oom_killed, wait_for
 from .verdict import InfraError
 
 LABEL = "org.kmatrix.step"
@@ -242,31 +243,38 @@ class DockerRunner:
         engine, check = self.runtime.label, self.runtime.check
         write_log(log, f"\n$ {self.reproducer(step)}\n")
         hand_over_mounts(step, log)
-        start = time.monotonic()
-        try:
-            container = self._client.containers.run(  # type: ignore[attr-defined]
-                self.image, command=list(step.argv), detach=True,
+        start, container = time.monotonic(), None
+        try:  # created, then started: one made but not started is removed below, not by a reap
+            container = self._client.containers.create(  # type: ignore[attr-defined]
+                self.image, command=list(step.argv),
                 user=user_spec(), network_mode="none", network_disabled=True,
                 cap_drop=["ALL"], security_opt=["no-new-privileges"],
                 init=True, read_only=True, tmpfs=dict(TMPFS), pids_limit=PIDS_LIMIT,
-                volumes={str(m.path): {"bind": str(m.inside),
-                                       "mode": "ro" if m.read_only else "rw"}
+                volumes={str(m.path): {"bind": str(m.inside), "mode": "ro" if m.read_only else "rw"}
                          for m in step.mounts},
                 devices=[f"{d}:{d}:rwm" for d in step.devices],
                 group_add=[str(g) for g in device_groups(step)],
                 working_dir=step.workdir, environment={"HOME": HOME, **dict(step.env)},
                 nano_cpus=int(cpu_limit(step) * 1e9), cpu_shares=step.cpu_shares or None,
-                mem_limit=step.mem_bytes,
-                memswap_limit=step.mem_bytes,  # no swap beyond the memory limit
+                mem_limit=step.mem_bytes, memswap_limit=step.mem_bytes,  # no swap beyond it
                 labels={LABEL: step.name, WORKDIR_LABEL: host_workdir(step),
                         RUN_LABEL: self.run_id, OWNER_LABEL: owner_id()},
             )
+            container.start()
         except docker.errors.ImageNotFound as exc:
             raise InfraError(f"builder image {self.image} is missing: run `kmatrix image` "
                              "to build it") from exc
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-            raise InfraError(f"{engine} could not start step {step.name} (is the engine "
-                             f"running? {check}): {one_line(exc)[:200]}") from exc
+        except BaseException as exc:
+            if container is not None:  # made but not started (or Ctrl-C): removed now
+                with contextlib.suppress(Exception):  # the engine may be gone too
+                    container.remove(force=True)
+            if isinstance(exc, docker.errors.APIError):  # the engine answered: its reason
+                raise InfraError(f"{engine} could not start step {step.name}: "
+                                 f"{one_line(exc.explanation or exc)[:240]}") from exc
+            if isinstance(exc, (docker.errors.DockerException, requests.exceptions.RequestException)):
+                raise InfraError(f"{engine} could not start step {step.name} (is the engine "
+                                 f"running? {check}): {one_line(exc)[:200]}") from exc
+            raise
 
         tail = TailBuffer()
         failure: list[BaseException] = []
@@ -321,12 +329,10 @@ class DockerRunner:
                       f"{one_line(lost)}\n")
             if isinstance(lost, InfraError):
                 raise lost
-            raise InfraError(f"lost the connection to the {engine} engine during step "
-                             f"{step.name} ({one_line(lost)[:160]}): check {check} and rerun") \
-                from lost
-        if failure:
-            if isinstance(failure[0], InfraError):
-                raise failure[0]
+            raise InfraError(f"lost the connection to the {engine} engine during step {step.name} "
+                             f"({one_line(lost)[:160]}): check {check} and rerun") from lost
+        if failure and isinstance(failure[0], InfraError):
+            raise failure[0]
         duration = time.monotonic() - start
         if oom:
             write_log(log, f"\nkmatrix: step {step.name} was killed for memory (OOMKilled, "
@@ -342,112 +348,7 @@ class DockerRunner:
                           self.reproducer(step), progressing)
 
 
-class StepTimeout(Exception):
-    """The step's limit ran out (`progressing`: at the hard limit, its output still growing;
-    `paused`: the container was frozen from outside, not slow)."""
-
-    def __init__(self, progressing: bool = False, paused: bool = False) -> None:
-        super().__init__("step limit")
-        self.progressing, self.paused = progressing, paused
-
-
-POLL_S = 5.0
-
-
-def wait_for(container: object, step: Step, start: float, client: object,
-             clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
-    """The container's exit status, or StepTimeout at its limit: `step.timeout_s`, or with
-    `step.progress` that limit stretched while the watched file grows (never past hard_s)."""
-    import requests.exceptions
-
-    if step.progress is None:
-        try:
-            return container.wait(timeout=step.timeout_s)  # type: ignore[attr-defined]
-        except requests.exceptions.RequestException as exc:
-            if not read_timed_out(exc):
-                raise
-            raise StepTimeout(paused=is_paused(container)) from None
-    watch = step.progress
-    size, grew_at = -1, clock()
-    while True:
-        now = clock()
-        left = start + watch.hard_s - now
-        try:
-            if left <= 0:
-                raise requests.exceptions.ReadTimeout("hard limit")
-            return container.wait(timeout=min(POLL_S, left))  # type: ignore[attr-defined]
-        except requests.exceptions.RequestException as exc:
-            if not read_timed_out(exc):
-                raise
-            now = clock()
-            current = file_size(watch.path)
-            if current != size:
-                size, grew_at = current, now
-            stalled = now - grew_at >= watch.stall_s
-            if watch.max_bytes and current > watch.max_bytes:
-                raise StepTimeout() from None  # the caller finds the file past its cap
-            if now - start >= watch.hard_s:
-                raise StepTimeout(progressing=not stalled, paused=is_paused(container)) from None
-            if now - start >= step.timeout_s and stalled:
-                raise StepTimeout(paused=is_paused(container)) from None
-            if not engine_answers(client):
-                raise StepTimeout() from None  # the caller names the lost engine
-
-
-def read_timed_out(exc: BaseException) -> bool:
-    """A wait that ran out of time. requests raises ReadTimeout when the time runs out before
-    the engine's answer starts, but ConnectionError(ReadTimeoutError) when it runs out while
-    the answer streams; only a refused or reset connection is a lost engine."""
-    import requests.exceptions
-    import urllib3.exceptions
-
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return True
-    return isinstance(exc, requests.exceptions.ConnectionError) and any(
-        isinstance(arg, urllib3.exceptions.ReadTimeoutError) for arg in exc.args)
-
-
-def file_size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return -1
-
-
-def is_paused(container: object) -> bool:
-    """Whether the container is frozen (`docker pause`): then no output is not the step's fault."""
-    try:
-        container.reload()  # type: ignore[attr-defined]
-        return bool(container.attrs["State"].get("Paused"))  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - unknown: not paused
-        return False
-
-
-def oom_killed(container: object) -> bool:
-    """The container's OOMKilled state (the kernel's OOM killer hit a process in it)."""
-    try:
-        container.reload()  # type: ignore[attr-defined]
-        return bool(container.attrs["State"].get("OOMKilled"))  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - unknown: the exit status stands
-        return False
-
-
-def engine_answers(client: object) -> bool:
-    try:
-        client.ping()  # type: ignore[attr-defined]
-        return True
-    except Exception:  # noqa: BLE001 - any failure: the engine is not answering
-        return False
-
-
-def kill_quietly(container: object) -> None:
-    try:
-        container.kill()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001 - already gone is fine
-        pass
-
-
-def one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException | str) -> str:
     return " ".join(str(exc).split())
 
 

@@ -100,3 +100,23 @@ def test_a_step_reaches_its_mounts_under_the_cache(docker_runner: DockerRunner,
         assert (where / "out").read_text().split() == [str(ownership.step_ids().uid)]
     finally:
         shutil.rmtree(where)
+
+
+def test_a_container_the_engine_cannot_start_is_removed_at_once(builder_image: str,
+                                                               tmp_path: Path):
+    """Docker creates a container whose device is missing and refuses to start it: the step
+    is an infrastructure error naming the step and the engine's reason, and the container is
+    gone right away (not left for the next run's reap)."""
+    from harness.verdict import InfraError
+
+    client = container.connect()
+    run_id = f"start-fault-{tmp_path.name}"
+    runner = DockerRunner(builder_image, client, run_id)
+    step = Step("needs-a-device", ("true",), (Mount(tmp_path, read_only=False),),
+                workdir=str(tmp_path), timeout_s=30, devices=("/dev/kmatrix-no-such-device",))
+    with pytest.raises(InfraError, match="could not start step needs-a-device.*"
+                       "kmatrix-no-such-device"):
+        runner.run(step, io.StringIO())
+    left = client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": f"{container.RUN_LABEL}={run_id}"})
+    assert left == []

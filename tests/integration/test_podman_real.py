@@ -224,3 +224,21 @@ def test_a_small_matrix_gives_the_same_verdicts_under_podman_as_under_docker(
         assert meta["build"]["runtime"] == name
     assert seen["docker"] == VERDICTS, seen
     assert seen["podman"] == seen["docker"]
+
+
+def test_a_container_podman_cannot_start_is_removed_at_once(
+        podman_client: object, podman_image: str, podman_runtime: runtime.Runtime,
+        tmp_path: Path) -> None:
+    """A step whose device is missing: Podman refuses it (at create or at start), the step is
+    an infrastructure error naming it, and no container of the run is left behind."""
+    from harness.verdict import InfraError
+
+    run_id = f"it-podman-start-{os.getpid()}"
+    runner = DockerRunner(podman_image, podman_client, run_id, podman_runtime)
+    bad = Step("needs-a-device", ("true",), (Mount(tmp_path, read_only=False),),
+               workdir=str(tmp_path), timeout_s=30, devices=("/dev/kmatrix-no-such-device",))
+    with pytest.raises(InfraError, match="could not start step needs-a-device"):
+        runner.run(bad, io.StringIO())
+    left = podman_client.containers.list(  # type: ignore[attr-defined]
+        all=True, filters={"label": f"{container.RUN_LABEL}={run_id}"})
+    assert left == []

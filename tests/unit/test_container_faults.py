@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 import requests.exceptions
 from test_boot import ON as BOOT_CONFIG
@@ -21,9 +22,15 @@ from harness.verdict import InfraError, Verdict
 
 
 class FakeContainer:
-    def __init__(self, wait: Any, oom: bool = False) -> None:
+    def __init__(self, wait: Any, oom: bool = False, start: BaseException | None = None) -> None:
         self._wait, self.attrs = wait, {"State": {"OOMKilled": oom}}
-        self.killed = self.removed = False
+        self.killed = self.removed = self.started = False
+        self._start = start
+
+    def start(self) -> None:
+        if self._start is not None:
+            raise self._start
+        self.started = True
 
     def logs(self, stream: bool, follow: bool) -> list[bytes]:
         return [b"make: building\n"]
@@ -48,7 +55,7 @@ class FakeClient:
         self.container, self.answers = container, answers
         self.containers = self
 
-    def run(self, *args: Any, **kwargs: Any) -> FakeContainer:
+    def create(self, *args: Any, **kwargs: Any) -> FakeContainer:
         self.kwargs = kwargs
         return self.container
 
@@ -108,12 +115,33 @@ def test_an_engine_gone_before_the_step_starts_is_infra_error_naming_docker() ->
     """Before the fix the SDK's requests ConnectionError escaped as `kmatrix failed:
     ConnectionError` (found by the fault suite: engine killed between two combinations)."""
     class Gone(FakeClient):
-        def run(self, *args: Any, **kwargs: Any) -> FakeContainer:
+        def create(self, *args: Any, **kwargs: Any) -> FakeContainer:
             raise requests.exceptions.ConnectionError("('Connection aborted.', "
                                                       "ConnectionRefusedError(111))")
 
     with pytest.raises(InfraError, match="Docker could not start step build"):
         DockerRunner("kmatrix-builder:x", Gone(FakeContainer(0))).run(STEP, io.StringIO())
+
+
+@pytest.mark.parametrize("fault", [
+    docker.errors.APIError("error gathering device information while adding custom device "
+                           "\"/dev/kvm\": no such file or directory"),
+    requests.exceptions.ConnectionError("Connection aborted."),
+])
+def test_a_container_made_but_not_started_is_removed_at_once(fault: Exception) -> None:
+    """The engine created the container but could not start it: an InfraError naming the
+    step, and the container removed now (before, it stayed until the next run's reap)."""
+    box = FakeContainer(0, start=fault)
+    with pytest.raises(InfraError, match="Docker could not start step build"):
+        run(box)
+    assert box.removed and not box.started
+
+
+def test_ctrl_c_while_a_container_starts_removes_it() -> None:
+    box = FakeContainer(0, start=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        run(box)
+    assert box.removed
 
 
 @pytest.mark.parametrize("line", [

@@ -170,11 +170,7 @@ def ensure_seeds(settings: RunSettings, matrix: Matrix, symbols: kconfig.SymbolT
     matrix_views = {v.variant: v for v in views}
     items: list[Matrix | str] = [*views] + ([matrix.variant] if matrix.variant in matrix_views
                                             and sessions is not None else [])
-    # one thread more than cores: a seed's steps are long single-threaded chains (conf,
-    # Kconfig, `make prepare`'s serial parts), and with one per core the last chain to start
-    # (an arm64 base config, then its session) ran alone on one core for 6 s; the bootable
-    # kernel's seed keeps its priority (LONG_SHARES)
-    made = side_by_side(log, items, one, (os.cpu_count() or 1) + 1)
+    made = side_by_side(log, items, one, os.cpu_count() or 1)
     for view, seed in zip(views, made, strict=False):
         settings.seeds[view.variant] = str(seed) if seed else ""
     settings.seed = settings.seeds.get(matrix.variant, "")

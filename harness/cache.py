@@ -29,6 +29,9 @@ PARTS = {  # what each top-level directory holds, and whether kmatrix remakes it
     "pristine": "--pristine trees of runs that were interrupted (safe to delete)",
     "resolve": "the resolve step's scratch trees of interrupted runs (safe to delete)",
     "bisect-test-git": "the test suite's git history (remade by the tests)",
+    "symbols": "the trees' symbol scans, by Kconfig fingerprint (scanned again)",
+    "image-packages": "the builder images' package lists, by image id (listed again)",
+    "guest": "the boot guest's /init and busybox, by image and init.c (built again)",
 }
 SEED_MARKER = ".kmatrix-seed-done"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -237,10 +237,12 @@ class WorkerEnd:
         self._note("unconfigure")
 
 
-def slow_end_line(run_dir: Path, last_report: float, ended: float) -> str | None:
+def slow_end_line(run_dir: Path, last_report: float, ended: float,
+                  loop_ended: float = 0.0) -> str | None:
     """One line when pytest took over SLOW_END_S (wall clock) from the last combination's
-    report to the end of its session (xdist stopping its workers), with what workers.log
-    says of each worker's end; None otherwise."""
+    report to the end of its session, with what workers.log says of each worker's end and
+    when every worker had finished (`loop_ended`: the rest is xdist stopping the worker
+    processes); None otherwise."""
     if not last_report or ended - last_report <= SLOW_END_S:
         return None
     notes = []
@@ -254,6 +256,9 @@ def slow_end_line(run_dir: Path, last_report: float, ended: float) -> str | None
             notes.append(f"{worker} {what} at +{float(at) - last_report:.1f} s")
         except ValueError:
             continue
+    if loop_ended:
+        notes.append(f"every worker finished at +{loop_ended - last_report:.1f} s, then "
+                     f"{ended - loop_ended:.1f} s to stop the worker processes")
     return (f"kmatrix: note: pytest took {ended - last_report:.1f} s after the last "
             f"combination's report to end its session ({'; '.join(notes) or 'no worker noted its end'})")
 
@@ -296,10 +301,12 @@ class ProgressReporter:
             print("\n" + line, flush=True)
             self.last_report = time.time()
 
-    @pytest.hookimpl(trylast=True)  # after xdist's own, which stops the workers
-    def pytest_sessionfinish(self) -> None:
+    @pytest.hookimpl(hookwrapper=True)  # around xdist's own, which stops the workers
+    def pytest_sessionfinish(self) -> Generator[None, None, None]:
+        loop_ended = time.time()  # every worker has reported its session finished
+        yield
         if self.run_dir is not None:
-            line = slow_end_line(self.run_dir, self.last_report, time.time())
+            line = slow_end_line(self.run_dir, self.last_report, time.time(), loop_ended)
             if line:
                 print("\n" + line, flush=True)
 

@@ -139,3 +139,6 @@ def test_a_slow_end_of_the_workers_is_one_note_with_their_times(tmp_path: Path) 
     assert line is not None and "gw1 sessionfinish at" in line and "gw1 unconfigure at" in line
     (tmp_path / "workers.log").write_text("bad\n110.5 gw0 sessionfinish\n")
     assert "gw0 sessionfinish at +10.5 s" in str(slow_end_line(tmp_path, 100.0, 121.0))
+    # when every worker had finished: the rest of the wait was xdist stopping their processes
+    line = str(slow_end_line(tmp_path, 100.0, 124.0, 100.4))
+    assert "every worker finished at +0.4 s, then 23.6 s to stop the worker processes" in line

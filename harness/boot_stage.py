@@ -46,12 +46,11 @@ def ensure_guest(run_dir: Path, runner: Runner, log: IO[str], arch: Arch,
         if initramfs.exists():
             return initramfs
         kept = cache / "guest" / guest_key(runner, arch) if cache is not None else None
-        if kept is not None and all((kept / name).is_file() for name in GUEST_FILES):
+        if kept is not None and whole_guest(kept):
             guest.mkdir(parents=True, exist_ok=True)
             for name in GUEST_FILES:
                 shutil.copy2(kept / name, guest / name)
-            log.write(f"kmatrix: guest /init and busybox for {arch.name} from {kept} (made by "
-                      f"{' then '.join(s.name for s in bootmod.guest_steps(guest, arch=arch))} "
+            log.write(f"kmatrix: guest /init and busybox for {arch.name} from {kept} (built "
                       "with this image and init.c before)\n")
             return bootmod.write_initramfs(guest)
         made = bootmod.prepare_guest(runner, guest, log, arch)
@@ -62,6 +61,10 @@ def ensure_guest(run_dir: Path, runner: Runner, log: IO[str], arch: Arch,
 
 
 GUEST_FILES = ("init", "busybox")
+
+
+def whole_guest(kept: Path) -> bool:
+    return all((kept / name).is_file() for name in GUEST_FILES)
 
 
 def guest_key(runner: Runner, arch: Arch) -> str:
@@ -79,7 +82,7 @@ def keep_guest(guest: Path, kept: Path) -> None:
     try:
         for name in GUEST_FILES:
             shutil.copy2(guest / name, tmp / name)
-        if kept.is_dir() and not all((kept / name).is_file() for name in GUEST_FILES):
+        if kept.is_dir() and not whole_guest(kept):
             shutil.rmtree(kept, ignore_errors=True)  # damaged: replaced by this run's files
         tmp.rename(kept)
     except OSError:

@@ -375,19 +375,7 @@ def installed_packages(runner_image: str, client: object,
 def packages_of(runner_image: str, image_id: str, client: object, cache: Path) -> dict[str, str]:
     """installed_packages, remembered in the cache by the image's id: an image id names its
     content, so its package list never changes; a damaged memo is listed again."""
-    import json
+    from .results import remembered_strings
 
-    from .results import atomic_write
-
-    memo = cache / "image-packages" / f"{image_id.removeprefix('sha256:')[:32]}.json"
-    try:
-        known = json.loads(memo.read_text())
-        if isinstance(known, dict) and known and all(isinstance(v, str) for v in known.values()):
-            return known
-    except (OSError, ValueError):
-        pass
-    packages = installed_packages(runner_image, client)
-    with contextlib.suppress(OSError):  # a cache that cannot be written only costs a listing
-        atomic_write(memo, json.dumps(packages, sort_keys=True))
-    return packages
-
+    return remembered_strings(cache / "image-packages" / f"{image_id.removeprefix('sha256:')[:32]}.json",
+                              lambda: installed_packages(runner_image, client))

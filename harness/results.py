@@ -15,12 +15,14 @@ truncated record.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import json
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +54,22 @@ def atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
         if exc.errno == errno.ENOSPC:
             raise InfraError(f"disk full while writing {path}: free some space and rerun") from exc
         raise
+
+
+def remembered_strings(path: Path, make: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """A str -> str mapping kept as JSON at `path` (a memo in the cache, named by what it was
+    made from): read back when whole, else made by `make` and written; a damaged or empty
+    memo is made again, and a memo that cannot be written only costs making it next time."""
+    try:
+        known = json.loads(path.read_text())
+        if isinstance(known, dict) and known and all(isinstance(v, str) for v in known.values()):
+            return known
+    except (OSError, ValueError):
+        pass
+    made = make()
+    with contextlib.suppress(OSError):
+        atomic_write(path, json.dumps(made, sort_keys=True))
+    return made
 
 
 def now() -> str:

@@ -9,7 +9,6 @@ from the records.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
@@ -139,18 +138,9 @@ def tree_symbols(tree: Path) -> tuple[SymbolTable, str]:
 
     files = kconfig.kconfig_files(tree)
     fingerprint = kconfig_fingerprint(tree, files)
-    memo = source.cache_root() / "symbols" / f"{fingerprint[:32]}.json"
-    try:
-        types = json.loads(memo.read_text())
-        if isinstance(types, dict) and all(isinstance(v, str) for v in types.values()):
-            return SymbolTable(types), fingerprint
-    except (OSError, ValueError):
-        pass
-    symbols = kconfig.scan_symbols(tree, files)
-    with contextlib.suppress(OSError):  # a cache that cannot be written only costs a rescan
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        results.atomic_write(memo, json.dumps(symbols.types))
-    return symbols, fingerprint
+    types = results.remembered_strings(source.cache_root() / "symbols" / f"{fingerprint[:32]}.json",
+                                       lambda: kconfig.scan_symbols(tree, files).types)
+    return SymbolTable(types), fingerprint
 
 
 def check_disk(path: Path) -> None:
@@ -305,7 +295,7 @@ def warm_workers(settings: RunSettings, cores: int, units: int, warm: int, combo
     of the machine busy with one worker per core, 93 to 95 % with one more, the wall the same
     or shorter). Only with more things to run at once than cores, and memory for every build."""
     extra = cores + 1
-    if warm * 2 < combos or units <= cores or settings.workers > cores:
+    if warm * 2 < combos or units <= cores:
         return False
     fit, mem_bytes = mem_budget(mem_available(), extra)
     if fit < extra:
